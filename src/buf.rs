@@ -1,0 +1,360 @@
+//! A buf: one block of memory, a header in front of it, and the reference
+//! count that decides when it goes back to its pool.
+//!
+//! # Layout
+//!
+//! A pooled buf is one allocation: a 64-byte [`Header`], then the data area of
+//! exactly `cap` bytes, so bookkeeping never eats into the data. A buf made by
+//! `Slice::from_vec` keeps the `Vec`'s own allocation as its data area and has
+//! a header allocated on its own.
+//!
+//! # Reference counting
+//!
+//! `refs` counts references, and every holder (slice, allocator, reader) owns
+//! at least one. The protocol is std `Arc`'s:
+//!
+//! - taking a new reference from an existing one is a `Relaxed` increment,
+//!   because the holder's own reference already keeps the buf alive, and it
+//!   aborts on overflow;
+//! - dropping a reference is a `Release` decrement, so that every write made
+//!   through it happens before the buf is reused;
+//! - the holder that brings the count to zero does an `Acquire` load, pairing
+//!   with those `Release` decrements, before it recycles or frees the buf.
+//!
+//! A [`Lease`] may own many references at once. The allocator and the reader
+//! take a batch when they adopt a buf and move one to each slice they hand out,
+//! so handing out a slice costs no atomic operation at all; they give back
+//! whatever they still hold when they let the buf go.
+
+use core::alloc::Layout;
+use core::ptr::{self, NonNull};
+
+use crate::error::AllocError;
+use crate::pool::PoolShared;
+use crate::sync::{Arc, AtomicUsize, Ordering, alloc_zeroed, dealloc};
+
+/// Bytes in front of a pooled buf's data area; also the alignment of both.
+pub(crate) const HEADER_SIZE: usize = 64;
+
+/// The most references a buf may have. Above this, `retain` aborts, as
+/// std `Arc` does: the count can only get there through leaked references,
+/// and wrapping around would free a buf that is still in use.
+const MAX_REFS: usize = isize::MAX as usize;
+
+/// References a [`Lease`] takes at a time. Larger batches mean fewer atomic
+/// operations; the value only has to stay far below `MAX_REFS`.
+const LEASE_BATCH: usize = 1024;
+
+/// The bookkeeping in front of every buf.
+#[repr(C, align(64))]
+pub(crate) struct Header {
+    /// The reference count; see the module docs.
+    refs: AtomicUsize,
+    /// Start of the data area. Fixed for the buf's life.
+    data: NonNull<u8>,
+    /// Bytes in the data area. Fixed for the buf's life.
+    cap: usize,
+    /// Who owns the memory and takes it back at the last release.
+    owner: Owner,
+    /// The next buf in the pool's free list. Read and written only while the
+    /// buf is idle and only under the pool's lock.
+    next_idle: Option<NonNull<Header>>,
+}
+
+const _: () = assert!(size_of::<Header>() == HEADER_SIZE, "the header must fill exactly one 64-byte line");
+const _: () = assert!(align_of::<Header>() == HEADER_SIZE);
+
+/// Who owns a buf's memory.
+enum Owner {
+    /// Header and data in one allocation made by `pool`. `class` is the
+    /// index of the free list it returns to, or `None` for a buf too large
+    /// to keep.
+    Pool { pool: Arc<PoolShared>, class: Option<usize> },
+    /// The data area is a `Vec<u8>`'s buffer of `len` bytes and `capacity`.
+    Vec { capacity: usize },
+}
+
+impl Header {
+    /// Allocates a zero-filled pooled buf with a data area of exactly `cap`
+    /// bytes and no references yet; the caller adopts it with [`Lease::adopt`].
+    ///
+    /// The data area is zero-filled so that no byte of it is ever
+    /// uninitialised: every byte a slice can show is initialised memory.
+    pub(crate) fn new_pooled(
+        pool: Arc<PoolShared>,
+        cap: usize,
+        class: Option<usize>,
+    ) -> Result<NonNull<Header>, AllocError> {
+        let layout = pooled_layout(cap).ok_or(AllocError::TooLarge)?;
+        // SAFETY: `layout` has a non-zero size: it includes the header.
+        let base = unsafe { alloc_zeroed(layout) };
+        let header = NonNull::new(base.cast::<Header>()).ok_or(AllocError::TooLarge)?;
+        // SAFETY: `base` is a fresh allocation of `HEADER_SIZE + cap` bytes, so
+        // `HEADER_SIZE` is in bounds; the pointer keeps the allocation's
+        // provenance, which covers the data area.
+        let data = unsafe { NonNull::new_unchecked(base.add(HEADER_SIZE)) };
+        let owner = Owner::Pool { pool, class };
+        // SAFETY: `header` is valid for writes of a `Header` and aligned to 64,
+        // the layout's alignment.
+        unsafe { header.write(Header::new(data, cap, owner, 0)) };
+        Ok(header)
+    }
+
+    /// Wraps `v`'s buffer as a buf with one reference, owned by the caller.
+    pub(crate) fn from_vec(v: Vec<u8>) -> NonNull<Header> {
+        let mut v = core::mem::ManuallyDrop::new(v);
+        let data = NonNull::new(v.as_mut_ptr()).expect("a Vec's pointer is never null");
+        let owner = Owner::Vec { capacity: v.capacity() };
+        let layout = Layout::new::<Header>();
+        // SAFETY: a `Header` has a non-zero size.
+        let raw = unsafe { alloc_zeroed(layout) }.cast::<Header>();
+        let Some(header) = NonNull::new(raw) else {
+            std::alloc::handle_alloc_error(layout)
+        };
+        // SAFETY: `header` is a fresh allocation with `Header`'s layout.
+        unsafe { header.write(Header::new(data, v.len(), owner, 1)) };
+        header
+    }
+
+    fn new(data: NonNull<u8>, cap: usize, owner: Owner, refs: usize) -> Header {
+        Header { refs: AtomicUsize::new(refs), data, cap, owner, next_idle: None }
+    }
+
+    /// Start of the data area.
+    ///
+    /// # Safety
+    /// `this` must be a live buf: the caller holds a reference to it, or owns
+    /// it while it is idle.
+    #[inline]
+    pub(crate) unsafe fn data(this: NonNull<Header>) -> NonNull<u8> {
+        // SAFETY: the caller guarantees `this` is live; `data` never changes.
+        unsafe { (*this.as_ptr()).data }
+    }
+
+    /// Bytes in the data area.
+    ///
+    /// # Safety
+    /// As for [`Header::data`].
+    #[inline]
+    pub(crate) unsafe fn cap(this: NonNull<Header>) -> usize {
+        // SAFETY: the caller guarantees `this` is live; `cap` never changes.
+        unsafe { (*this.as_ptr()).cap }
+    }
+
+    /// The reference counter alone, without creating a reference to the rest
+    /// of the header.
+    ///
+    /// # Safety
+    /// As for [`Header::data`], for as long as the returned reference is used.
+    #[inline]
+    unsafe fn refs<'a>(this: NonNull<Header>) -> &'a AtomicUsize {
+        // SAFETY: the caller guarantees `this` is live for 'a.
+        unsafe { &(*this.as_ptr()).refs }
+    }
+
+    /// Adds `n` references to a buf the caller already holds one of.
+    ///
+    /// # Safety
+    /// The caller holds at least one reference to `this`.
+    #[inline]
+    pub(crate) unsafe fn retain(this: NonNull<Header>, n: usize) {
+        // Relaxed: like `Arc::clone`, the caller's own reference keeps the buf
+        // alive, so there is nothing to synchronise with here. The matching
+        // `Release` comes when each of these references is dropped.
+        // SAFETY: the caller holds a reference, so `this` is live.
+        let old = unsafe { Header::refs(this) }.fetch_add(n, Ordering::Relaxed);
+        if old > MAX_REFS - n {
+            // Leaked references; wrapping around would free a live buf.
+            std::process::abort();
+        }
+    }
+
+    /// Drops `n` references; the last one recycles or frees the buf.
+    ///
+    /// # Safety
+    /// The caller owns `n` references to `this` and gives them all up: it
+    /// must not touch the buf or any memory in it afterwards.
+    #[inline]
+    pub(crate) unsafe fn release(this: NonNull<Header>, n: usize) {
+        // Release: every write this holder made to the buf happens before the
+        // `Acquire` load below in whichever thread drops the last reference.
+        // SAFETY: the caller owns a reference, so `this` is live.
+        let old = unsafe { Header::refs(this) }.fetch_sub(n, Ordering::Release);
+        debug_assert!(old >= n, "internal: released more references than held");
+        if old != n {
+            return;
+        }
+        // Acquire: pairs with the `Release` decrement of every other holder,
+        // so their writes happen before the buf is reused or freed. A load
+        // rather than a fence, as `bytes` does, because ThreadSanitizer does
+        // not model fences.
+        // SAFETY: the count just reached zero, so this thread owns the buf.
+        unsafe { Header::refs(this) }.load(Ordering::Acquire);
+        // SAFETY: no references are left; this thread owns the buf.
+        unsafe { Header::last_release(this) };
+    }
+
+    /// Whether the caller's `held` references are all there are.
+    ///
+    /// A `true` answer stays true until the caller shares a reference: nobody
+    /// else has a pointer to the buf from which to take one.
+    ///
+    /// # Safety
+    /// The caller holds `held` references to `this`.
+    #[inline]
+    pub(crate) unsafe fn is_held_only_by(this: NonNull<Header>, held: usize) -> bool {
+        // Acquire: pairs with the `Release` decrement of every former holder,
+        // so their writes to the buf happen before the caller takes the whole
+        // buf for itself.
+        // SAFETY: the caller holds a reference, so `this` is live.
+        unsafe { Header::refs(this) }.load(Ordering::Acquire) == held
+    }
+
+    /// Called once the count reaches zero: hands a pooled buf back to its
+    /// pool, or frees the buf.
+    ///
+    /// # Safety
+    /// `this` has no references left and the caller owns it.
+    #[cold]
+    #[inline(never)]
+    unsafe fn last_release(this: NonNull<Header>) {
+        // SAFETY: the caller owns `this`, so its header is valid to read.
+        let (pool, class) = match unsafe { &(*this.as_ptr()).owner } {
+            // A clone, so that no reference into the header (or, through it,
+            // to the pool) is alive once `take_back` has published the buf:
+            // from then on another thread may reuse or free both.
+            Owner::Pool { pool, class } => (Arc::clone(pool), *class),
+            Owner::Vec { .. } => {
+                // SAFETY: the caller owns `this`, which no pool can keep.
+                unsafe { Header::destroy(this) };
+                return;
+            }
+        };
+        // SAFETY: the caller owns `this`, which has no references.
+        if !unsafe { pool.take_back(this, class) } {
+            // SAFETY: the caller owns `this`, and the pool did not keep it.
+            unsafe { Header::destroy(this) };
+        }
+    }
+
+    /// Frees the buf's memory.
+    ///
+    /// # Safety
+    /// The caller owns `this`: it has no references and sits in no free list.
+    /// Nothing may use it afterwards.
+    pub(crate) unsafe fn destroy(this: NonNull<Header>) {
+        // SAFETY: the caller owns the header, so it may move it out; the
+        // memory is not read again as a `Header`.
+        let header = unsafe { this.read() };
+        match header.owner {
+            Owner::Pool { .. } => {
+                let layout = pooled_layout(header.cap).expect("internal: a live buf's layout is valid");
+                // SAFETY: `this` was allocated by `new_pooled` with this layout.
+                unsafe { dealloc(this.as_ptr().cast(), layout) };
+            }
+            Owner::Vec { capacity } => {
+                // SAFETY: `data`, `cap` and `capacity` came from a `Vec<u8>`
+                // in `from_vec`, which gave up its ownership.
+                drop(unsafe { Vec::from_raw_parts(header.data.as_ptr(), header.cap, capacity) });
+                // SAFETY: `this` was allocated by `from_vec` with this layout.
+                unsafe { dealloc(this.as_ptr().cast(), Layout::new::<Header>()) };
+            }
+        }
+        // `header` drops here, and with it a pooled buf's `Arc` to its pool:
+        // after the memory is gone, so the pool never outlives a reference to it.
+        drop(header);
+    }
+
+    /// Links `this` in front of `head` in an idle list.
+    ///
+    /// # Safety
+    /// The caller owns `this` (it is idle) and holds the pool's lock.
+    pub(crate) unsafe fn set_next_idle(this: NonNull<Header>, next: Option<NonNull<Header>>) {
+        // SAFETY: the caller owns `this`; no reference to it exists.
+        unsafe { ptr::addr_of_mut!((*this.as_ptr()).next_idle).write(next) };
+    }
+
+    /// The buf after `this` in an idle list.
+    ///
+    /// # Safety
+    /// As for [`Header::set_next_idle`].
+    pub(crate) unsafe fn next_idle(this: NonNull<Header>) -> Option<NonNull<Header>> {
+        // SAFETY: the caller owns `this`; no reference to it exists.
+        unsafe { (*this.as_ptr()).next_idle }
+    }
+}
+
+/// The layout of a pooled buf with `cap` data bytes, or `None` where it
+/// cannot be laid out (larger than `isize::MAX`).
+fn pooled_layout(cap: usize) -> Option<Layout> {
+    Layout::from_size_align(HEADER_SIZE.checked_add(cap)?, HEADER_SIZE).ok()
+}
+
+/// The largest data area a pooled buf can have.
+pub(crate) const MAX_POOLED_CAP: usize = isize::MAX as usize - 2 * HEADER_SIZE;
+
+/// A holder's stake in one buf: `held` references, at least one, that it
+/// hands out one at a time to the slices it makes.
+pub(crate) struct Lease {
+    buf: NonNull<Header>,
+    held: usize,
+}
+
+// SAFETY: a `Lease` owns references, which any thread may give up; the
+// reference count is atomic and the buf is not tied to a thread.
+unsafe impl Send for Lease {}
+
+impl Lease {
+    /// Takes a buf that nobody else can reach (fresh from the system, or just
+    /// taken off a free list), with a batch of references.
+    ///
+    /// # Safety
+    /// `buf` is a live pooled buf with no references, owned by the caller.
+    pub(crate) unsafe fn adopt(buf: NonNull<Header>) -> Lease {
+        // Relaxed: the caller owns the buf, and whoever had it before handed
+        // it over through the pool's lock (or it is fresh from the system),
+        // which orders their writes before ours.
+        // SAFETY: the caller owns `buf`.
+        unsafe { Header::refs(buf) }.store(LEASE_BATCH, Ordering::Relaxed);
+        Lease { buf, held: LEASE_BATCH }
+    }
+
+    /// The buf this lease holds.
+    #[inline]
+    pub(crate) fn buf(&self) -> NonNull<Header> {
+        self.buf
+    }
+
+    /// Moves one reference to the caller, who must give it to a new holder.
+    #[inline]
+    pub(crate) fn share(&mut self) -> NonNull<Header> {
+        if self.held == 1 {
+            self.top_up();
+        }
+        self.held -= 1;
+        self.buf
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn top_up(&mut self) {
+        // SAFETY: the lease holds a reference.
+        unsafe { Header::retain(self.buf, LEASE_BATCH) };
+        self.held += LEASE_BATCH;
+    }
+
+    /// Whether this lease holds every reference to its buf: no slice into it
+    /// is alive, so the whole buf is the lease's to reuse.
+    #[inline]
+    pub(crate) fn is_sole_holder(&self) -> bool {
+        // SAFETY: the lease holds `held` references.
+        unsafe { Header::is_held_only_by(self.buf, self.held) }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        // SAFETY: the lease owns `held` references and is going away.
+        unsafe { Header::release(self.buf, self.held) };
+    }
+}

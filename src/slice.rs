@@ -1,0 +1,342 @@
+//! `Slice`: a run of bytes in a buf, owned alone, with headroom in front.
+
+use core::fmt;
+use core::hash::{Hash, Hasher};
+use core::ops::{Deref, DerefMut};
+use core::ptr::NonNull;
+
+use crate::buf::Header;
+
+/// A run of bytes in a pooled buf that this slice alone may read and write,
+/// with optional headroom in front of it.
+///
+/// A `Slice` derefs to `[u8]`. It holds one reference to its buf, which goes
+/// back to its pool when the last slice (and allocator or reader) into it
+/// drops. A slice is 32 bytes and owns no heap allocation of its own.
+///
+/// # Ownership
+///
+/// No two live slices overlap, which is what makes `DerefMut` sound. A slice
+/// also owns its *headroom*: the free bytes right in front of its data, which
+/// [`expand_front`](Slice::expand_front) can claim to prepend a header in
+/// place, without copying the payload.
+///
+/// A default (or [`Slice::new`]) slice is empty and belongs to no buf.
+pub struct Slice {
+    /// The buf this slice holds a reference to; `None` for an empty slice
+    /// that belongs to no buf.
+    buf: Option<NonNull<Header>>,
+    /// Start of the data.
+    ptr: NonNull<u8>,
+    len: usize,
+    /// Bytes right in front of `ptr` that this slice owns.
+    headroom: usize,
+}
+
+const _: () = assert!(size_of::<Slice>() == 32);
+const _: () = assert!(size_of::<Option<Slice>>() == 32);
+
+// SAFETY: a slice owns its bytes alone, and its reference to the buf may be
+// given up from any thread: the count is atomic.
+unsafe impl Send for Slice {}
+// SAFETY: `&Slice` only reads the slice's own bytes and fields.
+unsafe impl Sync for Slice {}
+
+impl Slice {
+    /// An empty slice that belongs to no buf.
+    pub const fn new() -> Slice {
+        Slice { buf: None, ptr: NonNull::dangling(), len: 0, headroom: 0 }
+    }
+
+    /// Wraps `v` as a slice, without copying and with no headroom (iobuf's
+    /// `NewSlice`). Its memory is freed, not pooled, when the last slice into
+    /// it drops. This makes one small allocation for the buf's header.
+    pub fn from_vec(v: Vec<u8>) -> Slice {
+        let len = v.len();
+        let buf = Header::from_vec(v);
+        // SAFETY: `from_vec` returns a buf with one reference, which this
+        // slice takes over, and whose whole data area of `len` bytes is the
+        // `Vec`'s initialised contents.
+        unsafe { Slice::from_raw_parts(buf, Header::data(buf), len, 0) }
+    }
+
+    /// Assembles a slice.
+    ///
+    /// # Safety
+    /// - The caller gives the slice one reference to `buf`.
+    /// - `headroom + len` initialised bytes starting `headroom` bytes before
+    ///   `ptr` lie in `buf`'s data area, and no other slice, allocator or
+    ///   reader uses them while the slice lives.
+    #[inline]
+    pub(crate) unsafe fn from_raw_parts(
+        buf: NonNull<Header>,
+        ptr: NonNull<u8>,
+        len: usize,
+        headroom: usize,
+    ) -> Slice {
+        Slice { buf: Some(buf), ptr, len, headroom }
+    }
+
+    /// Free bytes in front of the data that [`expand_front`](Slice::expand_front)
+    /// may claim.
+    #[inline]
+    pub fn headroom(&self) -> usize {
+        self.headroom
+    }
+
+    /// Grows the slice `n` bytes backwards into its headroom. Returns `false`,
+    /// changing nothing, where the headroom is less than `n`.
+    ///
+    /// The new bytes hold whatever the headroom held: zeros for a slice from
+    /// [`Allocator::alloc`](crate::Allocator::alloc), the slice's own former
+    /// bytes after [`truncate_front`](Slice::truncate_front).
+    #[inline]
+    pub fn expand_front(&mut self, n: usize) -> bool {
+        if n > self.headroom {
+            return false;
+        }
+        // SAFETY: the `n <= headroom` bytes in front of `ptr` are in the same
+        // buf and owned by this slice.
+        self.ptr = unsafe { self.ptr.sub(n) };
+        self.len += n;
+        self.headroom -= n;
+        true
+    }
+
+    /// Prepends a copy of `header` in the headroom, without moving the data.
+    /// Returns `false`, changing nothing, where the headroom is too small.
+    #[inline]
+    pub fn prepend(&mut self, header: &[u8]) -> bool {
+        if !self.expand_front(header.len()) {
+            return false;
+        }
+        self[..header.len()].copy_from_slice(header);
+        true
+    }
+
+    /// Drops the first `n` bytes (all of them if `n` is larger than the
+    /// slice). They become headroom, so `expand_front` can take them back.
+    #[inline]
+    pub fn truncate_front(&mut self, n: usize) {
+        let n = n.min(self.len);
+        // SAFETY: `n <= len`, so the result is within (or one past) the data.
+        self.ptr = unsafe { self.ptr.add(n) };
+        self.len -= n;
+        self.headroom += n;
+    }
+
+    /// Shortens the slice to `len` bytes, keeping the front. No effect where
+    /// `len` is not less than the current length. The bytes cut off belong
+    /// to nobody afterwards.
+    #[inline]
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
+    /// Splits off and returns the first `at` bytes; `self` keeps the rest.
+    /// The returned front part keeps the headroom, `self` has none. No copy.
+    ///
+    /// # Panics
+    /// Where `at > len`.
+    #[must_use = "the front part is returned; dropping it frees its bytes"]
+    pub fn split_to(&mut self, at: usize) -> Slice {
+        assert!(at <= self.len, "split_to out of bounds: {at} > {}", self.len);
+        let front = Slice { buf: self.share_buf(), ptr: self.ptr, len: at, headroom: self.headroom };
+        // SAFETY: `at <= len`, so the result is within (or one past) the data.
+        self.ptr = unsafe { self.ptr.add(at) };
+        self.len -= at;
+        self.headroom = 0;
+        front
+    }
+
+    /// Splits off and returns the bytes from `at` on; `self` keeps the first
+    /// `at` bytes and its headroom, the returned back part has none. No copy.
+    ///
+    /// # Panics
+    /// Where `at > len`.
+    #[must_use = "the back part is returned; dropping it frees its bytes"]
+    pub fn split_off(&mut self, at: usize) -> Slice {
+        assert!(at <= self.len, "split_off out of bounds: {at} > {}", self.len);
+        // SAFETY: `at <= len`, so the result is within (or one past) the data.
+        let ptr = unsafe { self.ptr.add(at) };
+        let back = Slice { buf: self.share_buf(), ptr, len: self.len - at, headroom: 0 };
+        self.len = at;
+        back
+    }
+
+    /// Consumes `prev`, the slice allocated just before this one. Where `prev`
+    /// lies in the same buf and ends exactly where this slice's headroom
+    /// begins, this slice's headroom grows over `prev`'s headroom and data;
+    /// otherwise `prev` is simply dropped.
+    ///
+    /// This lets a protocol layer that is done with one message reuse its
+    /// bytes for a larger header on the next.
+    pub fn release_previous(&mut self, prev: Slice) {
+        if self.buf.is_some()
+            && prev.buf == self.buf
+            && prev.end() == self.ptr.as_ptr().wrapping_sub(self.headroom)
+        {
+            self.headroom += prev.headroom + prev.len;
+        }
+    }
+
+    /// Where this slice is the only holder of its buf (no allocator, reader
+    /// or other slice uses it), extends the headroom to the start of the buf
+    /// and returns `true`; otherwise returns `false` and changes nothing.
+    ///
+    /// **The new headroom holds whatever earlier slices of the same buf
+    /// held**, which may be another user's data: [`expand_front`](Slice::expand_front)
+    /// over it shows those bytes. Overwrite what you expose.
+    pub fn free_entire_prefix(&mut self) -> bool {
+        let Some(buf) = self.buf else {
+            return false;
+        };
+        // SAFETY: this slice holds one reference.
+        if !unsafe { Header::is_held_only_by(buf, 1) } {
+            return false;
+        }
+        // SAFETY: this slice holds a reference, so `buf` is live.
+        let start = unsafe { Header::data(buf) };
+        // The data lies in `buf`'s data area, at or after its start.
+        self.headroom = self.ptr.as_ptr().addr() - start.as_ptr().addr();
+        true
+    }
+
+    /// Appends `next` to this slice where `next` starts exactly where this
+    /// slice ends in the same buf: the two become one, with no copy. Otherwise
+    /// hands `next` back unchanged.
+    ///
+    /// # Errors
+    /// Returns `next` where it does not directly follow this slice.
+    pub fn try_join(&mut self, next: Slice) -> Result<(), Slice> {
+        if !self.is_followed_by(&next) {
+            return Err(next);
+        }
+        self.len += next.len;
+        Ok(())
+    }
+
+    /// Whether `next` starts exactly where this slice ends, in the same buf.
+    #[inline]
+    pub(crate) fn is_followed_by(&self, next: &Slice) -> bool {
+        self.buf.is_some() && self.buf == next.buf && self.end() == next.ptr.as_ptr()
+    }
+
+    /// Grows this slice over `next`, which must directly follow it, and
+    /// forgets `next` without giving up its reference: the caller owes one
+    /// release of this slice's buf.
+    ///
+    /// Used by `coalesce` to release the references of a whole run at once.
+    #[inline]
+    pub(crate) fn absorb_keeping_ref(&mut self, next: Slice) {
+        debug_assert!(self.is_followed_by(&next), "internal: absorbed a slice that does not follow");
+        self.len += next.len;
+        core::mem::forget(next);
+    }
+
+    /// Gives up `n` references to this slice's buf, which its owner had
+    /// taken over from slices it absorbed.
+    #[inline]
+    pub(crate) fn release_absorbed(&self, n: usize) {
+        if let (Some(buf), 1..) = (self.buf, n) {
+            // SAFETY: the caller owns `n` references taken over from absorbed
+            // slices, and this slice's own reference keeps the count above
+            // zero, so the buf survives the call.
+            unsafe { Header::release(buf, n) };
+        }
+    }
+
+    /// One past the last byte.
+    #[inline]
+    fn end(&self) -> *const u8 {
+        self.ptr.as_ptr().wrapping_add(self.len)
+    }
+
+    /// A new reference to this slice's buf, for a slice split off it.
+    #[inline]
+    fn share_buf(&self) -> Option<NonNull<Header>> {
+        if let Some(buf) = self.buf {
+            // SAFETY: this slice holds a reference to `buf`.
+            unsafe { Header::retain(buf, 1) };
+        }
+        self.buf
+    }
+}
+
+impl Drop for Slice {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(buf) = self.buf {
+            // SAFETY: the slice owns one reference and is going away.
+            unsafe { Header::release(buf, 1) };
+        }
+    }
+}
+
+impl Default for Slice {
+    fn default() -> Slice {
+        Slice::new()
+    }
+}
+
+impl Deref for Slice {
+    type Target = [u8];
+
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        // SAFETY: `ptr` is valid for `len` initialised bytes that only this
+        // slice uses (or is dangling with `len == 0`).
+        unsafe { core::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl DerefMut for Slice {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as for `deref`; `&mut self` makes the access exclusive, and
+        // no other slice overlaps these bytes.
+        unsafe { core::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl AsRef<[u8]> for Slice {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl AsMut<[u8]> for Slice {
+    fn as_mut(&mut self) -> &mut [u8] {
+        self
+    }
+}
+
+impl PartialEq for Slice {
+    /// Compares contents, like `[u8]`.
+    fn eq(&self, other: &Slice) -> bool {
+        self[..] == other[..]
+    }
+}
+
+impl Eq for Slice {}
+
+impl PartialEq<[u8]> for Slice {
+    fn eq(&self, other: &[u8]) -> bool {
+        self[..] == *other
+    }
+}
+
+impl Hash for Slice {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self[..].hash(state);
+    }
+}
+
+impl fmt::Debug for Slice {
+    /// Shows the length and headroom, not the contents: pooled bytes are
+    /// often someone's traffic, and logs are no place for it. Format `&slice[..]`
+    /// to see the bytes.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Slice").field("len", &self.len).field("headroom", &self.headroom).finish()
+    }
+}
