@@ -31,7 +31,7 @@ use core::ptr::{self, NonNull};
 
 use crate::error::AllocError;
 use crate::pool::PoolShared;
-use crate::sync::{Arc, AtomicUsize, Ordering, alloc_zeroed, dealloc};
+use crate::sync::{Arc, AtomicUsize, BufAccess, Ordering, alloc_zeroed, dealloc};
 
 /// Bytes in front of a pooled buf's data area; also the alignment of both.
 pub(crate) const HEADER_SIZE: usize = 64;
@@ -59,9 +59,14 @@ pub(crate) struct Header {
     /// The next buf in the pool's free list. Read and written only while the
     /// buf is idle and only under the pool's lock.
     next_idle: Option<NonNull<Header>>,
+    /// Shows loom who uses the data area; zero-sized outside loom.
+    access: BufAccess,
 }
 
+#[cfg(not(loom))]
 const _: () = assert!(size_of::<Header>() == HEADER_SIZE, "the header must fill exactly one 64-byte line");
+#[cfg(loom)]
+const _: () = assert!(size_of::<Header>() % HEADER_SIZE == 0);
 const _: () = assert!(align_of::<Header>() == HEADER_SIZE);
 
 /// Who owns a buf's memory.
@@ -117,7 +122,7 @@ impl Header {
     }
 
     fn new(data: NonNull<u8>, cap: usize, owner: Owner, refs: usize) -> Header {
-        Header { refs: AtomicUsize::new(refs), data, cap, owner, next_idle: None }
+        Header { refs: AtomicUsize::new(refs), data, cap, owner, next_idle: None, access: BufAccess::default() }
     }
 
     /// Start of the data area.
@@ -152,6 +157,16 @@ impl Header {
         unsafe { &(*this.as_ptr()).refs }
     }
 
+    /// The loom access tracker alone.
+    ///
+    /// # Safety
+    /// As for [`Header::refs`].
+    #[inline(always)]
+    unsafe fn access<'a>(this: NonNull<Header>) -> &'a BufAccess {
+        // SAFETY: the caller guarantees `this` is live for 'a.
+        unsafe { &(*this.as_ptr()).access }
+    }
+
     /// Adds `n` references to a buf the caller already holds one of.
     ///
     /// # Safety
@@ -176,6 +191,8 @@ impl Header {
     /// must not touch the buf or any memory in it afterwards.
     #[inline]
     pub(crate) unsafe fn release(this: NonNull<Header>, n: usize) {
+        // SAFETY: the caller owns a reference, so `this` is live.
+        unsafe { Header::access(this) }.shared();
         // Release: every write this holder made to the buf happens before the
         // `Acquire` load below in whichever thread drops the last reference.
         // SAFETY: the caller owns a reference, so `this` is live.
@@ -190,6 +207,8 @@ impl Header {
         // not model fences.
         // SAFETY: the count just reached zero, so this thread owns the buf.
         unsafe { Header::refs(this) }.load(Ordering::Acquire);
+        // SAFETY: as above.
+        unsafe { Header::access(this) }.exclusive();
         // SAFETY: no references are left; this thread owns the buf.
         unsafe { Header::last_release(this) };
     }
@@ -207,7 +226,12 @@ impl Header {
         // so their writes to the buf happen before the caller takes the whole
         // buf for itself.
         // SAFETY: the caller holds a reference, so `this` is live.
-        unsafe { Header::refs(this) }.load(Ordering::Acquire) == held
+        let sole = unsafe { Header::refs(this) }.load(Ordering::Acquire) == held;
+        if sole {
+            // SAFETY: as above.
+            unsafe { Header::access(this) }.exclusive();
+        }
+        sole
     }
 
     /// Called once the count reaches zero: hands a pooled buf back to its
@@ -315,6 +339,8 @@ impl Lease {
         // it over through the pool's lock (or it is fresh from the system),
         // which orders their writes before ours.
         // SAFETY: the caller owns `buf`.
+        unsafe { Header::access(buf) }.exclusive();
+        // SAFETY: as above.
         unsafe { Header::refs(buf) }.store(LEASE_BATCH, Ordering::Relaxed);
         Lease { buf, held: LEASE_BATCH }
     }

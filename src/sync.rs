@@ -1,4 +1,5 @@
-//! The one place that names atomics, `Arc`, `Mutex` and the global allocator.
+//! The one place that names atomics, `Arc`, `Mutex`, `UnsafeCell` and the
+//! global allocator.
 //!
 //! Under `--cfg loom` every item here is loom's model-checked twin, so the loom
 //! suite in `loom-tests/` explores the same code the crate ships. Nothing else
@@ -20,6 +21,37 @@ mod imp {
 }
 
 pub(crate) use imp::*;
+
+/// Lets loom see accesses to a buf's data, which is raw memory it cannot
+/// track itself. Outside loom it is zero-sized and does nothing.
+///
+/// Each holder of a buf calls [`shared`](BufAccess::shared) just before it
+/// gives up its reference, standing for every write it made to the buf; the
+/// thread that then takes the whole buf (to recycle, reuse or free it) calls
+/// [`exclusive`](BufAccess::exclusive). Loom reports a data race unless every
+/// `shared` access happens before the `exclusive` one, which is exactly what
+/// the reference count's `Release`/`Acquire` pairs must guarantee.
+#[derive(Debug, Default)]
+pub(crate) struct BufAccess {
+    #[cfg(loom)]
+    cell: loom::cell::UnsafeCell<()>,
+}
+
+impl BufAccess {
+    /// A holder is done with the buf.
+    #[inline(always)]
+    pub(crate) fn shared(&self) {
+        #[cfg(loom)]
+        self.cell.with(|_| ());
+    }
+
+    /// The caller now has the whole buf to itself.
+    #[inline(always)]
+    pub(crate) fn exclusive(&self) {
+        #[cfg(loom)]
+        self.cell.with_mut(|_| ());
+    }
+}
 
 /// Locks `mutex`, ignoring poisoning.
 ///
