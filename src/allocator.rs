@@ -131,8 +131,7 @@ impl Allocator {
     #[inline]
     #[track_caller]
     pub fn copy_from_slice(&mut self, data: &[u8]) -> Slice {
-        self.try_copy_from_slice(data)
-            .unwrap_or_else(|e| alloc_failed(e, data.len(), self.reserve))
+        self.try_copy_from_slice(data).unwrap_or_else(|e| alloc_failed(e, data.len(), self.reserve))
     }
 
     /// [`copy_from_slice`](Allocator::copy_from_slice), returning errors

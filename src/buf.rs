@@ -113,16 +113,21 @@ impl Header {
         let layout = Layout::new::<Header>();
         // SAFETY: a `Header` has a non-zero size.
         let raw = unsafe { alloc_zeroed(layout) }.cast::<Header>();
-        let Some(header) = NonNull::new(raw) else {
-            std::alloc::handle_alloc_error(layout)
-        };
+        let Some(header) = NonNull::new(raw) else { std::alloc::handle_alloc_error(layout) };
         // SAFETY: `header` is a fresh allocation with `Header`'s layout.
         unsafe { header.write(Header::new(data, v.len(), owner, 1)) };
         header
     }
 
     fn new(data: NonNull<u8>, cap: usize, owner: Owner, refs: usize) -> Header {
-        Header { refs: AtomicUsize::new(refs), data, cap, owner, next_idle: None, access: BufAccess::default() }
+        Header {
+            refs: AtomicUsize::new(refs),
+            data,
+            cap,
+            owner,
+            next_idle: None,
+            access: BufAccess::default(),
+        }
     }
 
     /// Start of the data area.

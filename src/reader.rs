@@ -101,7 +101,8 @@ impl<R: Read> Reader<R> {
         let spare_len = self.cap() - self.end;
         // SAFETY: the lease holds `buf`; bytes from `end` to the end of its
         // data area are initialised and belong to the reader alone.
-        let spare = unsafe { core::slice::from_raw_parts_mut(Header::data(buf).as_ptr().add(self.end), spare_len) };
+        let spare =
+            unsafe { core::slice::from_raw_parts_mut(Header::data(buf).as_ptr().add(self.end), spare_len) };
         loop {
             match self.src.read(spare) {
                 Ok(0) => {
