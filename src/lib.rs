@@ -69,3 +69,8 @@ pub use error::AllocError;
 pub use pool::{DEFAULT_BUF_SIZE, POOLED_MULTIPLES, Pool, PoolBuilder, PoolStats};
 pub use reader::Reader;
 pub use slice::Slice;
+
+/// Compiles and runs the README's Rust examples as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
