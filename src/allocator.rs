@@ -175,15 +175,20 @@ impl Allocator {
     }
 
     /// Lets go of the current buf and takes one with at least `need` bytes.
-    /// On error, the current buf is kept.
+    ///
+    /// The current buf goes first, so that when none of its slices is alive
+    /// it is the idle buf taken straight back. A request too large for any
+    /// buf fails before that, and keeps the current buf.
     #[cold]
     #[inline(never)]
     fn refill(&mut self, need: usize) -> Result<&mut Bump, AllocError> {
-        let lease = self.pool.take(need)?;
+        let size = self.pool.size_class(need)?;
+        // Dropping the old `Bump` drops its lease, giving back its references.
+        self.current = None;
+        let lease = self.pool.take(size)?;
         let buf = lease.buf();
         // SAFETY: the lease holds `buf`.
         let (next, remaining) = unsafe { (Header::data(buf), Header::cap(buf)) };
-        // Replacing the old `Bump` drops its lease, giving back its references.
         Ok(self.current.insert(Bump { lease, next, remaining }))
     }
 }

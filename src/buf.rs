@@ -33,8 +33,12 @@ use crate::error::AllocError;
 use crate::pool::PoolShared;
 use crate::sync::{Arc, AtomicUsize, BufAccess, Ordering, alloc_zeroed, dealloc};
 
-/// Bytes in front of a pooled buf's data area; also the alignment of both.
-pub(crate) const HEADER_SIZE: usize = 64;
+/// Bytes in front of a pooled buf's data area: one 64-byte line. Under loom
+/// the header carries model state and is larger.
+pub(crate) const HEADER_SIZE: usize = size_of::<Header>();
+
+/// Alignment of a pooled buf, and so of its data area.
+const BUF_ALIGN: usize = align_of::<Header>();
 
 /// The most references a buf may have. Above this, `retain` aborts, as
 /// std `Arc` does: the count can only get there through leaked references,
@@ -64,10 +68,8 @@ pub(crate) struct Header {
 }
 
 #[cfg(not(loom))]
-const _: () = assert!(size_of::<Header>() == HEADER_SIZE, "the header must fill exactly one 64-byte line");
-#[cfg(loom)]
-const _: () = assert!(size_of::<Header>() % HEADER_SIZE == 0);
-const _: () = assert!(align_of::<Header>() == HEADER_SIZE);
+const _: () = assert!(HEADER_SIZE == 64, "the header must fill exactly one 64-byte line");
+const _: () = assert!(BUF_ALIGN == 64, "data areas start on a cache line");
 
 /// Who owns a buf's memory.
 enum Owner {
@@ -99,8 +101,8 @@ impl Header {
         // provenance, which covers the data area.
         let data = unsafe { NonNull::new_unchecked(base.add(HEADER_SIZE)) };
         let owner = Owner::Pool { pool, class };
-        // SAFETY: `header` is valid for writes of a `Header` and aligned to 64,
-        // the layout's alignment.
+        // SAFETY: `header` is valid for writes of a `Header` and aligned to
+        // `BUF_ALIGN`, the layout's alignment.
         unsafe { header.write(Header::new(data, cap, owner, 0)) };
         Ok(header)
     }
@@ -316,11 +318,11 @@ impl Header {
 /// The layout of a pooled buf with `cap` data bytes, or `None` where it
 /// cannot be laid out (larger than `isize::MAX`).
 fn pooled_layout(cap: usize) -> Option<Layout> {
-    Layout::from_size_align(HEADER_SIZE.checked_add(cap)?, HEADER_SIZE).ok()
+    Layout::from_size_align(HEADER_SIZE.checked_add(cap)?, BUF_ALIGN).ok()
 }
 
 /// The largest data area a pooled buf can have.
-pub(crate) const MAX_POOLED_CAP: usize = isize::MAX as usize - 2 * HEADER_SIZE;
+pub(crate) const MAX_POOLED_CAP: usize = isize::MAX as usize - HEADER_SIZE - BUF_ALIGN;
 
 /// A holder's stake in one buf: `held` references, at least one, that it
 /// hands out one at a time to the slices it makes.

@@ -93,6 +93,13 @@ pub struct PoolStats {
     pub bytes_idle: usize,
 }
 
+/// The data size of a buf and the free list it belongs to, if any.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SizeClass {
+    cap: usize,
+    class: Option<usize>,
+}
+
 /// The state every handle and every buf of one pool shares.
 pub(crate) struct PoolShared {
     buf_size: usize,
@@ -171,9 +178,16 @@ impl Pool {
         self.shared.closed.load(Ordering::Relaxed)
     }
 
-    /// Takes a buf of at least `need` data bytes for a new holder.
-    pub(crate) fn take(&self, need: usize) -> Result<Lease, AllocError> {
-        self.shared.take(&self.shared, need)
+    /// The size of buf that a request for `need` data bytes gets, or
+    /// `TooLarge` where no such buf can be made.
+    pub(crate) fn size_class(&self, need: usize) -> Result<SizeClass, AllocError> {
+        self.shared.size_class(need)
+    }
+
+    /// Takes a buf of the given size for a new holder: an idle one if there
+    /// is one, else a fresh one.
+    pub(crate) fn take(&self, size: SizeClass) -> Result<Lease, AllocError> {
+        PoolShared::take(&self.shared, size)
     }
 
     /// Whether the pool is closed, as a hint for the allocation fast path.
@@ -247,24 +261,23 @@ impl PoolBuilder {
 }
 
 impl PoolShared {
-    /// The data size of the buf for a request of `need` bytes, and the free
-    /// list it belongs to, if any.
-    fn size_class(&self, need: usize) -> Result<(usize, Option<usize>), AllocError> {
+    /// The size of buf for a request of `need` bytes.
+    fn size_class(&self, need: usize) -> Result<SizeClass, AllocError> {
         let multiple = need.div_ceil(self.buf_size).max(1);
         let cap = multiple.checked_mul(self.buf_size).ok_or(AllocError::TooLarge)?;
         if cap > MAX_POOLED_CAP {
             return Err(AllocError::TooLarge);
         }
         let class = (multiple <= POOLED_MULTIPLES).then(|| multiple - 1);
-        Ok((cap, class))
+        Ok(SizeClass { cap, class })
     }
 
-    /// Takes a buf of at least `need` bytes: an idle one of the right size if
-    /// there is one, else a fresh one. `this` is the `Arc` the new buf keeps.
-    fn take(&self, this: &Arc<PoolShared>, need: usize) -> Result<Lease, AllocError> {
-        let (cap, class) = self.size_class(need)?;
+    /// Takes a buf of `size`: an idle one if there is one, else a fresh one
+    /// that keeps a clone of `this`.
+    fn take(this: &Arc<PoolShared>, size: SizeClass) -> Result<Lease, AllocError> {
+        let SizeClass { cap, class } = size;
         {
-            let mut state = lock(&self.state);
+            let mut state = lock(&this.state);
             if state.closed {
                 return Err(AllocError::Closed);
             }
@@ -290,7 +303,7 @@ impl PoolShared {
             // SAFETY: a fresh buf has no references and nobody else has seen it.
             Ok(buf) => Ok(unsafe { Lease::adopt(buf) }),
             Err(e) => {
-                let mut state = lock(&self.state);
+                let mut state = lock(&this.state);
                 state.stats.bufs_in_use -= 1;
                 state.stats.bytes_in_use -= cap;
                 state.stats.bufs_created -= 1;

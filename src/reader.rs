@@ -5,6 +5,7 @@ use core::ptr;
 use std::io::{self, Read};
 
 use crate::buf::{Header, Lease};
+use crate::error::AllocError;
 use crate::pool::Pool;
 use crate::slice::Slice;
 
@@ -62,10 +63,14 @@ impl<R: Read> Reader<R> {
     ///   retried), with every byte read so far kept;
     /// - `InvalidData` where the source claims to have read more bytes than
     ///   it was given room for;
-    /// - the pool's [`AllocError`](crate::AllocError), converted, where no buf
-    ///   of `n` bytes can be had: `Other` once the pool is closed,
-    ///   `InvalidInput` for a length too large for any buf.
+    /// - the pool's [`AllocError`], converted, once the pool is closed
+    ///   (`Other`, even with bytes still buffered, as an allocator refuses
+    ///   even with room left in its buf) or where no buf of `n` bytes can be
+    ///   made (`InvalidInput`). The buffered bytes stay buffered.
     pub fn read(&mut self, n: usize) -> io::Result<Slice> {
+        if self.pool.is_closed_hint() {
+            return Err(AllocError::Closed.into());
+        }
         while self.end - self.start < n {
             self.fill(n)?;
         }
@@ -136,7 +141,7 @@ impl<R: Read> Reader<R> {
         let buffered = self.end - self.start;
         let dst = match &self.lease {
             Some(lease) if self.cap() >= n && lease.is_sole_holder() => None,
-            _ => Some(self.pool.take(n)?),
+            _ => Some(self.pool.take(self.pool.size_class(n)?)?),
         };
         if let Some(old) = &self.lease {
             // SAFETY: both leases are held; the buffered bytes are the
