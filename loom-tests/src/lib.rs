@@ -1,1 +1,115 @@
+//! [loom] models of refbuf's reference counting and pool state.
+//!
+//! Under `--cfg loom`, refbuf's `sync` shim swaps every atomic, `Arc`,
+//! `Mutex` and `alloc_zeroed`/`dealloc` for loom's twin, and gives each buf a
+//! loom-only access tracker: every holder makes a shared access just before
+//! its `Release` decrement, and whoever takes the whole buf (to recycle,
+//! reuse or free it) makes an exclusive one. Each model in `tests/` runs a
+//! tiny scenario (one pool of 64-byte bufs, a few slices, at most two spawned
+//! threads besides the main one) through every interleaving loom explores,
+//! so that:
+//!
+//! - a too-weak ordering in the reference count shows up as a loom data race
+//!   on that tracker;
+//! - a buf leaked, or freed twice, shows up as loom's "Allocation leaked" or
+//!   "pointer not tracked", and a leaked pool as "Arc leaked";
+//! - the pool's counters ([`refbuf::PoolStats`]) are checked after the
+//!   threads are joined.
+//!
+//! The models:
+//!
+//! - `recycle`: two threads drop the last two slices of one buf at once;
+//! - `cross_thread_drop`: an allocator and its slices dropped on different
+//!   threads;
+//! - `close`: `Pool::close` racing the release of the last slice;
+//! - `pool_drop`: the last pool handle dropped while a slice is dropped;
+//! - `reader`: a reader reusing its buf while the slices it handed out are
+//!   dropped on other threads;
+//! - `free_entire_prefix`: `Slice::free_entire_prefix` racing the drop of a
+//!   sibling slice;
+//! - `coalesce`: `coalesce`'s batched release racing the drop of a sibling;
+//! - `split`: the parts of a split slice (pooled, and from `Slice::from_vec`)
+//!   dropped on different threads.
+//!
+//! # Running
+//!
+//! ```text
+//! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 \
+//!     cargo test -p loom-tests --release --target-dir target/loom
+//! ```
+//!
+//! A separate `--target-dir` keeps the `--cfg loom` build from evicting the
+//! ordinary one. `LOOM_MAX_PREEMPTIONS` bounds the thread preemptions per
+//! execution; unset, loom explores every interleaving, which for these
+//! models is still a matter of seconds. The other `LOOM_*` variables loom's
+//! `Builder` reads (`LOOM_LOG`, `LOOM_LOCATION`, `LOOM_CHECKPOINT_FILE`,
+//! `LOOM_MAX_BRANCHES`, ...) work too. Add `-- --nocapture` to see each
+//! model's execution count and time.
+//!
+//! A failing model usually aborts its whole test binary ("panic in a
+//! destructor during cleanup"): while the failure unwinds, loom 0.7 drops its
+//! record of the bufs still allocated outside the model, which panics again.
+//! The finding is the message printed before that; to see every model's
+//! verdict, add `--no-fail-fast`, or run one model at a time with
+//! `--test FILE -- --exact NAME`.
+//!
+//! Without `--cfg loom` this crate and its tests compile to nothing, so a
+//! plain `cargo test --workspace` passes them trivially.
+//!
+//! [loom]: https://docs.rs/loom/0.7
 
+#[cfg(loom)]
+use refbuf::Pool;
+
+/// Checks `f` under loom, with a [`loom::model::Builder`] configured from
+/// the `LOOM_*` environment variables, and prints the model's name, its
+/// preemption bound, and how many executions it took.
+///
+/// # Panics
+/// Where loom finds a failure in any execution: a panic in `f`, a data
+/// race, a deadlock, or a leaked allocation or `Arc`.
+#[cfg(loom)]
+pub fn run_model(name: &str, f: impl Fn() + Sync + Send + 'static) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Instant;
+
+    let builder = loom::model::Builder::new();
+    match builder.preemption_bound {
+        Some(bound) => println!("loom model `{name}`: at most {bound} preemptions"),
+        None => println!("loom model `{name}`: unbounded preemptions"),
+    }
+    let executions = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&executions);
+    let start = Instant::now();
+    builder.check(move || {
+        // A plain std counter, outside what loom models.
+        counter.fetch_add(1, Ordering::Relaxed);
+        f();
+    });
+    println!(
+        "loom model `{name}`: {} executions in {:.2?}",
+        executions.load(Ordering::Relaxed),
+        start.elapsed()
+    );
+}
+
+/// Asserts `pool`'s counters, for a pool whose bufs are all of the standard
+/// size: `created` bufs ever made, `in_use` held, `idle` kept for reuse, and
+/// byte counts to match.
+#[cfg(loom)]
+#[track_caller]
+pub fn assert_stats(pool: &Pool, created: u64, in_use: usize, idle: usize) {
+    let stats = pool.stats();
+    let size = pool.buf_size();
+    assert_eq!(
+        (stats.bufs_created, stats.bufs_in_use, stats.bufs_idle),
+        (created, in_use, idle),
+        "(bufs_created, bufs_in_use, bufs_idle) in {stats:?}"
+    );
+    assert_eq!(
+        (stats.bytes_in_use, stats.bytes_idle),
+        (in_use * size, idle * size),
+        "(bytes_in_use, bytes_idle) in {stats:?}"
+    );
+}

@@ -1,0 +1,60 @@
+//! Parts of a split slice dropped on different threads.
+#![cfg(loom)]
+
+use loom::thread;
+use loom_tests::{assert_stats, run_model};
+use refbuf::{Pool, Slice};
+
+/// The main thread splits a pooled slice into three parts, each split taking
+/// a new reference with a `Relaxed` increment, while the parts already split
+/// off are written and dropped on two other threads. The buf is recycled
+/// once, after the last part goes, showing every part's writes.
+#[test]
+fn split_parts_dropped_on_different_threads() {
+    run_model("split: parts of a pooled slice dropped on different threads", || {
+        let pool = Pool::builder().buf_size(64).build();
+        let mut alloc = pool.allocator(0);
+        let mut rest = alloc.alloc_for_overwrite(6);
+        drop(alloc);
+
+        let mut front = rest.split_to(2);
+        let tfront = thread::spawn(move || {
+            front.copy_from_slice(b"ff");
+            drop(front);
+        });
+        // Splits again while `front` may be going away.
+        let mut back = rest.split_off(2);
+        let tback = thread::spawn(move || {
+            back.copy_from_slice(b"bb");
+            drop(back);
+        });
+        rest.copy_from_slice(b"mm");
+        drop(rest);
+        tfront.join().unwrap();
+        tback.join().unwrap();
+        assert_stats(&pool, 1, 0, 1);
+
+        let mut alloc = pool.allocator(0);
+        let reused = alloc.alloc_for_overwrite(6);
+        assert_eq!(&reused[..], b"ffmmbb");
+        drop((reused, alloc));
+    });
+}
+
+/// A slice made with `Slice::from_vec` (its own header allocation, no pool)
+/// split in two, the parts dropped on two threads: the header and the
+/// `Vec`'s memory are freed exactly once, by whichever part goes last.
+#[test]
+fn from_vec_parts_dropped_on_different_threads() {
+    run_model("split: parts of a from_vec slice dropped on different threads", || {
+        let mut back = Slice::from_vec(b"headbody".to_vec());
+        let mut front = back.split_to(4);
+        let tfront = thread::spawn(move || {
+            front.copy_from_slice(b"HEAD");
+            drop(front);
+        });
+        back.copy_from_slice(b"BODY");
+        drop(back);
+        tfront.join().unwrap();
+    });
+}
