@@ -1,0 +1,294 @@
+//! A quick side-by-side of refbuf against the buffers a network program would
+//! otherwise use, printed as ratios against the project's speed targets.
+//!
+//! Run it with `cargo run --release --example bench_report` (about a minute).
+//! Each workload runs its refbuf and baseline versions in alternating rounds
+//! in this one process; the table reports the median time per operation of
+//! each and their ratio, which is what to compare on a shared, noisy machine.
+//! The criterion benches (`cargo bench`) measure the same workloads in more
+//! depth.
+
+use std::collections::VecDeque;
+use std::hint::black_box;
+use std::io::{BufReader, Read};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use refbuf::{Pool, Slice, coalesce};
+
+/// Alternating rounds per comparison; the median of each side is reported.
+const ROUNDS: usize = 15;
+/// Rough wall time of one round of one side.
+const ROUND_TIME: Duration = Duration::from_millis(40);
+
+fn main() {
+    let started = Instant::now();
+    let mut rows = Vec::new();
+    let pool = Pool::new();
+
+    for len in [64, 512, 1500, 9000] {
+        let mut alloc = pool.allocator(0);
+        let refbuf = median_ns(&mut || {
+            let mut s = alloc.alloc_for_overwrite(black_box(len));
+            s[0] = 1;
+            black_box(s);
+        });
+        let vec = median_ns(&mut || {
+            let mut v = Vec::<u8>::with_capacity(black_box(len));
+            v.push(1);
+            black_box(v);
+        });
+        let bytes_mut = median_ns(&mut || {
+            let mut b = BytesMut::with_capacity(black_box(len));
+            b.extend_from_slice(&[1]);
+            black_box(b);
+        });
+        let vec_target = match len {
+            64 => Some(2.0),
+            1500 => Some(3.0),
+            _ => None,
+        };
+        rows.push(Row::new(
+            format!("alloc_for_overwrite {len} B"),
+            "Vec::with_capacity",
+            refbuf,
+            vec,
+            vec_target,
+        ));
+        rows.push(Row::new(
+            format!("alloc_for_overwrite {len} B"),
+            "BytesMut::with_capacity",
+            refbuf,
+            bytes_mut,
+            Some(3.0),
+        ));
+    }
+
+    {
+        let mut alloc = pool.allocator(0);
+        let refbuf = median_ns(&mut || {
+            black_box(alloc.alloc(black_box(1500)));
+        });
+        let vec = median_ns(&mut || {
+            black_box(vec![0u8; black_box(1500)]);
+        });
+        rows.push(Row::new("alloc (zeroed) 1500 B".into(), "vec![0; len]", refbuf, vec, Some(1.3)));
+    }
+
+    {
+        const FRAME: usize = 1500;
+        const FRAMES: usize = 256;
+        let stream = vec![5u8; FRAME * FRAMES];
+        let refbuf = median_ns_per(FRAMES, &mut || {
+            let mut reader = pool.reader(&stream[..]);
+            for _ in 0..FRAMES {
+                black_box(reader.read(FRAME).expect("in-memory source"));
+            }
+        });
+        let buf_reader = median_ns_per(FRAMES, &mut || {
+            let mut reader = BufReader::with_capacity(64 * 1024, &stream[..]);
+            for _ in 0..FRAMES {
+                let mut frame = vec![0u8; FRAME];
+                reader.read_exact(&mut frame).expect("in-memory source");
+                black_box(frame);
+            }
+        });
+        let mut reused = vec![0u8; FRAME];
+        let limit = median_ns_per(FRAMES, &mut || {
+            let mut src = &stream[..];
+            for _ in 0..FRAMES {
+                let n = src.read(&mut reused).expect("in-memory source");
+                black_box(&reused[..n]);
+            }
+        });
+        rows.push(Row::new(
+            "Reader::read 1500 B".into(),
+            "BufReader + vec! + read_exact",
+            refbuf,
+            buf_reader,
+            Some(2.0),
+        ));
+        rows.push(Row::new(
+            "Reader::read 1500 B".into(),
+            "copy into one reused buffer",
+            refbuf,
+            limit,
+            Some(0.7),
+        ));
+    }
+
+    {
+        // Coalesce alone: prepare many runs of 16 touching slices, time
+        // coalescing all of them, and drop them outside the clock.
+        const RUNS: usize = 512;
+        let mut alloc = pool.allocator(0);
+        let mut samples: Vec<f64> = (0..ROUNDS * 4)
+            .map(|_| {
+                let mut runs: Vec<Vec<Slice>> =
+                    (0..RUNS).map(|_| (0..16).map(|_| alloc.alloc_for_overwrite(1024)).collect()).collect();
+                let start = Instant::now();
+                for run in &mut runs {
+                    coalesce(black_box(run), usize::MAX);
+                }
+                let ns = start.elapsed().as_nanos() as f64 / RUNS as f64;
+                assert!(runs.iter().all(|run| run.len() <= 2), "16 x 1 KiB spans at most two 64 KiB bufs");
+                ns
+            })
+            .collect();
+        samples.sort_by(f64::total_cmp);
+        rows.push(Row::absolute("coalesce 16 x 1 KiB".into(), samples[samples.len() / 2], 50.0));
+    }
+
+    {
+        const BATCH: usize = 1000;
+        const LEN: usize = 1500;
+        let refbuf = median_ns_per(
+            BATCH,
+            &mut cross_thread(|| {
+                let mut alloc = pool.allocator(0);
+                move || (0..BATCH).map(|_| alloc.alloc_for_overwrite(LEN)).collect::<Vec<Slice>>()
+            }),
+        );
+        let vec = median_ns_per(
+            BATCH,
+            &mut cross_thread(|| {
+                || (0..BATCH).map(|_| Vec::<u8>::with_capacity(LEN)).collect::<Vec<Vec<u8>>>()
+            }),
+        );
+        rows.push(Row::new("cross-thread 1000 x 1500 B".into(), "Vec", refbuf, vec, Some(8.0)));
+    }
+
+    {
+        const WINDOW: usize = 32;
+        const LEN: usize = 1500;
+        let mut alloc = pool.allocator(0);
+        let mut window: VecDeque<Slice> = (0..WINDOW).map(|_| alloc.alloc_for_overwrite(LEN)).collect();
+        let refbuf = median_ns(&mut || {
+            drop(window.pop_front());
+            let mut s = alloc.alloc_for_overwrite(LEN);
+            s[0] = 1;
+            window.push_back(s);
+        });
+        let mut vecs: VecDeque<Vec<u8>> = (0..WINDOW).map(|_| Vec::with_capacity(LEN)).collect();
+        let vec = median_ns(&mut || {
+            drop(vecs.pop_front());
+            let mut v = Vec::with_capacity(LEN);
+            v.push(1);
+            vecs.push_back(black_box(v));
+        });
+        rows.push(Row::new("window of 32 x 1500 B".into(), "Vec", refbuf, vec, Some(3.0)));
+    }
+
+    print_table(&rows);
+    println!("\n{} rounds per side, about {:.0?} in all.", ROUNDS, started.elapsed());
+}
+
+/// One line of the report.
+struct Row {
+    workload: String,
+    baseline: &'static str,
+    refbuf_ns: f64,
+    /// Baseline time per operation; `None` for an absolute target.
+    baseline_ns: Option<f64>,
+    /// Speed-up over the baseline to reach, or for an absolute target, the
+    /// most nanoseconds allowed.
+    target: Option<f64>,
+}
+
+impl Row {
+    fn new(
+        workload: String,
+        baseline: &'static str,
+        refbuf_ns: f64,
+        baseline_ns: f64,
+        target: Option<f64>,
+    ) -> Row {
+        Row { workload, baseline, refbuf_ns, baseline_ns: Some(baseline_ns), target }
+    }
+
+    fn absolute(workload: String, refbuf_ns: f64, max_ns: f64) -> Row {
+        Row { workload, baseline: "-", refbuf_ns, baseline_ns: None, target: Some(max_ns) }
+    }
+
+    /// The figure compared with the target, its text, and the target's text.
+    fn verdict(&self) -> (String, String, &'static str) {
+        match (self.baseline_ns, self.target) {
+            (Some(base), target) => {
+                let ratio = base / self.refbuf_ns;
+                let target_text = target.map_or("-".to_string(), |t| format!(">= {t:.1}x"));
+                let verdict = match target {
+                    Some(t) if ratio >= t => "pass",
+                    Some(_) => "short",
+                    None => "",
+                };
+                (format!("{ratio:.2}x"), target_text, verdict)
+            }
+            (None, Some(max)) => {
+                let verdict = if self.refbuf_ns <= max { "pass" } else { "short" };
+                (format!("{:.1} ns", self.refbuf_ns), format!("<= {max:.0} ns"), verdict)
+            }
+            (None, None) => unreachable!("an absolute row always has a target"),
+        }
+    }
+}
+
+fn print_table(rows: &[Row]) {
+    println!(
+        "| {:<28} | {:<30} | {:>10} | {:>11} | {:>9} | {:>10} | {:<5} |",
+        "workload", "baseline", "refbuf ns", "baseline ns", "speed-up", "target", ""
+    );
+    println!("|{:-<30}|{:-<32}|{:->12}|{:->13}|{:->11}|{:->12}|{:-<7}|", "", "", "", "", "", "", "");
+    for row in rows {
+        let (figure, target, verdict) = row.verdict();
+        let base = row.baseline_ns.map_or("-".to_string(), |b| format!("{b:.1}"));
+        println!(
+            "| {:<28} | {:<30} | {:>10.1} | {:>11} | {:>9} | {:>10} | {:<5} |",
+            row.workload, row.baseline, row.refbuf_ns, base, figure, target, verdict
+        );
+    }
+}
+
+/// Median nanoseconds per call of `op`.
+fn median_ns(op: &mut dyn FnMut()) -> f64 {
+    median_ns_per(1, op)
+}
+
+/// Median nanoseconds per unit, where each call of `op` does `units` units.
+/// Calibrates a round to about `ROUND_TIME`, then times `ROUNDS` rounds.
+fn median_ns_per(units: usize, op: &mut dyn FnMut()) -> f64 {
+    let mut calls = 1usize;
+    loop {
+        let t = time(calls, op);
+        if t >= ROUND_TIME / 4 || calls > 1 << 30 {
+            let per_call = t.as_secs_f64() / calls as f64;
+            calls = ((ROUND_TIME.as_secs_f64() / per_call) as usize).max(1);
+            break;
+        }
+        calls *= 4;
+    }
+    let mut samples: Vec<f64> =
+        (0..ROUNDS).map(|_| time(calls, op).as_nanos() as f64 / (calls * units) as f64).collect();
+    samples.sort_by(f64::total_cmp);
+    samples[ROUNDS / 2]
+}
+
+fn time(calls: usize, op: &mut dyn FnMut()) -> Duration {
+    let start = Instant::now();
+    for _ in 0..calls {
+        op();
+    }
+    start.elapsed()
+}
+
+/// The cross-thread workload: the calling thread makes a batch with
+/// `make()` and sends it; a second thread drops it. The returned closure does
+/// one batch per call. The channel holds two batches, so the two threads run
+/// side by side and the slower one sets the pace.
+fn cross_thread<T: Send + 'static, M: FnMut() -> T>(setup: impl FnOnce() -> M) -> impl FnMut() {
+    let (to_dropper, batches) = mpsc::sync_channel::<T>(2);
+    thread::spawn(move || batches.into_iter().for_each(drop));
+    let mut make = setup();
+    move || to_dropper.send(make()).expect("the dropping thread lives as long as the sender")
+}
