@@ -54,7 +54,8 @@ impl<R: Read> Reader<R> {
     }
 
     /// The next `n` bytes of the source, as one slice with no headroom.
-    /// `read(0)` returns an empty slice.
+    /// `read(0)` returns an empty slice (on an open pool: once the pool is
+    /// closed every read is refused, as below).
     ///
     /// # Errors
     /// - `UnexpectedEof` where the source ends before `n` bytes: the bytes

@@ -1,0 +1,334 @@
+//! No heap allocation once warm, and nothing left allocated once every handle
+//! and slice is gone, proved with a counting global allocator.
+//!
+//! The allocator counts per thread, and only while a thread has switched
+//! counting on, so the test harness's own allocations on other threads and
+//! tests running in parallel do not interfere. Every test here runs on one
+//! thread, so memory it allocates is also freed on that thread.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::io::{self, Read};
+
+use refbuf::{Pool, Slice, coalesce};
+
+/// Per-thread counters; `const`-initialised with no destructor, so reading
+/// them never allocates and works at any point in a thread's life.
+struct Counters {
+    on: Cell<bool>,
+    allocs: Cell<u64>,
+    live: Cell<isize>,
+}
+
+thread_local! {
+    static COUNTERS: Counters = const {
+        Counters { on: Cell::new(false), allocs: Cell::new(0), live: Cell::new(0) }
+    };
+}
+
+/// Records `allocs` new allocations and a change of `bytes` in live bytes,
+/// if this thread is counting.
+fn record(allocs: u64, bytes: isize) {
+    let _ = COUNTERS.try_with(|c| {
+        if c.on.get() {
+            c.allocs.set(c.allocs.get() + allocs);
+            c.live.set(c.live.get() + bytes);
+        }
+    });
+}
+
+struct Counting;
+
+// SAFETY: every method forwards its arguments unchanged to `System`, which
+// implements `GlobalAlloc` correctly, and returns `System`'s result; the
+// bookkeeping only updates thread-local `Cell`s, which neither allocates,
+// unwinds nor touches the memory being managed.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: our caller upholds `GlobalAlloc::alloc`'s contract
+        // (non-zero size), which is `System::alloc`'s.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            record(1, layout.size() as isize);
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: as for `alloc`.
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            record(1, layout.size() as isize);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: our caller guarantees `ptr` was allocated by this allocator,
+        // that is by `System`, with `layout`.
+        unsafe { System.dealloc(ptr, layout) };
+        record(0, -(layout.size() as isize));
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: our caller guarantees `ptr` came from `System` with `layout`
+        // and that `new_size` is valid, as `System::realloc` requires.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            record(1, new_size as isize - layout.size() as isize);
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Counting on this thread while alive.
+struct Counted;
+
+impl Counted {
+    fn start() -> Counted {
+        COUNTERS.with(|c| c.on.set(true));
+        Counted
+    }
+
+    fn allocs(&self) -> u64 {
+        COUNTERS.with(|c| c.allocs.get())
+    }
+
+    fn live(&self) -> isize {
+        COUNTERS.with(|c| c.live.get())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        COUNTERS.with(|c| c.on.set(false));
+    }
+}
+
+/// Runs `f` and returns how many allocations it made.
+fn allocs_in(counted: &Counted, f: impl FnOnce()) -> u64 {
+    let before = counted.allocs();
+    f();
+    counted.allocs() - before
+}
+
+/// A source that never allocates: `data` over and over.
+struct Cycle {
+    data: &'static [u8],
+    pos: usize,
+}
+
+impl Read for Cycle {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf.len().min(self.data.len() - self.pos).min(13);
+        buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+        self.pos = (self.pos + n) % self.data.len();
+        Ok(n)
+    }
+}
+
+static CYCLE: [u8; 97] = {
+    let mut a = [0u8; 97];
+    let mut i = 0;
+    while i < a.len() {
+        a[i] = (i * 7 + 3) as u8;
+        i += 1;
+    }
+    a
+};
+
+const BS: usize = 256;
+
+fn size(i: usize) -> usize {
+    (i * 37) % 300
+}
+
+/// The counting allocator sees allocations, frees and live bytes, so the zero counts below mean something.
+#[test]
+fn counter_works() {
+    let counted = Counted::start();
+    let live = counted.live();
+    let mut v: Vec<u8> = Vec::new();
+    assert_eq!(allocs_in(&counted, || v.reserve_exact(100)), 1);
+    assert_eq!(counted.live() - live, 100);
+    assert_eq!(allocs_in(&counted, || v.reserve_exact(300)), 1, "realloc counts");
+    assert_eq!(counted.live() - live, 300);
+    drop(v);
+    assert_eq!(counted.live(), live);
+    // The pool's own first allocations are seen too.
+    let pool = Pool::builder().buf_size(BS).build();
+    let mut alloc = pool.allocator(0);
+    assert_eq!(allocs_in(&counted, || drop(alloc.alloc(1))), 1, "a fresh buf is one allocation");
+    assert!(counted.live() - live >= BS as isize);
+}
+
+/// Once warm: alloc, copy_from_slice, slice surgery, Reader::read and coalesce make no heap allocation.
+#[test]
+fn steady_state_allocates_nothing() {
+    let (warm, iters) = if cfg!(miri) { (300, 200) } else { (5000, 20_000) };
+    let counted = Counted::start();
+    let pool = Pool::builder().buf_size(BS).build();
+    let mut plain = pool.allocator(0);
+    let mut reserved = pool.allocator(16);
+    let payload = [0xA5u8; 300];
+    let mut reader = pool.reader(io::repeat(7));
+    let mut cycle = pool.reader(Cycle { data: &CYCLE, pos: 0 });
+    let mut ring: [Option<Slice>; 3] = Default::default();
+    let mut parts: Vec<Slice> = Vec::with_capacity(16);
+
+    // Runs every operation once; `i` varies the sizes.
+    let mut step = |i: usize| {
+        drop(plain.alloc(size(i)));
+        drop(reserved.alloc(size(i + 1)));
+        drop(plain.alloc_for_overwrite(size(i + 2)));
+        let mut s = reserved.copy_from_slice(&payload[..size(i + 3)]);
+        assert_eq!(s.len(), size(i + 3));
+        assert!(s.prepend(&[1, 2, 3, 4]));
+        let mut back = s.split_off(s.len() / 2);
+        let front = s.split_to(2);
+        back.truncate_front(1);
+        assert!(back.expand_front(1));
+        assert!(s.try_join(back).is_ok());
+        drop(front);
+        ring[i % 3] = Some(s);
+
+        let frame = reader.read(1 + i % 200).unwrap();
+        assert!(frame.iter().all(|&b| b == 7));
+        let f = 1 + (i * 7) % 100;
+        let frame = cycle.read(f).unwrap();
+        assert_eq!(frame.len(), f);
+        // Held across the next few reads, so the reader needs fresh bufs.
+        ring[(i + 1) % 3] = Some(frame);
+
+        let mut total = 0;
+        for k in 0..8 {
+            let s = plain.alloc((i + k) % 40);
+            total += s.len();
+            parts.push(s);
+        }
+        coalesce(&mut parts, usize::MAX);
+        assert!(!parts.is_empty() && parts.len() <= 8);
+        assert_eq!(parts.iter().map(|s| s.len()).sum::<usize>(), total);
+        parts.clear();
+    };
+
+    for i in 0..warm {
+        step(i);
+    }
+    let created = pool.stats().bufs_created;
+    let n = allocs_in(&counted, || {
+        for i in 0..iters {
+            step(i);
+        }
+    });
+    assert_eq!(n, 0, "{n} allocations in {iters} warm iterations");
+    assert_eq!(pool.stats().bufs_created, created, "no fresh bufs once warm");
+
+    // Each operation alone, for a precise report if one regresses.
+    for (which, name) in
+        ["alloc + drop", "copy_from_slice", "Reader::read", "coalesce"].into_iter().enumerate()
+    {
+        let mut op = |i: usize| match which {
+            0 => drop(plain.alloc(size(i))),
+            1 => drop(reserved.copy_from_slice(&payload[..size(i)])),
+            2 => drop(reader.read(1 + i % 300).unwrap()),
+            _ => {
+                for k in 0..8 {
+                    parts.push(plain.alloc((i + k) % 30));
+                }
+                coalesce(&mut parts, usize::MAX);
+                parts.clear();
+            }
+        };
+        for i in 0..warm {
+            op(i);
+        }
+        let n = allocs_in(&counted, || {
+            for i in 0..iters {
+                op(i);
+            }
+        });
+        assert_eq!(n, 0, "{name}: {n} allocations in {iters} warm iterations");
+    }
+}
+
+/// Dropping every handle and slice, in any order, frees all memory; the last handle frees the idle bufs.
+#[test]
+fn nothing_stays_allocated() {
+    let counted = Counted::start();
+    let baseline = counted.live();
+
+    // Idle bufs are freed when the last handle, here an allocator, goes.
+    let pool = Pool::builder().buf_size(BS).build();
+    let mut alloc = pool.allocator(8);
+    let held: Vec<Slice> = (0..50).map(|i| alloc.alloc(size(i))).collect();
+    drop(held);
+    assert!(pool.stats().bufs_idle > 1);
+    drop(pool);
+    let with_idle = counted.live();
+    assert!(with_idle - baseline >= (2 * BS) as isize, "idle bufs are still held");
+    drop(alloc);
+    assert_eq!(counted.live(), baseline, "the last handle freed the idle bufs");
+
+    // Slices outlive every handle; the bufs go when the slices do.
+    let pool = Pool::builder().buf_size(BS).build();
+    let mut alloc = pool.allocator(0);
+    let mut reader = pool.reader(io::repeat(1));
+    let a = alloc.copy_from_slice(b"outlives the pool");
+    let b = reader.read(BS + 1).unwrap();
+    drop(alloc.alloc(BS * 20)); // an unpooled, oversized buf
+    drop((pool, alloc, reader));
+    assert_ne!(counted.live(), baseline);
+    assert_eq!(&a[..], b"outlives the pool");
+    assert!(b.iter().all(|&x| x == 1));
+    drop(b);
+    drop(a);
+    assert_eq!(counted.live(), baseline, "the last slices freed their bufs");
+
+    // Closing first, then dropping in a mixed order.
+    let pool = Pool::builder().buf_size(BS).build();
+    let clone = pool.clone();
+    let mut alloc = pool.allocator(4);
+    let mut reader = clone.reader(&CYCLE[..]);
+    let mut parts =
+        vec![alloc.alloc(10), alloc.alloc(20), reader.read(30).unwrap(), reader.read(40).unwrap()];
+    coalesce(&mut parts, usize::MAX);
+    pool.close();
+    drop(pool);
+    drop(parts.pop());
+    drop(reader);
+    drop(clone);
+    drop(parts);
+    drop(alloc);
+    assert_eq!(counted.live(), baseline);
+}
+
+/// `Slice::from_vec` makes one small allocation, and frees the Vec with its last slice.
+#[test]
+fn from_vec_frees_vec() {
+    let counted = Counted::start();
+    let baseline = counted.live();
+    let v = vec![9u8; 1000];
+    let mut s = None;
+    assert_eq!(allocs_in(&counted, || s = Some(Slice::from_vec(v))), 1, "one header allocation");
+    let mut s = s.unwrap();
+    assert!(counted.live() - baseline >= 1000);
+    let back = s.split_off(600);
+    let front = s.split_to(100);
+    drop(s);
+    assert!(counted.live() - baseline >= 1000, "still held by two slices");
+    drop(back);
+    assert_eq!(&front[..], &[9u8; 100][..]);
+    drop(front);
+    assert_eq!(counted.live(), baseline, "the Vec and the header are freed");
+
+    // An empty Vec with capacity, and a Vec wrapped but never split.
+    let s = Slice::from_vec(Vec::with_capacity(64));
+    assert!(s.is_empty());
+    drop(s);
+    drop(Slice::from_vec(vec![1, 2, 3]));
+    assert_eq!(counted.live(), baseline);
+}
