@@ -113,3 +113,16 @@ pub fn assert_stats(pool: &Pool, created: u64, in_use: usize, idle: usize) {
         "(bytes_in_use, bytes_idle) in {stats:?}"
     );
 }
+
+/// Asserts that the pool's one idle buf comes back to a new allocator as it
+/// was left, starting with `expected`: the writes of every earlier holder are
+/// visible to the next user. Leaves the buf idle again.
+#[cfg(loom)]
+#[track_caller]
+pub fn assert_recycled_with(pool: &Pool, expected: &[u8]) {
+    let mut alloc = pool.allocator(0);
+    let reused = alloc.alloc_for_overwrite(expected.len());
+    assert_eq!(&reused[..], expected, "the recycled buf shows every earlier write");
+    drop((reused, alloc));
+    assert_stats(pool, 1, 0, 1);
+}

@@ -2,7 +2,7 @@
 #![cfg(loom)]
 
 use loom::thread;
-use loom_tests::{assert_stats, run_model};
+use loom_tests::{assert_recycled_with, assert_stats, run_model};
 use refbuf::{Pool, coalesce};
 
 /// The main thread coalesces three touching slices into one, giving back the
@@ -31,11 +31,7 @@ fn coalesce_races_sibling_drop() {
         td.join().unwrap();
         assert_stats(&pool, 1, 0, 1);
 
-        let mut alloc = pool.allocator(0);
-        let reused = alloc.alloc_for_overwrite(8);
-        assert_eq!(&reused[..], b"AABBCCdd");
-        drop((reused, alloc));
-        assert_stats(&pool, 1, 0, 1);
+        assert_recycled_with(&pool, b"AABBCCdd");
     });
 }
 

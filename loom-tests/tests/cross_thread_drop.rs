@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use loom::thread;
-use loom_tests::{assert_stats, run_model};
+use loom_tests::{assert_recycled_with, assert_stats, run_model};
 use refbuf::Pool;
 
 /// The allocator is dropped on the main thread while its two slices are
@@ -35,11 +35,7 @@ fn allocator_dropped_on_main_slices_on_threads() {
         tb.join().unwrap();
         assert_stats(&pool, 1, 0, 1);
 
-        let mut alloc = pool.allocator(0);
-        let reused = alloc.alloc_for_overwrite(6);
-        assert_eq!(&reused[..], b"aabbcc");
-        drop((reused, alloc));
-        assert_stats(&pool, 1, 0, 1);
+        assert_recycled_with(&pool, b"aabbcc");
     });
 }
 
@@ -69,11 +65,7 @@ fn allocator_dropped_on_thread_slices_on_main_and_thread() {
         ta.join().unwrap();
         assert_stats(&pool, 1, 0, 1);
 
-        let mut alloc = pool.allocator(0);
-        let reused = alloc.alloc_for_overwrite(6);
-        assert_eq!(&reused[..], b"aabbcc");
-        drop((reused, alloc));
-        assert_stats(&pool, 1, 0, 1);
+        assert_recycled_with(&pool, b"aabbcc");
     });
 }
 

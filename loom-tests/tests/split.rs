@@ -2,7 +2,7 @@
 #![cfg(loom)]
 
 use loom::thread;
-use loom_tests::{assert_stats, run_model};
+use loom_tests::{assert_recycled_with, assert_stats, run_model};
 use refbuf::{Pool, Slice};
 
 /// The main thread splits a pooled slice into three parts, each split taking
@@ -34,10 +34,7 @@ fn split_parts_dropped_on_different_threads() {
         tback.join().unwrap();
         assert_stats(&pool, 1, 0, 1);
 
-        let mut alloc = pool.allocator(0);
-        let reused = alloc.alloc_for_overwrite(6);
-        assert_eq!(&reused[..], b"ffmmbb");
-        drop((reused, alloc));
+        assert_recycled_with(&pool, b"ffmmbb");
     });
 }
 
