@@ -174,22 +174,55 @@ impl Allocator {
         Ok((region, slice))
     }
 
-    /// Lets go of the current buf and takes one with at least `need` bytes.
+    /// Makes room for `need` bytes: rewinds to the start of the current buf
+    /// where no slice of it is alive and it is large enough, or else lets go
+    /// of it and takes one with at least `need` bytes.
     ///
-    /// The current buf goes first, so that when none of its slices is alive
-    /// it is the idle buf taken straight back. A request too large for any
-    /// buf fails before that, and keeps the current buf.
+    /// Rewinding reuses the memory most recently touched, and skips the
+    /// pool's lock both ways. Otherwise the current buf goes first, so that
+    /// a buf whose slices are all gone by the time it reaches the pool is the
+    /// idle buf taken straight back. A request too large for any buf fails
+    /// before that, and keeps the current buf.
     #[cold]
     #[inline(never)]
     fn refill(&mut self, need: usize) -> Result<&mut Bump, AllocError> {
+        if let Some(bump) = &self.current
+            && bump.cap() >= need
+            && bump.lease.is_sole_holder()
+        {
+            let bump = self.current.as_mut().expect("checked just above");
+            bump.rewind();
+            return Ok(bump);
+        }
         let size = self.pool.size_class(need)?;
         // Dropping the old `Bump` drops its lease, giving back its references.
         self.current = None;
         let lease = self.pool.take(size)?;
-        let buf = lease.buf();
-        // SAFETY: the lease holds `buf`.
-        let (next, remaining) = unsafe { (Header::data(buf), Header::cap(buf)) };
-        Ok(self.current.insert(Bump { lease, next, remaining }))
+        Ok(self.current.insert(Bump::new(lease)))
+    }
+}
+
+impl Bump {
+    /// A cursor at the start of the lease's buf.
+    fn new(lease: Lease) -> Bump {
+        let mut bump = Bump { lease, next: NonNull::dangling(), remaining: 0 };
+        bump.rewind();
+        bump
+    }
+
+    /// Bytes in the buf's data area.
+    fn cap(&self) -> usize {
+        // SAFETY: the lease holds its buf.
+        unsafe { Header::cap(self.lease.buf()) }
+    }
+
+    /// Moves the cursor to the start of the buf, handing the whole data area
+    /// to the allocator. Only for a fresh lease, or one that is its buf's
+    /// sole holder: then no slice owns any byte of it.
+    fn rewind(&mut self) {
+        // SAFETY: the lease holds its buf.
+        self.next = unsafe { Header::data(self.lease.buf()) };
+        self.remaining = self.cap();
     }
 }
 

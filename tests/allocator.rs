@@ -373,3 +373,22 @@ fn lone_allocator_recycles_its_own_buf() {
     let stats = pool.stats();
     assert_eq!((stats.bufs_created, stats.bufs_in_use, stats.bufs_idle), (1, 1, 0));
 }
+
+/// An allocator that runs out of room while none of its slices is alive rewinds to the start of the same
+/// buf (the memory it touched last); with a slice still alive it takes another buf instead.
+#[test]
+fn allocator_rewinds_only_when_no_slice_is_alive() {
+    let pool = Pool::builder().buf_size(64).build();
+    let mut alloc = pool.allocator(0);
+    let first = alloc.alloc(40);
+    let start = first.as_ptr();
+    drop(first);
+    let rewound = alloc.alloc(40);
+    assert_eq!(rewound.as_ptr(), start, "rewound to the start of the same buf");
+    assert_eq!(pool.stats().bufs_created, 1);
+
+    let moved_on = alloc.alloc(40);
+    assert_ne!(moved_on.as_ptr(), start, "a live slice keeps the allocator from rewinding over it");
+    assert_eq!(pool.stats().bufs_created, 2);
+    assert_eq!(&rewound[..], &[0; 40][..]);
+}

@@ -301,6 +301,9 @@ impl World {
         }
         let source = match self.amodels[a].cur {
             Some((b, next)) if need <= self.bufs[&b].cap - next => Source::Same(b, next),
+            // No slice of the current buf is alive (the allocator is its only
+            // holder) and it is large enough: the allocator rewinds to its start.
+            Some((b, _)) if need <= self.bufs[&b].cap && self.holders(b) == 1 => Source::Same(b, 0),
             _ => {
                 // The allocator lets go of its current buf before taking the
                 // next, so an old buf that goes idle is the one taken back.

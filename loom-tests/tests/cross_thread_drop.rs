@@ -69,11 +69,11 @@ fn allocator_dropped_on_thread_slices_on_main_and_thread() {
     });
 }
 
-/// The allocator runs out of room on a thread and lets go of the first buf
-/// before taking another, while the first buf's slices are dropped on the
-/// main thread and a third one. Where both were dropped before the refill,
-/// the allocator gets the first buf straight back (one buf made); otherwise
-/// it takes a fresh one (two). Both outcomes must occur.
+/// The allocator runs out of room on a thread while the first buf's slices
+/// are dropped on the main thread and a third one. Where both were dropped
+/// before the refill, the allocator, now the buf's sole holder, rewinds over
+/// it (one buf made; its `Acquire` check must see both drops); otherwise it
+/// lets go of the buf and takes a fresh one (two). Both outcomes must occur.
 #[test]
 fn allocator_refills_on_thread_while_slices_drop() {
     run_model("cross_thread_drop: allocator refill racing its slices' drops", || {
@@ -99,15 +99,15 @@ fn allocator_refills_on_thread_while_slices_drop() {
         let made = pool.stats().bufs_created;
         assert_stats(&pool, made, 0, made as usize);
         match made {
-            1 => REUSED_FIRST.fetch_add(1, Ordering::Relaxed),
+            1 => REWOUND.fetch_add(1, Ordering::Relaxed),
             2 => TOOK_FRESH.fetch_add(1, Ordering::Relaxed),
             _ => panic!("{made} bufs made for at most two bufs' worth of slices"),
         };
     });
-    assert!(REUSED_FIRST.load(Ordering::Relaxed) > 0, "no execution reused the first buf");
+    assert!(REWOUND.load(Ordering::Relaxed) > 0, "no execution rewound over the first buf");
     assert!(TOOK_FRESH.load(Ordering::Relaxed) > 0, "no execution took a fresh buf");
 }
 
 // Outcome counters across executions: plain std atomics, outside the model.
-static REUSED_FIRST: AtomicUsize = AtomicUsize::new(0);
+static REWOUND: AtomicUsize = AtomicUsize::new(0);
 static TOOK_FRESH: AtomicUsize = AtomicUsize::new(0);
