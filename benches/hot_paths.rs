@@ -5,8 +5,12 @@
 //! `-- alloc/` for one group. Compare ratios within one run: absolute times on
 //! a shared machine drift.
 
+use std::collections::VecDeque;
 use std::hint::black_box;
 use std::io::{BufReader, Read};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -122,5 +126,72 @@ fn coalesce_16(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, alloc, copy, reader, coalesce_16);
+/// One thread allocates batches of 1000 × 1500-byte buffers and sends them;
+/// another drops them. Timed per buffer, from the first send until the
+/// dropping thread has dropped the last batch.
+fn cross_thread(c: &mut Criterion) {
+    const BATCH: usize = 1000;
+    const LEN: usize = 1500;
+    let mut group = c.benchmark_group("cross_thread");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    let pool = Pool::new();
+    let mut alloc = pool.allocator(0);
+    group.bench_function(BenchmarkId::new("refbuf", "1000x1500"), |b| {
+        b.iter_custom(|iters| {
+            send_to_dropper(iters, || (0..BATCH).map(|_| alloc.alloc_for_overwrite(LEN)).collect::<Vec<_>>())
+        })
+    });
+    group.bench_function(BenchmarkId::new("vec", "1000x1500"), |b| {
+        b.iter_custom(|iters| {
+            send_to_dropper(iters, || (0..BATCH).map(|_| Vec::<u8>::with_capacity(LEN)).collect::<Vec<_>>())
+        })
+    });
+    group.finish();
+}
+
+/// Sends `iters` batches made by `make` to a fresh dropping thread and times
+/// until it has dropped them all. The channel holds two batches, so making
+/// and dropping overlap.
+fn send_to_dropper<T: Send + 'static>(iters: u64, mut make: impl FnMut() -> T) -> Duration {
+    let (batches, rx) = mpsc::sync_channel::<T>(2);
+    let dropper = thread::spawn(move || rx.into_iter().for_each(drop));
+    let start = Instant::now();
+    for _ in 0..iters {
+        batches.send(make()).expect("the dropping thread runs until the channel closes");
+    }
+    drop(batches);
+    dropper.join().expect("the dropping thread does not panic");
+    start.elapsed()
+}
+
+/// A window of the last 32 buffers of 1500 bytes: drop the oldest, make one.
+fn window(c: &mut Criterion) {
+    const WINDOW: usize = 32;
+    const LEN: usize = 1500;
+    let mut group = c.benchmark_group("window");
+    group.throughput(Throughput::Elements(1));
+    let pool = Pool::new();
+    let mut alloc = pool.allocator(0);
+    let mut slices: VecDeque<Slice> = (0..WINDOW).map(|_| alloc.alloc_for_overwrite(LEN)).collect();
+    group.bench_function(BenchmarkId::new("refbuf", "32x1500"), |b| {
+        b.iter(|| {
+            drop(slices.pop_front());
+            let mut s = alloc.alloc_for_overwrite(LEN);
+            s[0] = 1;
+            slices.push_back(s);
+        })
+    });
+    let mut vecs: VecDeque<Vec<u8>> = (0..WINDOW).map(|_| Vec::with_capacity(LEN)).collect();
+    group.bench_function(BenchmarkId::new("vec", "32x1500"), |b| {
+        b.iter(|| {
+            drop(vecs.pop_front());
+            let mut v = Vec::with_capacity(LEN);
+            v.push(1);
+            vecs.push_back(black_box(v));
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, alloc, copy, reader, coalesce_16, cross_thread, window);
 criterion_main!(benches);
