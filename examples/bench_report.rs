@@ -1,7 +1,8 @@
 //! A quick side-by-side of refbuf against the buffers a network program would
 //! otherwise use, printed as ratios against the project's speed targets.
 //!
-//! Run it with `cargo run --release --example bench_report` (about a minute).
+//! Run it with `cargo run --release --example bench_report` (about a minute);
+//! add `-- --svg docs/performance.svg` to also draw the speed-ups as a chart.
 //! Each workload runs its refbuf and baseline versions in alternating rounds
 //! in this one process; the table reports the median time per operation of
 //! each and their ratio, which is what to compare on a shared, noisy machine.
@@ -9,6 +10,7 @@
 //! depth.
 
 use std::collections::VecDeque;
+use std::fmt::Write as _;
 use std::hint::black_box;
 use std::io::{BufReader, Read};
 use std::sync::mpsc;
@@ -24,6 +26,14 @@ const ROUNDS: usize = 15;
 const ROUND_TIME: Duration = Duration::from_millis(40);
 
 fn main() {
+    let svg_path = match std::env::args().skip(1).collect::<Vec<_>>().as_slice() {
+        [] => None,
+        [flag, path] if flag == "--svg" => Some(path.clone()),
+        _ => {
+            eprintln!("usage: bench_report [--svg PATH]");
+            std::process::exit(2);
+        }
+    };
     let started = Instant::now();
     let mut rows = Vec::new();
     let pool = Pool::new();
@@ -183,6 +193,75 @@ fn main() {
 
     print_table(&rows);
     println!("\n{} rounds per side, about {:.0?} in all.", ROUNDS, started.elapsed());
+    if let Some(path) = svg_path {
+        if let Err(e) = std::fs::write(&path, svg_chart(&rows)) {
+            eprintln!("bench_report: cannot write {path}: {e}");
+            std::process::exit(1);
+        }
+        println!("chart written to {path}");
+    }
+}
+
+/// A horizontal bar chart of every speed-up row, with its target marked.
+fn svg_chart(rows: &[Row]) -> String {
+    const LABEL: f64 = 430.0;
+    const SCALE: f64 = 40.0; // pixels per 1x of speed-up
+    const BAR: f64 = 22.0;
+    let rows: Vec<(&Row, f64)> =
+        rows.iter().filter_map(|r| Some((r, r.baseline_ns? / r.refbuf_ns))).collect();
+    // Bars longer than the axis are cut at its end; their label gives the figure.
+    const AXIS_MAX: f64 = 10.0;
+    let widest = rows.iter().map(|&(r, x)| x.max(r.target.unwrap_or(0.0))).fold(1.0, f64::max).min(AXIS_MAX);
+    let width = LABEL + SCALE * widest.ceil() + 80.0;
+    let height = 40.0 + BAR * rows.len() as f64 + 30.0;
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" \
+         font-family=\"sans-serif\" font-size=\"12\">\n\
+         <text x=\"8\" y=\"20\" font-size=\"14\">refbuf speed-up over each baseline \
+         (bar; black tick = target)</text>\n"
+    );
+    for (i, &(row, ratio)) in rows.iter().enumerate() {
+        let y = 34.0 + BAR * i as f64;
+        let colour = match row.target {
+            Some(t) if ratio < t => "#d9822b",
+            _ => "#3a7bd5",
+        };
+        let label = format!("{} vs {}", row.workload, row.baseline);
+        let _ = writeln!(
+            svg,
+            "<text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"end\">{label}</text>",
+            LABEL - 8.0,
+            y + 15.0
+        );
+        let _ = writeln!(
+            svg,
+            "<rect x=\"{LABEL}\" y=\"{y:.0}\" width=\"{:.1}\" height=\"{:.0}\" fill=\"{colour}\"/>\
+             <text x=\"{:.1}\" y=\"{:.0}\">{ratio:.2}x</text>",
+            SCALE * ratio.min(widest),
+            BAR - 4.0,
+            LABEL + SCALE * ratio.min(widest) + 4.0,
+            y + 15.0
+        );
+        if let Some(t) = row.target {
+            let x = LABEL + SCALE * t;
+            let _ = writeln!(
+                svg,
+                "<line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{y:.0}\" y2=\"{:.0}\" stroke=\"black\" stroke-width=\"2\"/>",
+                y + BAR - 4.0
+            );
+        }
+    }
+    let axis_y = 34.0 + BAR * rows.len() as f64 + 4.0;
+    for x in 0..=widest.ceil() as usize {
+        let px = LABEL + SCALE * x as f64;
+        let _ = writeln!(
+            svg,
+            "<text x=\"{px:.0}\" y=\"{:.0}\" text-anchor=\"middle\" fill=\"#555\">{x}x</text>",
+            axis_y + 14.0
+        );
+    }
+    svg.push_str("</svg>\n");
+    svg
 }
 
 /// One line of the report.
