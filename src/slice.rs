@@ -219,7 +219,13 @@ impl Slice {
     /// Whether `next` starts exactly where this slice ends, in the same buf.
     #[inline]
     pub(crate) fn is_followed_by(&self, next: &Slice) -> bool {
-        self.buf.is_some() && self.buf == next.buf && self.end() == next.ptr.as_ptr()
+        next.buf.is_some_and(|buf| self.ends_at(buf, next.ptr))
+    }
+
+    /// Whether this slice's data ends exactly at `at`, in `buf`.
+    #[inline]
+    pub(crate) fn ends_at(&self, buf: NonNull<Header>, at: NonNull<u8>) -> bool {
+        self.buf == Some(buf) && self.end() == at.as_ptr()
     }
 
     /// Grows this slice over `next`, which must directly follow it, and
