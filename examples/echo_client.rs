@@ -13,47 +13,35 @@
 
 mod common;
 
+use std::io;
 use std::process::ExitCode;
 
-use common::args::Args;
+use common::args::{self, Args};
 use common::client::{self, Config};
 use common::frame::DEFAULT_MAX_FRAME;
 
 fn main() -> ExitCode {
-    let config = match parse() {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("echo_client: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match client::run(&config) {
-        Ok(report) => {
-            println!(
-                "{} round trips, {:.1} MB of payload each way, in {:.2?}: {:.0} round trips/s, {:.1} MB/s",
-                report.round_trips,
-                report.payload_bytes as f64 / 1e6,
-                report.elapsed,
-                report.round_trips_per_sec(),
-                report.mb_per_sec()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("echo_client: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    args::run_main("echo_client", parse, run)
 }
 
-fn parse() -> Result<Config, String> {
-    let mut args = Args::from_env();
-    let config = Config {
+fn parse(args: &mut Args) -> Result<Config, String> {
+    Ok(Config {
         addr: args.value("--addr", "127.0.0.1:7878".parse().expect("a valid address"))?,
         frames: args.value("--frames", 10_000)?,
         duration: args.seconds("--duration", 10.0)?,
         max_payload: args.value("--max-payload", DEFAULT_MAX_FRAME)?,
-    };
-    args.finish()?;
-    Ok(config)
+    })
+}
+
+fn run(config: Config) -> io::Result<()> {
+    let report = client::run(&config)?;
+    println!(
+        "{} round trips, {:.1} MB of payload each way, in {:.2?}: {:.0} round trips/s, {:.1} MB/s",
+        report.round_trips,
+        report.payload_bytes as f64 / 1e6,
+        report.elapsed,
+        report.round_trips_per_sec(),
+        report.mb_per_sec()
+    );
+    Ok(())
 }

@@ -14,36 +14,28 @@
 
 mod common;
 
+use std::io;
 use std::process::ExitCode;
 
-use common::args::Args;
+use common::args::{self, Args};
 use common::frame::DEFAULT_MAX_FRAME;
 use common::server::{Config, Server};
 
 fn main() -> ExitCode {
-    match parse().and_then(|config| run(config).map_err(|e| e.to_string())) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("echo_server: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    args::run_main("echo_server", parse, run)
 }
 
-fn parse() -> Result<Config, String> {
-    let mut args = Args::from_env();
-    let config = Config {
+fn parse(args: &mut Args) -> Result<Config, String> {
+    Ok(Config {
         addr: args.value("--addr", "127.0.0.1:7878".parse().expect("a valid address"))?,
         max_frame: args.value("--max-frame", DEFAULT_MAX_FRAME)?,
         baseline: args.flag("--baseline"),
         frames: args.value("--frames", u64::MAX)?,
         duration: args.seconds("--duration", 60.0)?,
-    };
-    args.finish()?;
-    Ok(config)
+    })
 }
 
-fn run(config: Config) -> std::io::Result<()> {
+fn run(config: Config) -> io::Result<()> {
     let mode = if config.baseline { "baseline (Vec + read_exact)" } else { "refbuf" };
     let server = Server::start(config.clone())?;
     println!(

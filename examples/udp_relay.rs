@@ -14,46 +14,34 @@
 
 mod common;
 
+use std::io;
 use std::process::ExitCode;
 
-use common::args::Args;
+use common::args::{self, Args};
 use common::relay::{self, DemoConfig};
 
 fn main() -> ExitCode {
-    let config = match parse() {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("udp_relay: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match relay::run_demo(&config) {
-        Ok(report) => {
-            println!(
-                "{} of {} datagrams relayed intact ({} forwarded, {:.1} MB of payload) in {:.2?}: {:.0} datagrams/s",
-                report.delivered,
-                report.sent,
-                report.forwarded,
-                report.payload_bytes as f64 / 1e6,
-                report.elapsed,
-                report.delivered as f64 / report.elapsed.as_secs_f64()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("udp_relay: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    args::run_main("udp_relay", parse, run)
 }
 
-fn parse() -> Result<DemoConfig, String> {
-    let mut args = Args::from_env();
-    let config = DemoConfig {
+fn parse(args: &mut Args) -> Result<DemoConfig, String> {
+    Ok(DemoConfig {
         datagrams: args.value("--datagrams", 100_000)?,
         duration: args.seconds("--duration", 10.0)?,
         window: args.value("--window", 32)?,
-    };
-    args.finish()?;
-    Ok(config)
+    })
+}
+
+fn run(config: DemoConfig) -> io::Result<()> {
+    let report = relay::run_demo(&config)?;
+    println!(
+        "{} of {} datagrams relayed intact ({} forwarded, {:.1} MB of payload) in {:.2?}: {:.0} datagrams/s",
+        report.delivered,
+        report.sent,
+        report.forwarded,
+        report.payload_bytes as f64 / 1e6,
+        report.elapsed,
+        report.delivered as f64 / report.elapsed.as_secs_f64()
+    );
+    Ok(())
 }

@@ -54,10 +54,19 @@ fn allocations_in(f: impl FnOnce()) -> u64 {
     ALLOCS.with(Cell::get) - before
 }
 
-/// Rounds of each loop: one to warm the pool up (it needs a second buf
-/// once a round straddles the end of the first), then one to count.
-fn rounds() -> usize {
-    if cfg!(miri) { 20 } else { 2_000 }
+/// Heap allocations made by `rounds` runs of `round`, after as many runs to
+/// warm the pool up (it needs a second buf once a round straddles the end
+/// of the first).
+fn steady_state_allocations(mut round: impl FnMut()) -> u64 {
+    let rounds = if cfg!(miri) { 20 } else { 2_000 };
+    for _ in 0..rounds {
+        round();
+    }
+    allocations_in(|| {
+        for _ in 0..rounds {
+            round();
+        }
+    })
 }
 
 /// A writer into a fixed array that takes at most 7 bytes per call.
@@ -101,15 +110,7 @@ fn chain_write_to_allocates_nothing() {
         assert_eq!(chain.write_to(out).expect("write"), 24);
         assert_eq!(&out.sink[..24], b"\0\0\0\x0dpayload bytestrailer");
     };
-    for _ in 0..rounds() {
-        round(&mut alloc, &mut out);
-    }
-    let n = allocations_in(|| {
-        for _ in 0..rounds() {
-            round(&mut alloc, &mut out);
-        }
-    });
-    assert_eq!(n, 0);
+    assert_eq!(steady_state_allocations(|| round(&mut alloc, &mut out)), 0);
 }
 
 /// Receiving with fill_with and dropping the slice allocates nothing once the pool is warm.
@@ -124,15 +125,7 @@ fn fill_with_allocates_nothing() {
         assert!(s.prepend(&[1; 8]));
         assert_eq!(s.len(), 308);
     };
-    for _ in 0..rounds() {
-        round(&mut alloc);
-    }
-    let n = allocations_in(|| {
-        for _ in 0..rounds() {
-            round(&mut alloc);
-        }
-    });
-    assert_eq!(n, 0);
+    assert_eq!(steady_state_allocations(|| round(&mut alloc)), 0);
 }
 
 /// Writing through a Writer (up to four parts) and finishing it allocates nothing once the pool is warm.
@@ -149,15 +142,7 @@ fn writer_allocates_nothing() {
         assert_eq!(chain.len(), 400);
         assert!(chain.iter().count() <= 3);
     };
-    for _ in 0..rounds() {
-        round(&mut alloc);
-    }
-    let n = allocations_in(|| {
-        for _ in 0..rounds() {
-            round(&mut alloc);
-        }
-    });
-    assert_eq!(n, 0);
+    assert_eq!(steady_state_allocations(|| round(&mut alloc)), 0);
 }
 
 /// into_bytes makes exactly one allocation for a non-empty slice and none for an empty one; cloning the Bytes makes none.

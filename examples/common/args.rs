@@ -1,7 +1,29 @@
-//! A tiny command-line parser: `--name value` options and `--name` flags.
+//! A tiny command-line parser (`--name value` options and `--name` flags),
+//! and the `main` every example shares.
 
+use std::io;
+use std::process::ExitCode;
 use std::str::FromStr;
 use std::time::Duration;
+
+/// Runs an example: `parse` takes its options, `run` does the work. Any
+/// error, or an argument left over, is printed after the example's `name`
+/// and makes the exit status a failure.
+pub fn run_main<C>(
+    name: &str,
+    parse: impl FnOnce(&mut Args) -> Result<C, String>,
+    run: impl FnOnce(C) -> io::Result<()>,
+) -> ExitCode {
+    let mut args = Args::from_env();
+    let config = parse(&mut args).and_then(|config| args.finish().map(|()| config));
+    match config.and_then(|config| run(config).map_err(|e| e.to_string())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
 /// The arguments not yet taken.
 pub struct Args {
