@@ -15,8 +15,8 @@ use crate::chain::Chain;
 ///
 /// The bytes go into one slice that grows in place while its buf has room,
 /// so the only copy is of the caller's bytes. When the buf is full the writer
-/// takes another and starts a new part; each part that starts a buf gets the
-/// allocator's `reserve` of zeroed headroom. This is the Go `bytespool`
+/// takes another and starts a new part. Each new part (the first, and each
+/// one after a full buf) gets the allocator's `reserve` of zeroed headroom. This is the Go `bytespool`
 /// design: a sequence of pooled blocks written like a stream, optionally
 /// capped at a maximum length.
 ///
@@ -153,8 +153,9 @@ unsafe impl BufMut for Writer<'_> {
     /// The bytes are initialised, with contents left over from earlier use.
     ///
     /// # Panics
-    /// Where a buf is needed and the pool has none to give (it is closed),
-    /// as other `BufMut`s abort when out of memory.
+    /// Where a buf is needed and the pool has none to give (it is closed, or
+    /// the reserve is too large for any buf), as other `BufMut`s abort when
+    /// out of memory.
     fn chunk_mut(&mut self) -> &mut UninitSlice {
         let cap = self.remaining_mut();
         if cap == 0 {
