@@ -204,11 +204,14 @@ impl Allocator {
     /// returned slice shows only the first `n` bytes, the ones `f` filled.
     ///
     /// # Errors
-    /// Nothing is held and the allocator's cursor does not move when:
+    /// No slice is made and no bytes are taken from the buf when:
     /// - `f` returns an error, which is passed on as is;
     /// - `f` returns `n > max`: `InvalidData`;
     /// - no memory is to be had ([`AllocError`], converted as its `From`
     ///   impl says); `f` is not called.
+    ///
+    /// (Where `reserve + max` did not fit the current buf, the allocator has
+    /// moved to a new one all the same, and keeps it for the next slice.)
     ///
     /// # Example
     ///
