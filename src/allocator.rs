@@ -1,12 +1,14 @@
 //! The bump allocator: consecutive slices out of one buf at a time.
 
 use core::fmt;
-use core::ptr::{self, NonNull};
+use core::ptr::NonNull;
+use std::io;
 
 use crate::buf::{Header, Lease};
 use crate::error::AllocError;
 use crate::pool::Pool;
 use crate::slice::Slice;
+use crate::writer::Writer;
 
 /// Bump-allocates consecutive [`Slice`]s out of its current buf, each with
 /// `reserve` bytes of headroom in front.
@@ -50,6 +52,73 @@ struct Bump {
 // they belong to the allocator, wherever it moves.
 unsafe impl Send for Bump {}
 
+impl Bump {
+    /// A cursor at the start of the lease's buf.
+    fn new(lease: Lease) -> Bump {
+        let mut bump = Bump { lease, next: NonNull::dangling(), remaining: 0 };
+        bump.rewind();
+        bump
+    }
+
+    /// Bytes in the buf's data area.
+    fn cap(&self) -> usize {
+        // SAFETY: the lease holds its buf.
+        unsafe { Header::cap(self.lease.buf()) }
+    }
+
+    /// Moves the cursor to the start of the buf, handing the whole data area
+    /// to the allocator. Only for a fresh lease, or one that is its buf's
+    /// sole holder: then no slice owns any byte of it.
+    fn rewind(&mut self) {
+        // SAFETY: the lease holds its buf.
+        self.next = unsafe { Header::data(self.lease.buf()) };
+        self.remaining = self.cap();
+    }
+
+    /// The bytes no slice has been given yet, as found.
+    #[inline]
+    fn spare(&mut self) -> &mut [u8] {
+        // SAFETY: the `remaining` bytes from `next` lie in the leased buf's
+        // data area, are initialised (a buf is zero-filled when made) and
+        // belong to the allocator alone; `&mut self` makes this borrow the
+        // only access to them while it lasts.
+        unsafe { core::slice::from_raw_parts_mut(self.next.as_ptr(), self.remaining) }
+    }
+
+    /// Hands the next `front + len` bytes, as they are, to a new slice:
+    /// `front` bytes of headroom, then `len` bytes of data.
+    ///
+    /// # Safety
+    /// `front + len <= remaining`, without overflow. (A precondition rather
+    /// than a check: this is the allocation fast path, and every caller has
+    /// just established it.)
+    #[inline]
+    unsafe fn carve(&mut self, front: usize, len: usize) -> Slice {
+        debug_assert!(
+            len <= self.remaining && front <= self.remaining - len,
+            "internal: carved {front} + {len} bytes of {}",
+            self.remaining
+        );
+        let region = self.next;
+        // SAFETY: `front + len <= remaining`, so the new cursor stays within
+        // the data area (or one past its end).
+        self.next = unsafe { region.add(front + len) };
+        self.remaining -= front + len;
+        let buf = self.lease.share();
+        // SAFETY: `region + front` is within the region just carved; `buf` is
+        // a reference just moved out of the lease, and the `front + len`
+        // initialised bytes at `region` were the allocator's alone and are
+        // now the slice's: headroom, then data.
+        unsafe { Slice::from_raw_parts(buf, region.add(front), len, front) }
+    }
+
+    /// Whether `tail` ends exactly at the cursor, in this buf.
+    #[inline]
+    fn is_at_end_of(&self, tail: &Slice) -> bool {
+        tail.ends_at(self.lease.buf(), self.next)
+    }
+}
+
 impl Allocator {
     pub(crate) fn new(pool: Pool, reserve: usize) -> Allocator {
         Allocator { pool, reserve, current: None }
@@ -92,10 +161,8 @@ impl Allocator {
     /// The allocator stays usable after an error.
     #[inline]
     pub fn try_alloc(&mut self, len: usize) -> Result<Slice, AllocError> {
-        let (region, slice) = self.bump(len)?;
-        // SAFETY: `region` is the slice's headroom and data, `reserve + len`
-        // bytes that the new slice owns alone.
-        unsafe { ptr::write_bytes(region.as_ptr(), 0, self.reserve + len) };
+        let mut slice = self.try_alloc_for_overwrite(len)?;
+        slice.zero_with_headroom();
         Ok(slice)
     }
 
@@ -120,7 +187,10 @@ impl Allocator {
     /// errors instead of panicking; see [`try_alloc`](Allocator::try_alloc).
     #[inline]
     pub fn try_alloc_for_overwrite(&mut self, len: usize) -> Result<Slice, AllocError> {
-        self.bump(len).map(|(_, slice)| slice)
+        let reserve = self.reserve;
+        let bump = self.cursor(reserve.checked_add(len).ok_or(AllocError::TooLarge)?)?;
+        // SAFETY: `cursor` leaves at least `reserve + len` bytes.
+        Ok(unsafe { bump.carve(reserve, len) })
     }
 
     /// A slice holding a copy of `data`, with `reserve` zeroed bytes of
@@ -138,40 +208,145 @@ impl Allocator {
     /// instead of panicking; see [`try_alloc`](Allocator::try_alloc).
     #[inline]
     pub fn try_copy_from_slice(&mut self, data: &[u8]) -> Result<Slice, AllocError> {
-        let (region, mut slice) = self.bump(data.len())?;
-        // SAFETY: the first `reserve` bytes of `region` are the new slice's
-        // headroom, which it owns alone.
-        unsafe { ptr::write_bytes(region.as_ptr(), 0, self.reserve) };
+        // Carve, then write through the slice: writing the bytes before the
+        // carve's bookkeeping measured twice as slow for small copies.
+        let mut slice = self.try_alloc_for_overwrite(data.len())?;
+        slice.zero_headroom();
         slice.copy_from_slice(data);
         Ok(slice)
     }
 
-    /// Carves `reserve + len` bytes off the current buf (or a new one) and
-    /// returns their start and a slice over the last `len` of them, with the
-    /// first `reserve` as headroom. The bytes are as found.
+    /// Receives straight into pool memory: hands `f` the `max` bytes that
+    /// follow the reserve and returns the `n` bytes it says it filled, as a
+    /// slice with the (zeroed) reserve as headroom.
+    ///
+    /// Only `reserve + n` bytes are taken from the buf: the unused tail
+    /// stays with the allocator, so the next slice starts right after the
+    /// filled bytes. This is the receive primitive, e.g.
+    /// `alloc.fill_with(1500, |buf| socket.recv(buf))`.
+    ///
+    /// The buffer `f` is handed is initialised but **its contents are
+    /// unspecified**: like [`alloc_for_overwrite`](Allocator::alloc_for_overwrite)
+    /// it may hold earlier users' bytes, so `f` should only write to it. The
+    /// returned slice shows only the first `n` bytes, the ones `f` filled.
+    ///
+    /// # Errors
+    /// No slice is made and no bytes are taken from the buf when:
+    /// - `f` returns an error, which is passed on as is;
+    /// - `f` returns `n > max`: `InvalidData`;
+    /// - no memory is to be had ([`AllocError`], converted as its `From`
+    ///   impl says); `f` is not called.
+    ///
+    /// (Where `reserve + max` did not fit the current buf, the allocator has
+    /// moved to a new one all the same, and keeps it for the next slice.)
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::io::Read;
+    ///
+    /// let pool = refbuf::Pool::new();
+    /// let mut alloc = pool.allocator(2);
+    /// let mut src = &b"datagram"[..];
+    /// let mut packet = alloc.fill_with(1500, |buf| src.read(buf))?;
+    /// assert_eq!(&packet[..], b"datagram");
+    /// assert!(packet.prepend(b"\x01\x08")); // an encapsulation header, in place
+    /// assert_eq!(&packet[..], b"\x01\x08datagram");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn fill_with<F>(&mut self, max: usize, f: F) -> io::Result<Slice>
+    where
+        F: FnOnce(&mut [u8]) -> io::Result<usize>,
+    {
+        let reserve = self.reserve;
+        let bump = self.cursor(reserve.checked_add(max).ok_or(AllocError::TooLarge)?)?;
+        let (headroom, data) = bump.spare().split_at_mut(reserve);
+        headroom.fill(0);
+        // Nothing is carved until `f` has succeeded, so a failure takes nothing.
+        let n = f(&mut data[..max])?;
+        if n > max {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("fill_with: the closure claimed {n} bytes filled of the {max} it was given"),
+            ));
+        }
+        // SAFETY: `cursor` left at least `reserve + max` bytes, and `n <= max`.
+        Ok(unsafe { bump.carve(reserve, n) })
+    }
+
+    /// A [`Writer`] that appends into pool memory from this allocator, one
+    /// slice growing in place while its buf has room. It holds the allocator
+    /// until it is finished or dropped.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::io::Write;
+    ///
+    /// let pool = refbuf::Pool::new();
+    /// let mut alloc = pool.allocator(0);
+    /// let mut w = alloc.writer();
+    /// write!(w, "{}-{}", "pooled", 42)?;
+    /// let chain = w.finish();
+    /// assert_eq!(chain.iter().count(), 1); // the writes grew one slice
+    /// assert_eq!(&chain.iter().next().unwrap()[..], b"pooled-42");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn writer(&mut self) -> Writer<'_> {
+        Writer::new(self)
+    }
+
+    /// Where bytes appended after `tail` go: the rest of the current buf
+    /// when `tail` ends at the cursor (so they would grow `tail` in place),
+    /// else the room after `reserve` bytes of headroom in the current buf or
+    /// a new one. Never empty; the bytes are as found.
+    pub(crate) fn append_room(&mut self, tail: Option<&Slice>) -> Result<&mut [u8], AllocError> {
+        let front = self.append_front(tail);
+        let bump = self.cursor(front.checked_add(1).ok_or(AllocError::TooLarge)?)?;
+        Ok(&mut bump.spare()[front..])
+    }
+
+    /// Hands the first `len` bytes of the room [`append_room`](Allocator::append_room)
+    /// returns for `tail` to a new slice, with zeroed headroom in front where
+    /// it does not grow `tail`.
+    ///
+    /// # Panics
+    /// Where `len` is more than that room.
+    pub(crate) fn append_commit(&mut self, tail: Option<&Slice>, len: usize) -> Slice {
+        let front = self.append_front(tail);
+        match self.current {
+            Some(ref mut bump) if front <= bump.remaining && len <= bump.remaining - front => {
+                bump.spare()[..front].fill(0);
+                // SAFETY: the guard checked `front + len <= remaining`.
+                unsafe { bump.carve(front, len) }
+            }
+            _ => panic!("refbuf: cannot commit {len} bytes: more than the room handed out"),
+        }
+    }
+
+    /// Headroom for bytes appended after `tail`: none where they grow it in
+    /// place, else `reserve`.
+    fn append_front(&self, tail: Option<&Slice>) -> usize {
+        match (&self.current, tail) {
+            (Some(bump), Some(tail)) if bump.remaining > 0 && bump.is_at_end_of(tail) => 0,
+            _ => self.reserve,
+        }
+    }
+
+    /// The current buf, with at least `need` bytes left: the one in use, or
+    /// else a new one.
     #[inline]
-    fn bump(&mut self, len: usize) -> Result<(NonNull<u8>, Slice), AllocError> {
-        let need = self.reserve.checked_add(len).ok_or(AllocError::TooLarge)?;
+    fn cursor(&mut self, need: usize) -> Result<&mut Bump, AllocError> {
         if self.pool.is_closed_hint() {
             return Err(AllocError::Closed);
         }
-        let bump = match &mut self.current {
-            Some(bump) if need <= bump.remaining => bump,
-            _ => self.refill(need)?,
-        };
-        let region = bump.next;
-        // SAFETY: `need <= remaining`, so `region + need` stays within the
-        // data area (or is one past its end).
-        bump.next = unsafe { region.add(need) };
-        bump.remaining -= need;
-        let buf = bump.lease.share();
-        // SAFETY: `region + reserve` is within the region just carved.
-        let data = unsafe { region.add(self.reserve) };
-        // SAFETY: `buf` is a reference just moved out of the lease, and the
-        // `reserve + len` bytes at `region` were the allocator's alone and are
-        // now the slice's: headroom then data.
-        let slice = unsafe { Slice::from_raw_parts(buf, data, len, self.reserve) };
-        Ok((region, slice))
+        // The arm that returns a borrow of the current buf comes last: taken
+        // in a guard, the borrow would be held on the refill path as well.
+        match self.current {
+            Some(ref bump) if need > bump.remaining => self.refill(need),
+            None => self.refill(need),
+            Some(ref mut bump) => Ok(bump),
+        }
     }
 
     /// Makes room for `need` bytes: rewinds to the start of the current buf
@@ -199,30 +374,6 @@ impl Allocator {
         self.current = None;
         let lease = self.pool.take(size)?;
         Ok(self.current.insert(Bump::new(lease)))
-    }
-}
-
-impl Bump {
-    /// A cursor at the start of the lease's buf.
-    fn new(lease: Lease) -> Bump {
-        let mut bump = Bump { lease, next: NonNull::dangling(), remaining: 0 };
-        bump.rewind();
-        bump
-    }
-
-    /// Bytes in the buf's data area.
-    fn cap(&self) -> usize {
-        // SAFETY: the lease holds its buf.
-        unsafe { Header::cap(self.lease.buf()) }
-    }
-
-    /// Moves the cursor to the start of the buf, handing the whole data area
-    /// to the allocator. Only for a fresh lease, or one that is its buf's
-    /// sole holder: then no slice owns any byte of it.
-    fn rewind(&mut self) {
-        // SAFETY: the lease holds its buf.
-        self.next = unsafe { Header::data(self.lease.buf()) };
-        self.remaining = self.cap();
     }
 }
 

@@ -16,6 +16,18 @@
 //! - [`coalesce`] joins slices that touch in memory, without copying.
 //! - A [`Reader`] fills slices from any [`std::io::Read`], reading ahead.
 //!
+//! For IO:
+//!
+//! - [`Slice::into_bytes`] hands a slice to anything that takes
+//!   [`bytes::Bytes`], with no copy, and `Slice` is a [`bytes::Buf`].
+//! - A [`Chain`] is an ordered run of slices (a header and a payload, say)
+//!   written with one vectored write by [`Chain::write_to`]; it is also an
+//!   [`std::io::Read`] and a [`bytes::Buf`].
+//! - [`Allocator::fill_with`] receives straight into pool memory, leaving
+//!   the reserve as headroom for encapsulation.
+//! - A [`Writer`] from [`Allocator::writer`] appends into pool memory as an
+//!   [`std::io::Write`] and a [`bytes::BufMut`], optionally capped.
+//!
 //! # Example
 //!
 //! ```
@@ -56,19 +68,24 @@
 
 mod allocator;
 mod buf;
+mod bytes_interop;
+mod chain;
 mod coalesce;
 mod error;
 mod pool;
 mod reader;
 mod slice;
 mod sync;
+mod writer;
 
 pub use allocator::Allocator;
+pub use chain::Chain;
 pub use coalesce::coalesce;
 pub use error::AllocError;
 pub use pool::{DEFAULT_BUF_SIZE, POOLED_MULTIPLES, Pool, PoolBuilder, PoolStats};
 pub use reader::Reader;
 pub use slice::Slice;
+pub use writer::Writer;
 
 /// Compiles and runs the README's Rust examples as doctests.
 #[cfg(doctest)]

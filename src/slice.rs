@@ -219,7 +219,13 @@ impl Slice {
     /// Whether `next` starts exactly where this slice ends, in the same buf.
     #[inline]
     pub(crate) fn is_followed_by(&self, next: &Slice) -> bool {
-        self.buf.is_some() && self.buf == next.buf && self.end() == next.ptr.as_ptr()
+        next.buf.is_some_and(|buf| self.ends_at(buf, next.ptr))
+    }
+
+    /// Whether this slice's data ends exactly at `at`, in `buf`.
+    #[inline]
+    pub(crate) fn ends_at(&self, buf: NonNull<Header>, at: NonNull<u8>) -> bool {
+        self.buf == Some(buf) && self.end() == at.as_ptr()
     }
 
     /// Grows this slice over `next`, which must directly follow it, and
@@ -244,6 +250,23 @@ impl Slice {
             // zero, so the buf survives the call.
             unsafe { Header::release(buf, n) };
         }
+    }
+
+    /// Zeroes the headroom, for a slice fresh from recycled memory.
+    #[inline]
+    pub(crate) fn zero_headroom(&mut self) {
+        if self.headroom != 0 {
+            // SAFETY: the `headroom` bytes in front of `ptr` are in the same
+            // buf, initialised, and owned by this slice alone.
+            unsafe { core::ptr::write_bytes(self.ptr.as_ptr().sub(self.headroom), 0, self.headroom) };
+        }
+    }
+
+    /// Zeroes the headroom and the data, in one pass.
+    #[inline]
+    pub(crate) fn zero_with_headroom(&mut self) {
+        // SAFETY: as for `zero_headroom`, and the data follows the headroom.
+        unsafe { core::ptr::write_bytes(self.ptr.as_ptr().sub(self.headroom), 0, self.headroom + self.len) };
     }
 
     /// One past the last byte.

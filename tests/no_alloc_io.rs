@@ -1,0 +1,161 @@
+//! Heap allocations on the IO paths, counted by a `#[global_allocator]`:
+//! once the pool is warm, `Chain::write_to`, `fill_with` and `Writer`
+//! allocate nothing, and `into_bytes` allocates once (the owner record).
+//!
+//! Counts are per thread, so tests running in parallel do not disturb
+//! each other.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::io::{self, IoSlice, Read, Write};
+
+use refbuf::{Chain, Pool};
+
+struct Counting;
+
+thread_local! {
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: every call is forwarded to `System` unchanged; counting touches
+// only a thread-local `Cell`, which never allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCS.try_with(|n| n.set(n.get() + 1));
+        // SAFETY: the caller's obligations for `alloc` are passed on as they are.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCS.try_with(|n| n.set(n.get() + 1));
+        // SAFETY: as for `alloc`.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = ALLOCS.try_with(|n| n.set(n.get() + 1));
+        // SAFETY: as for `alloc`.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: as for `alloc`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Heap allocations made by this thread while running `f`.
+fn allocations_in(f: impl FnOnce()) -> u64 {
+    let before = ALLOCS.with(Cell::get);
+    f();
+    ALLOCS.with(Cell::get) - before
+}
+
+/// Heap allocations made by `rounds` runs of `round`, after as many runs to
+/// warm the pool up (it needs a second buf once a round straddles the end
+/// of the first).
+fn steady_state_allocations(mut round: impl FnMut()) -> u64 {
+    let rounds = if cfg!(miri) { 20 } else { 2_000 };
+    for _ in 0..rounds {
+        round();
+    }
+    allocations_in(|| {
+        for _ in 0..rounds {
+            round();
+        }
+    })
+}
+
+/// A writer into a fixed array that takes at most 7 bytes per call.
+struct Trickle {
+    sink: [u8; 4096],
+    at: usize,
+}
+
+impl Write for Trickle {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_vectored(&[IoSlice::new(buf)])
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let mut n = 0;
+        for buf in bufs {
+            let k = buf.len().min(7 - n).min(self.sink.len() - self.at);
+            self.sink[self.at..self.at + k].copy_from_slice(&buf[..k]);
+            self.at += k;
+            n += k;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Building a header + payload chain and writing it with write_to (in 7-byte partial writes) allocates nothing once the pool is warm.
+#[test]
+fn chain_write_to_allocates_nothing() {
+    let pool = Pool::builder().buf_size(1024).build();
+    let mut alloc = pool.allocator(0);
+    let mut out = Trickle { sink: [0; 4096], at: 0 };
+    let round = |alloc: &mut refbuf::Allocator, out: &mut Trickle| {
+        out.at = 0;
+        let mut chain = Chain::from(alloc.copy_from_slice(b"payload bytes"));
+        chain.push_front(alloc.copy_from_slice(&13u32.to_be_bytes()));
+        chain.push_back(alloc.copy_from_slice(b"trailer"));
+        assert_eq!(chain.write_to(out).expect("write"), 24);
+        assert_eq!(&out.sink[..24], b"\0\0\0\x0dpayload bytestrailer");
+    };
+    assert_eq!(steady_state_allocations(|| round(&mut alloc, &mut out)), 0);
+}
+
+/// Receiving with fill_with and dropping the slice allocates nothing once the pool is warm.
+#[test]
+fn fill_with_allocates_nothing() {
+    let pool = Pool::builder().buf_size(1024).build();
+    let mut alloc = pool.allocator(8);
+    let datagram = [0x5A; 300];
+    let round = |alloc: &mut refbuf::Allocator| {
+        let mut src = &datagram[..];
+        let mut s = alloc.fill_with(1500, |buf| src.read(buf)).expect("fill");
+        assert!(s.prepend(&[1; 8]));
+        assert_eq!(s.len(), 308);
+    };
+    assert_eq!(steady_state_allocations(|| round(&mut alloc)), 0);
+}
+
+/// Writing through a Writer (up to four parts) and finishing it allocates nothing once the pool is warm.
+#[test]
+fn writer_allocates_nothing() {
+    let pool = Pool::builder().buf_size(256).build();
+    let mut alloc = pool.allocator(4);
+    let round = |alloc: &mut refbuf::Allocator| {
+        let mut w = alloc.writer();
+        for _ in 0..20 {
+            w.write_all(b"twenty bytes of data").expect("write");
+        }
+        let chain = w.finish();
+        assert_eq!(chain.len(), 400);
+        assert!(chain.iter().count() <= 3);
+    };
+    assert_eq!(steady_state_allocations(|| round(&mut alloc)), 0);
+}
+
+/// into_bytes makes exactly one allocation for a non-empty slice and none for an empty one; cloning the Bytes makes none.
+#[test]
+fn into_bytes_allocates_once() {
+    let pool = Pool::builder().buf_size(1024).build();
+    let mut alloc = pool.allocator(0);
+    drop(alloc.copy_from_slice(b"warm"));
+    let s = alloc.copy_from_slice(b"frame");
+    let mut bytes = None;
+    assert_eq!(allocations_in(|| bytes = Some(s.into_bytes())), 1);
+    let bytes = bytes.expect("set");
+    assert_eq!(allocations_in(|| drop(bytes.clone())), 0);
+    let empty = alloc.alloc(0);
+    assert_eq!(allocations_in(|| assert!(empty.into_bytes().is_empty())), 0);
+}
