@@ -19,7 +19,7 @@ use crate::writer::Writer;
 /// [`coalesce`](crate::coalesce) can join them; with a reserve of `r` they are
 /// exactly `r` bytes apart. When the current buf has too little left, the
 /// allocator lets go of it and takes another from the pool. Handing out a
-/// slice takes no lock, no heap allocation and no atomic operation.
+/// slice takes no lock, no heap allocation and no atomic read-modify-write.
 ///
 /// The allocator takes no buf until its first allocation. Dropping it lets go
 /// of its buf; slices it made keep that buf alive on their own.
@@ -356,8 +356,10 @@ impl Allocator {
     /// Rewinding reuses the memory most recently touched, and skips the
     /// pool's lock both ways. Otherwise the current buf goes first, so that
     /// a buf whose slices are all gone by the time it reaches the pool is the
-    /// idle buf taken straight back. A request too large for any buf fails
-    /// before that, and keeps the current buf.
+    /// idle buf taken straight back. A request no buf size can hold fails
+    /// before that and keeps the current buf; a later failure (the pool
+    /// closed meanwhile, the system out of memory) leaves the allocator with
+    /// no buf, and the next allocation takes one anew.
     #[cold]
     #[inline(never)]
     fn refill(&mut self, need: usize) -> Result<&mut Bump, AllocError> {

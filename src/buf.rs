@@ -23,8 +23,9 @@
 //!
 //! A [`Lease`] may own many references at once. The allocator and the reader
 //! take a batch when they adopt a buf and move one to each slice they hand out,
-//! so handing out a slice costs no atomic operation at all; they give back
-//! whatever they still hold when they let the buf go.
+//! so handing out a slice costs no atomic read-modify-write (one `fetch_add`
+//! tops up each batch of 1024); they give back whatever they still hold when
+//! they let the buf go.
 
 use core::alloc::Layout;
 use core::ptr::{self, NonNull};
@@ -292,7 +293,7 @@ impl Header {
             }
         }
         // `header` drops here, and with it a pooled buf's `Arc` to its pool:
-        // after the memory is gone, so the pool never outlives a reference to it.
+        // after the memory is gone, so the pool state outlives every buf.
         drop(header);
     }
 
@@ -359,12 +360,18 @@ impl Lease {
     }
 
     /// Moves one reference to the caller, who must give it to a new holder.
+    ///
+    /// The lease never gives away its last reference: it tops up first. That
+    /// keeps `held >= 1` while the lease lives, which `is_sole_holder` (and so
+    /// the reader's and the allocator's reuse of the whole buf, and
+    /// `Slice::free_entire_prefix` answering `false`) relies on.
     #[inline]
     pub(crate) fn share(&mut self) -> NonNull<Header> {
         if self.held == 1 {
             self.top_up();
         }
         self.held -= 1;
+        debug_assert!(self.held >= 1, "internal: a lease gave away its last reference");
         self.buf
     }
 

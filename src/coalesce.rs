@@ -47,12 +47,15 @@ pub(crate) fn coalesce_in_place(slices: &mut [Slice], max_len: usize) -> usize {
             run.absorb_keeping_ref(next);
             owed += 1;
         } else {
-            run.release_absorbed(owed);
+            // SAFETY: `owed` counts the slices absorbed into this run, whose
+            // references the run took over and has not given up.
+            unsafe { run.release_absorbed(owed) };
             owed = 0;
             head += 1;
             slices[head] = next;
         }
     }
-    slices[head].release_absorbed(owed);
+    // SAFETY: as above, for the last run.
+    unsafe { slices[head].release_absorbed(owed) };
     head + 1
 }

@@ -55,9 +55,13 @@
 //! - A slice owns its bytes and its headroom alone: no two live slices ever
 //!   overlap, which is what makes `DerefMut` sound.
 //! - Memory from [`Allocator::alloc`] is zero-filled, headroom included, so a
-//!   recycled buf never shows one user's bytes to another by accident. Only
+//!   recycled buf never shows one user's bytes to another by accident. The
+//!   calls that can expose earlier contents say so in their docs:
 //!   [`Allocator::alloc_for_overwrite`] and [`Slice::free_entire_prefix`]
-//!   can expose earlier contents, and their docs say so.
+//!   directly; [`Allocator::fill_with`] and the [`Writer`]'s `BufMut` side
+//!   hand such memory to the caller to write into, and the [`Reader`] to
+//!   its source, trusting the count each reports written, as std's
+//!   `BufReader` trusts `Read::read`.
 //! - The reference count follows std `Arc`'s protocol; the loom models in
 //!   `loom-tests/` check it, and the test suite runs under Miri.
 //!

@@ -121,7 +121,8 @@ struct State {
 }
 
 // SAFETY: the raw pointers are idle bufs, owned by the state alone and
-// touched only under the lock, so the state may move between threads.
+// touched only under the lock (or, once `close` has detached them, by the
+// closing thread alone), so the state may move between threads.
 unsafe impl Send for State {}
 
 impl Pool {
@@ -239,6 +240,9 @@ impl fmt::Debug for Pool {
 impl PoolBuilder {
     /// The data size of a standard buf, in bytes; 0 means the default,
     /// [`DEFAULT_BUF_SIZE`]. Larger requests get a multiple of it.
+    ///
+    /// A size too large to lay out (near `isize::MAX`) is accepted, but then
+    /// every request fails with [`AllocError::TooLarge`].
     pub fn buf_size(self, bytes: usize) -> PoolBuilder {
         PoolBuilder { buf_size: bytes }
     }
@@ -281,8 +285,14 @@ impl PoolShared {
             if state.closed {
                 return Err(AllocError::Closed);
             }
+            // Checked: `cap` can be nearly `isize::MAX` for a hostile request,
+            // and two of those in flight at once would overflow the count.
+            // Nothing has changed yet when this refuses.
+            let Some(bytes_in_use) = state.stats.bytes_in_use.checked_add(cap) else {
+                return Err(AllocError::TooLarge);
+            };
             state.stats.bufs_in_use += 1;
-            state.stats.bytes_in_use += cap;
+            state.stats.bytes_in_use = bytes_in_use;
             if let Some(class) = class
                 && let Some(buf) = state.idle[class]
             {

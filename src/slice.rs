@@ -242,12 +242,15 @@ impl Slice {
 
     /// Gives up `n` references to this slice's buf, which its owner had
     /// taken over from slices it absorbed.
+    ///
+    /// # Safety
+    /// The caller owns `n` references to this slice's buf, taken over by
+    /// [`absorb_keeping_ref`](Slice::absorb_keeping_ref) and not yet given up.
     #[inline]
-    pub(crate) fn release_absorbed(&self, n: usize) {
+    pub(crate) unsafe fn release_absorbed(&self, n: usize) {
         if let (Some(buf), 1..) = (self.buf, n) {
-            // SAFETY: the caller owns `n` references taken over from absorbed
-            // slices, and this slice's own reference keeps the count above
-            // zero, so the buf survives the call.
+            // SAFETY: the caller owns `n` references; this slice's own
+            // reference keeps the count above zero, so the buf survives.
             unsafe { Header::release(buf, n) };
         }
     }

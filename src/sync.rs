@@ -55,9 +55,11 @@ impl BufAccess {
 
 /// Locks `mutex`, ignoring poisoning.
 ///
-/// The crate never runs user code while holding one of its locks, so a
-/// poisoned lock only means a panic elsewhere in the same thread (an
-/// allocation failure, say) and the data behind it is still consistent.
+/// The crate never runs user code while holding one of its locks, and no
+/// critical section can panic part-way (counter updates are checked before
+/// any of them is made), so a poisoned lock does not mean inconsistent
+/// data: it can only come from a panic such as an allocation failure inside
+/// std, after which the state is as it was.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     match mutex.lock() {
         Ok(guard) => guard,

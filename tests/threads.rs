@@ -343,3 +343,34 @@ fn close_races_with_releases() {
         assert_eq!(pool.allocator(0).try_alloc(1).unwrap_err(), AllocError::Closed);
     }
 }
+
+/// Hostile frame lengths (near `isize::MAX`) read on several threads at once are refused with
+/// `InvalidInput`, never overflow the pool's byte count, and leave the stats exact.
+#[test]
+#[cfg_attr(miri, ignore = "Miri aborts on a 2^63-byte allocation instead of returning null")]
+fn concurrent_hostile_reads_keep_stats_exact() {
+    let pool = Pool::builder().buf_size(4096).build();
+    let mut alloc = pool.allocator(0);
+    // 8 KiB in use, and each hostile read reserves 2^63 - 4096 bytes: two
+    // reservations in flight at once reach 2^64.
+    let held = alloc.alloc(8192);
+    let hostile = (isize::MAX as usize) - 4095;
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let pool = pool.clone();
+            std::thread::spawn(move || {
+                let mut reader = pool.reader(std::io::repeat(0));
+                for _ in 0..5000 {
+                    let err = reader.read(hostile).unwrap_err();
+                    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("no thread panics");
+    }
+    let stats = pool.stats();
+    assert_eq!((stats.bufs_in_use, stats.bytes_in_use, stats.bufs_created), (1, 8192, 1), "{stats:?}");
+    drop((held, alloc));
+}
