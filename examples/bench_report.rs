@@ -3,7 +3,7 @@
 //!
 //! Run it with `cargo run --release --example bench_report` (about a minute);
 //! add `-- --svg docs/performance.svg` to also draw the speed-ups as a chart.
-//! Each workload runs its refbuf and baseline versions in alternating rounds
+//! Each workload runs its refbuf and baseline versions in interleaved rounds
 //! in this one process; the table reports the median time per operation of
 //! each and their ratio, which is what to compare on a shared, noisy machine.
 //! The criterion benches (`cargo bench`) measure the same workloads in more
@@ -21,7 +21,7 @@ use bytes::BytesMut;
 use refbuf::{Pool, Slice, coalesce};
 
 /// Alternating rounds per comparison; the median of each side is reported.
-const ROUNDS: usize = 15;
+const ROUNDS: usize = 21;
 /// Rough wall time of one round of one side.
 const ROUND_TIME: Duration = Duration::from_millis(40);
 
@@ -40,21 +40,26 @@ fn main() {
 
     for len in [64, 512, 1500, 9000] {
         let mut alloc = pool.allocator(0);
-        let refbuf = median_ns(&mut || {
-            let mut s = alloc.alloc_for_overwrite(black_box(len));
-            s[0] = 1;
-            black_box(s);
-        });
-        let vec = median_ns(&mut || {
-            let mut v = Vec::<u8>::with_capacity(black_box(len));
-            v.push(1);
-            black_box(v);
-        });
-        let bytes_mut = median_ns(&mut || {
-            let mut b = BytesMut::with_capacity(black_box(len));
-            b.extend_from_slice(&[1]);
-            black_box(b);
-        });
+        let [refbuf, vec, bytes_mut] = interleaved(
+            1,
+            [
+                &mut || {
+                    let mut s = alloc.alloc_for_overwrite(black_box(len));
+                    s[0] = 1;
+                    black_box(s);
+                },
+                &mut || {
+                    let mut v = Vec::<u8>::with_capacity(black_box(len));
+                    v.push(1);
+                    black_box(v);
+                },
+                &mut || {
+                    let mut b = BytesMut::with_capacity(black_box(len));
+                    b.extend_from_slice(&[1]);
+                    black_box(b);
+                },
+            ],
+        );
         let vec_target = match len {
             64 => Some(2.0),
             1500 => Some(3.0),
@@ -78,41 +83,68 @@ fn main() {
 
     {
         let mut alloc = pool.allocator(0);
-        let refbuf = median_ns(&mut || {
-            black_box(alloc.alloc(black_box(1500)));
-        });
-        let vec = median_ns(&mut || {
-            black_box(vec![0u8; black_box(1500)]);
-        });
+        let [refbuf, vec] = interleaved(
+            1,
+            [
+                &mut || {
+                    black_box(alloc.alloc(black_box(1500)));
+                },
+                &mut || {
+                    black_box(vec![0u8; black_box(1500)]);
+                },
+            ],
+        );
         rows.push(Row::new("alloc (zeroed) 1500 B".into(), "vec![0; len]", refbuf, vec, Some(1.3)));
+    }
+
+    {
+        let mut alloc = pool.allocator(0);
+        let payload = vec![7u8; 1500];
+        let [refbuf, vec] = interleaved(
+            1,
+            [
+                &mut || {
+                    black_box(alloc.copy_from_slice(black_box(&payload)));
+                },
+                &mut || {
+                    black_box(black_box(&payload[..]).to_vec());
+                },
+            ],
+        );
+        rows.push(Row::new("copy_from_slice 1500 B".into(), "<[u8]>::to_vec", refbuf, vec, None));
     }
 
     {
         const FRAME: usize = 1500;
         const FRAMES: usize = 256;
         let stream = vec![5u8; FRAME * FRAMES];
-        let refbuf = median_ns_per(FRAMES, &mut || {
-            let mut reader = pool.reader(&stream[..]);
-            for _ in 0..FRAMES {
-                black_box(reader.read(FRAME).expect("in-memory source"));
-            }
-        });
-        let buf_reader = median_ns_per(FRAMES, &mut || {
-            let mut reader = BufReader::with_capacity(64 * 1024, &stream[..]);
-            for _ in 0..FRAMES {
-                let mut frame = vec![0u8; FRAME];
-                reader.read_exact(&mut frame).expect("in-memory source");
-                black_box(frame);
-            }
-        });
         let mut reused = vec![0u8; FRAME];
-        let limit = median_ns_per(FRAMES, &mut || {
-            let mut src = &stream[..];
-            for _ in 0..FRAMES {
-                let n = src.read(&mut reused).expect("in-memory source");
-                black_box(&reused[..n]);
-            }
-        });
+        let [refbuf, buf_reader, limit] = interleaved(
+            FRAMES,
+            [
+                &mut || {
+                    let mut reader = pool.reader(&stream[..]);
+                    for _ in 0..FRAMES {
+                        black_box(reader.read(FRAME).expect("in-memory source"));
+                    }
+                },
+                &mut || {
+                    let mut reader = BufReader::with_capacity(64 * 1024, &stream[..]);
+                    for _ in 0..FRAMES {
+                        let mut frame = vec![0u8; FRAME];
+                        reader.read_exact(&mut frame).expect("in-memory source");
+                        black_box(frame);
+                    }
+                },
+                &mut || {
+                    let mut src = &stream[..];
+                    for _ in 0..FRAMES {
+                        let n = src.read(&mut reused).expect("in-memory source");
+                        black_box(&reused[..n]);
+                    }
+                },
+            ],
+        );
         rows.push(Row::new(
             "Reader::read 1500 B".into(),
             "BufReader + vec! + read_exact",
@@ -154,19 +186,13 @@ fn main() {
     {
         const BATCH: usize = 1000;
         const LEN: usize = 1500;
-        let refbuf = median_ns_per(
-            BATCH,
-            &mut cross_thread(|| {
-                let mut alloc = pool.allocator(0);
-                move || (0..BATCH).map(|_| alloc.alloc_for_overwrite(LEN)).collect::<Vec<Slice>>()
-            }),
-        );
-        let vec = median_ns_per(
-            BATCH,
-            &mut cross_thread(|| {
-                || (0..BATCH).map(|_| Vec::<u8>::with_capacity(LEN)).collect::<Vec<Vec<u8>>>()
-            }),
-        );
+        let mut refbuf_batches = cross_thread(|| {
+            let mut alloc = pool.allocator(0);
+            move || (0..BATCH).map(|_| alloc.alloc_for_overwrite(LEN)).collect::<Vec<Slice>>()
+        });
+        let mut vec_batches =
+            cross_thread(|| || (0..BATCH).map(|_| Vec::<u8>::with_capacity(LEN)).collect::<Vec<Vec<u8>>>());
+        let [refbuf, vec] = interleaved(BATCH, [&mut refbuf_batches, &mut vec_batches]);
         rows.push(Row::new("cross-thread 1000 x 1500 B".into(), "Vec", refbuf, vec, Some(8.0)));
     }
 
@@ -175,19 +201,24 @@ fn main() {
         const LEN: usize = 1500;
         let mut alloc = pool.allocator(0);
         let mut window: VecDeque<Slice> = (0..WINDOW).map(|_| alloc.alloc_for_overwrite(LEN)).collect();
-        let refbuf = median_ns(&mut || {
-            drop(window.pop_front());
-            let mut s = alloc.alloc_for_overwrite(LEN);
-            s[0] = 1;
-            window.push_back(s);
-        });
         let mut vecs: VecDeque<Vec<u8>> = (0..WINDOW).map(|_| Vec::with_capacity(LEN)).collect();
-        let vec = median_ns(&mut || {
-            drop(vecs.pop_front());
-            let mut v = Vec::with_capacity(LEN);
-            v.push(1);
-            vecs.push_back(black_box(v));
-        });
+        let [refbuf, vec] = interleaved(
+            1,
+            [
+                &mut || {
+                    drop(window.pop_front());
+                    let mut s = alloc.alloc_for_overwrite(LEN);
+                    s[0] = 1;
+                    window.push_back(s);
+                },
+                &mut || {
+                    drop(vecs.pop_front());
+                    let mut v = Vec::with_capacity(LEN);
+                    v.push(1);
+                    vecs.push_back(black_box(v));
+                },
+            ],
+        );
         rows.push(Row::new("window of 32 x 1500 B".into(), "Vec", refbuf, vec, Some(3.0)));
     }
 
@@ -329,28 +360,34 @@ fn print_table(rows: &[Row]) {
     }
 }
 
-/// Median nanoseconds per call of `op`.
-fn median_ns(op: &mut dyn FnMut()) -> f64 {
-    median_ns_per(1, op)
+/// Median nanoseconds per unit of each op, where each call of an op does
+/// `units` units. Each op is calibrated to a round of about `ROUND_TIME`;
+/// then the rounds interleave (round `r` of every op runs before round `r + 1`
+/// of any), so a change in the machine's load hits every op alike.
+fn interleaved<const N: usize>(units: usize, mut ops: [&mut dyn FnMut(); N]) -> [f64; N] {
+    let calls = ops.each_mut().map(|op| calibrate(&mut **op));
+    let mut samples: [Vec<f64>; N] = std::array::from_fn(|_| Vec::with_capacity(ROUNDS));
+    for _ in 0..ROUNDS {
+        for ((op, &calls), samples) in ops.iter_mut().zip(&calls).zip(&mut samples) {
+            samples.push(time(calls, &mut **op).as_nanos() as f64 / (calls * units) as f64);
+        }
+    }
+    samples.map(|mut s| {
+        s.sort_by(f64::total_cmp);
+        s[ROUNDS / 2]
+    })
 }
 
-/// Median nanoseconds per unit, where each call of `op` does `units` units.
-/// Calibrates a round to about `ROUND_TIME`, then times `ROUNDS` rounds.
-fn median_ns_per(units: usize, op: &mut dyn FnMut()) -> f64 {
+/// How many calls of `op` take about `ROUND_TIME`.
+fn calibrate(op: &mut dyn FnMut()) -> usize {
     let mut calls = 1usize;
     loop {
         let t = time(calls, op);
         if t >= ROUND_TIME / 4 || calls > 1 << 30 {
-            let per_call = t.as_secs_f64() / calls as f64;
-            calls = ((ROUND_TIME.as_secs_f64() / per_call) as usize).max(1);
-            break;
+            return ((ROUND_TIME.as_secs_f64() * calls as f64 / t.as_secs_f64()) as usize).max(1);
         }
         calls *= 4;
     }
-    let mut samples: Vec<f64> =
-        (0..ROUNDS).map(|_| time(calls, op).as_nanos() as f64 / (calls * units) as f64).collect();
-    samples.sort_by(f64::total_cmp);
-    samples[ROUNDS / 2]
 }
 
 fn time(calls: usize, op: &mut dyn FnMut()) -> Duration {
