@@ -24,16 +24,14 @@ mod flows;
 
 use std::error::Error;
 use std::fs::File;
-use std::hint::black_box;
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use refbuf::Pool;
 
-use crate::capture::{Capture, Timestamp};
-use crate::dissect::flow_of;
-use crate::flows::FlowTable;
+use crate::capture::Capture;
+use crate::flows::count_flows;
 
 /// The reader's buf size: large reads, few system calls.
 const BUF_SIZE: usize = 1024 * 1024;
@@ -71,35 +69,18 @@ fn run(path: &str, copy: bool) -> Result<(), Box<dyn Error>> {
     let file_len = file.metadata()?.len();
     let start = Instant::now();
     let pool = Pool::builder().buf_size(BUF_SIZE).build();
-    let mut capture = Capture::open(&pool, file)?;
-    let mut table = FlowTable::new();
-    let mut span: Option<(Timestamp, Timestamp)> = None;
-    while let Some(packet) = capture.next_packet()? {
-        let flow = if copy {
-            let owned: Vec<u8> = black_box(packet.data.to_vec());
-            drop(packet.data);
-            flow_of(packet.link, &owned, packet.wire_len)?
-        } else {
-            flow_of(packet.link, &packet.data, packet.wire_len)?
-        };
-        table.add(flow, packet.wire_len);
-        let (first, last) = span.get_or_insert((packet.ts, packet.ts));
-        (*first, *last) = ((*first).min(packet.ts), (*last).max(packet.ts));
-    }
+    let table = count_flows(&mut Capture::open(&pool, file)?, copy)?;
     let elapsed = start.elapsed().as_secs_f64();
     std::io::stdout().lock().write_all(table.report().as_bytes())?;
-
     let packets = table.packets();
-    let span = span.map_or(0.0, |(first, last)| {
-        (last.secs - first.secs) as f64 + (f64::from(last.nanos) - f64::from(first.nanos)) / 1e9
-    });
     eprintln!(
         "pcap_flows: {packets} packets, {:.1} MB in {elapsed:.3} s ({}): {:.0} packets/s, {:.0} MB/s; \
-         the capture spans {span:.3} s",
+         the capture spans {:.3} s",
         file_len as f64 / 1e6,
         if copy { "copying each frame into a Vec" } else { "zero copy" },
         packets as f64 / elapsed,
         file_len as f64 / 1e6 / elapsed,
+        table.span_secs(),
     );
     Ok(())
 }

@@ -28,10 +28,7 @@ use std::process::ExitCode;
 
 use refbuf::Pool;
 
-use crate::capture::Capture;
-use crate::dissect::{LINKTYPE_ETHERNET, flow_of};
-use crate::vxlan::{MAX_VNI, RESERVE, Tunnel};
-use crate::write::PcapWriter;
+use crate::vxlan::{MAX_VNI, Tunnel, encapsulate_capture};
 
 const USAGE: &str = "usage: vxlan_encap IN OUT --vni N [--outer-src IP] [--outer-dst IP]";
 
@@ -85,29 +82,6 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<(String, String,
 
 /// Encapsulates every frame of `input` into `output`; returns how many.
 fn run(input: &str, output: &str, tunnel: &Tunnel) -> Result<u64, Box<dyn Error>> {
-    let pool = Pool::new();
-    let mut capture = Capture::open(&pool, File::open(input)?)?;
-    let mut alloc = pool.allocator(RESERVE);
-    let mut writer = PcapWriter::new(File::create(output)?)?;
-    let mut frames = 0;
-    while let Some(packet) = capture.next_packet()? {
-        frames += 1;
-        if packet.link != LINKTYPE_ETHERNET {
-            return Err(format!(
-                "frame {frames} has link type {}; VXLAN carries Ethernet frames",
-                packet.link
-            )
-            .into());
-        }
-        let flow = flow_of(packet.link, &packet.data, packet.wire_len)?;
-        // The read: the frame goes from the reader's buf into a slice with
-        // exactly RESERVE bytes of headroom. Nothing copies it after this.
-        let mut frame = alloc.try_copy_from_slice(&packet.data)?;
-        drop(packet.data);
-        let src_port = vxlan::source_port(&frame, flow);
-        vxlan::encapsulate(&mut frame, tunnel, src_port).map_err(|e| format!("frame {frames}: {e}"))?;
-        writer.write(packet.ts, packet.wire_len.saturating_add(RESERVE as u32), frame)?;
-    }
-    writer.finish()?;
+    let (frames, _) = encapsulate_capture(&Pool::new(), File::open(input)?, File::create(output)?, tunnel)?;
     Ok(frames)
 }

@@ -330,7 +330,7 @@ impl<R: Read> Capture<R> {
             }
         };
         let len = endian.u32(len);
-        if len % 4 != 0 || len < 28 || len > MAX_WHOLE_BLOCK {
+        if len % 4 != 0 || !(28..=MAX_WHOLE_BLOCK).contains(&len) {
             return Err(CaptureError::BadBlockLength { offset, block_type: PCAPNG_SHB, len });
         }
         let rest = self.take(len as usize - 12, || format!("a section header block of {len} bytes"))?;

@@ -2,12 +2,16 @@
 //! slice's headroom with `expand_front`, in front of the frame, which does
 //! not move.
 
+use std::error::Error;
 use std::fmt;
+use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr};
 
-use refbuf::Slice;
+use refbuf::{Pool, Slice};
 
-use crate::dissect::Flow;
+use crate::capture::Capture;
+use crate::dissect::{Flow, LINKTYPE_ETHERNET, flow_of};
+use crate::write::PcapWriter;
 
 /// Outer Ethernet (14), IPv4 (20), UDP (8) and VXLAN (8) headers: the
 /// headroom each frame is read into a slice with.
@@ -68,6 +72,49 @@ impl fmt::Display for EncapError {
 }
 
 impl std::error::Error for EncapError {}
+
+/// Encapsulates every frame of the capture `src` into a classic pcap written
+/// to `out`, with the original timestamps; returns the number of frames and
+/// `out`.
+///
+/// Each frame is read once, from the reader's buf into a slice with exactly
+/// [`RESERVE`] bytes of headroom, and not copied again: the outer headers
+/// are written into the headroom, and the slice goes to a vectored write.
+///
+/// # Errors
+/// A bad capture, a frame that is not Ethernet, has a bad IP header or is
+/// too large, or a write error; each message names the frame.
+pub fn encapsulate_capture<R: Read, W: Write>(
+    pool: &Pool,
+    src: R,
+    out: W,
+    tunnel: &Tunnel,
+) -> Result<(u64, W), Box<dyn Error>> {
+    let mut capture = Capture::open(pool, src)?;
+    let mut alloc = pool.allocator(RESERVE);
+    let mut writer = PcapWriter::new(out)?;
+    let mut frames = 0;
+    while let Some(packet) = capture.next_packet()? {
+        frames += 1;
+        if packet.link != LINKTYPE_ETHERNET {
+            return Err(format!(
+                "frame {frames} has link type {}; VXLAN carries Ethernet frames",
+                packet.link
+            )
+            .into());
+        }
+        let flow = flow_of(packet.link, &packet.data, packet.wire_len)
+            .map_err(|e| format!("frame {frames}: {e}"))?;
+        // The read: from the reader's buf into a slice with exactly RESERVE
+        // bytes of headroom. Nothing copies the frame after this.
+        let mut frame = alloc.try_copy_from_slice(&packet.data)?;
+        drop(packet.data);
+        let src_port = source_port(&frame, flow);
+        encapsulate(&mut frame, tunnel, src_port).map_err(|e| format!("frame {frames}: {e}"))?;
+        writer.write(packet.ts, packet.wire_len.saturating_add(RESERVE as u32), frame)?;
+    }
+    Ok((frames, writer.finish()?))
+}
 
 /// The largest inner frame: what the IPv4 total length leaves after the
 /// outer IPv4, UDP and VXLAN headers.
