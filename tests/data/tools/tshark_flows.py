@@ -19,7 +19,7 @@ for line in sys.stdin:
     ip = next((i for i, p in enumerate(layers) if p in ("ip", "ipv6")), None)
     transport = None
     if ip is not None:
-        rest = [p for p in layers[ip + 1:]]
+        rest = layers[ip + 1:]
         while rest and rest[0] in EXTENSIONS:
             rest.pop(0)
         transport = rest[0] if rest else None
