@@ -332,3 +332,73 @@ fn from_vec_frees_vec() {
     drop(Slice::from_vec(vec![1, 2, 3]));
     assert_eq!(counted.live(), baseline);
 }
+
+/// Once warm, the speed workloads' other patterns allocate nothing either: a window keeping the last 32
+/// slices alive, and slices made on one thread and dropped on another (counted on both threads; batches
+/// travel in reused `Vec`s over bounded channels, which allocate nothing per message).
+#[test]
+fn window_and_cross_thread_allocate_nothing() {
+    let (warm, iters) = if cfg!(miri) { (100, 50) } else { (5000, 20_000) };
+    let pool = Pool::builder().buf_size(BS).build();
+
+    let mut alloc = pool.allocator(0);
+    let mut window: std::collections::VecDeque<Slice> = (0..32).map(|_| alloc.alloc(1500)).collect();
+    let mut slide = |n: usize| {
+        for _ in 0..n {
+            drop(window.pop_front());
+            let mut s = alloc.alloc_for_overwrite(1500);
+            s[0] = 1;
+            window.push_back(s);
+        }
+    };
+    slide(warm);
+    let counted = Counted::start();
+    assert_eq!(allocs_in(&counted, || slide(iters)), 0, "window");
+    drop(counted);
+
+    const BATCH: usize = 100;
+    // Three batch `Vec`s circulate, so at most three batches of slices are
+    // alive at once. Growing the pool to four batches' worth first makes the
+    // steady state independent of how the two threads are scheduled; the
+    // first half of the batches then warms up the rest, and the second half
+    // is counted.
+    drop((0..4 * BATCH).map(|_| alloc.alloc_for_overwrite(1500)).collect::<Vec<_>>());
+    let batches = if cfg!(miri) { 8 } else { 200 };
+    let (to_dropper, full) = std::sync::mpsc::sync_channel::<Vec<Slice>>(2);
+    let (to_maker, empty) = std::sync::mpsc::sync_channel::<Vec<Slice>>(4);
+    for _ in 0..3 {
+        to_maker.send(Vec::with_capacity(BATCH)).unwrap();
+    }
+    let dropper = std::thread::spawn(move || {
+        let mut counted = None;
+        let mut allocs = 0;
+        for (i, mut batch) in full.into_iter().enumerate() {
+            if i == batches / 2 {
+                counted = Some(Counted::start());
+            }
+            let before = counted.as_ref().map_or(0, Counted::allocs);
+            batch.clear();
+            allocs += counted.as_ref().map_or(0, Counted::allocs) - before;
+            if to_maker.send(batch).is_err() {
+                break;
+            }
+        }
+        allocs
+    });
+    let mut maker_allocs = 0;
+    let mut counted = None;
+    for i in 0..batches {
+        if i == batches / 2 {
+            counted = Some(Counted::start());
+        }
+        let mut batch = empty.recv().unwrap();
+        let before = counted.as_ref().map_or(0, Counted::allocs);
+        batch.extend((0..BATCH).map(|_| alloc.alloc_for_overwrite(1500)));
+        maker_allocs += counted.as_ref().map_or(0, Counted::allocs) - before;
+        to_dropper.send(batch).unwrap();
+    }
+    drop(counted);
+    drop(to_dropper);
+    let dropper_allocs = dropper.join().unwrap();
+    assert_eq!((maker_allocs, dropper_allocs), (0, 0), "cross-thread: (making, dropping)");
+}
