@@ -126,3 +126,19 @@ pub fn assert_recycled_with(pool: &Pool, expected: &[u8]) {
     drop((reused, alloc));
     assert_stats(pool, 1, 0, 1);
 }
+
+/// Spawns a loom thread that writes `bytes` over all of `slice` and then
+/// drops it: a holder that uses its bytes and lets go on another thread.
+///
+/// # Panics
+/// The spawned thread panics where `bytes` is not as long as `slice`.
+#[cfg(loom)]
+pub fn write_and_drop_on_thread(
+    mut slice: refbuf::Slice,
+    bytes: &'static [u8],
+) -> loom::thread::JoinHandle<()> {
+    loom::thread::spawn(move || {
+        slice.copy_from_slice(bytes);
+        drop(slice);
+    })
+}

@@ -2,7 +2,7 @@
 #![cfg(loom)]
 
 use loom::thread;
-use loom_tests::{assert_stats, run_model};
+use loom_tests::{assert_stats, run_model, write_and_drop_on_thread};
 use refbuf::{AllocError, Pool};
 
 /// One thread closes the pool while another drops the buf's last slice.
@@ -15,15 +15,12 @@ fn close_races_last_release() {
     run_model("close: close racing the last release", || {
         let pool = Pool::builder().buf_size(64).build();
         let mut alloc = pool.allocator(0);
-        let mut slice = alloc.alloc_for_overwrite(4);
+        let slice = alloc.alloc_for_overwrite(4);
         drop(alloc);
 
         let closer = pool.clone();
         let tclose = thread::spawn(move || closer.close());
-        let tdrop = thread::spawn(move || {
-            slice.copy_from_slice(b"data");
-            drop(slice);
-        });
+        let tdrop = write_and_drop_on_thread(slice, b"data");
         tclose.join().unwrap();
         tdrop.join().unwrap();
 
@@ -45,13 +42,10 @@ fn close_races_allocator_and_slice_drops() {
     run_model("close: close racing an allocator's and a slice's drop", || {
         let pool = Pool::builder().buf_size(64).build();
         let mut alloc = pool.allocator(0);
-        let mut slice = alloc.alloc_for_overwrite(4);
+        let slice = alloc.alloc_for_overwrite(4);
 
         let talloc = thread::spawn(move || drop(alloc));
-        let tslice = thread::spawn(move || {
-            slice.copy_from_slice(b"data");
-            drop(slice);
-        });
+        let tslice = write_and_drop_on_thread(slice, b"data");
         pool.close();
         talloc.join().unwrap();
         tslice.join().unwrap();

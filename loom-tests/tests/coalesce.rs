@@ -2,7 +2,7 @@
 #![cfg(loom)]
 
 use loom::thread;
-use loom_tests::{assert_recycled_with, assert_stats, run_model};
+use loom_tests::{assert_recycled_with, assert_stats, run_model, write_and_drop_on_thread};
 use refbuf::{Pool, coalesce};
 
 /// The main thread coalesces three touching slices into one, giving back the
@@ -16,13 +16,10 @@ fn coalesce_races_sibling_drop() {
         let mut alloc = pool.allocator(0);
         let mut parts =
             vec![alloc.copy_from_slice(b"aa"), alloc.copy_from_slice(b"bb"), alloc.copy_from_slice(b"cc")];
-        let mut d = alloc.alloc_for_overwrite(2);
+        let d = alloc.alloc_for_overwrite(2);
         drop(alloc);
 
-        let td = thread::spawn(move || {
-            d.copy_from_slice(b"dd");
-            drop(d);
-        });
+        let td = write_and_drop_on_thread(d, b"dd");
         coalesce(&mut parts, usize::MAX);
         assert_eq!(parts.len(), 1);
         assert_eq!(&parts[0][..], b"aabbcc");
@@ -44,13 +41,10 @@ fn coalesce_in_two_runs_races_sibling_drop() {
         let mut alloc = pool.allocator(0);
         let mut parts: Vec<_> =
             [b"aa", b"bb", b"cc", b"dd"].iter().map(|p| alloc.copy_from_slice(*p)).collect();
-        let mut e = alloc.alloc_for_overwrite(2);
+        let e = alloc.alloc_for_overwrite(2);
         drop(alloc);
 
-        let te = thread::spawn(move || {
-            e.copy_from_slice(b"ee");
-            drop(e);
-        });
+        let te = write_and_drop_on_thread(e, b"ee");
         coalesce(&mut parts, 4);
         assert_eq!(parts.len(), 2);
         assert_eq!(&parts[0][..], b"aabb");

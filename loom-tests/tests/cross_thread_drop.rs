@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use loom::thread;
-use loom_tests::{assert_recycled_with, assert_stats, run_model};
+use loom_tests::{assert_recycled_with, assert_stats, run_model, write_and_drop_on_thread};
 use refbuf::Pool;
 
 /// The allocator is dropped on the main thread while its two slices are
@@ -15,17 +15,11 @@ fn allocator_dropped_on_main_slices_on_threads() {
     run_model("cross_thread_drop: allocator on main, slices on threads", || {
         let pool = Pool::builder().buf_size(64).build();
         let mut alloc = pool.allocator(0);
-        let mut a = alloc.alloc_for_overwrite(2);
-        let mut b = alloc.alloc_for_overwrite(2);
+        let a = alloc.alloc_for_overwrite(2);
+        let b = alloc.alloc_for_overwrite(2);
 
-        let ta = thread::spawn(move || {
-            a.copy_from_slice(b"aa");
-            drop(a);
-        });
-        let tb = thread::spawn(move || {
-            b.copy_from_slice(b"bb");
-            drop(b);
-        });
+        let ta = write_and_drop_on_thread(a, b"aa");
+        let tb = write_and_drop_on_thread(b, b"bb");
         // The allocator keeps cutting slices from the buf while the others
         // let go of theirs.
         let c = alloc.copy_from_slice(b"cc");
@@ -47,7 +41,7 @@ fn allocator_dropped_on_thread_slices_on_main_and_thread() {
     run_model("cross_thread_drop: allocator on a thread, slices elsewhere", || {
         let pool = Pool::builder().buf_size(64).build();
         let mut alloc = pool.allocator(0);
-        let mut a = alloc.alloc_for_overwrite(2);
+        let a = alloc.alloc_for_overwrite(2);
         let mut b = alloc.alloc_for_overwrite(2);
 
         let talloc = thread::spawn(move || {
@@ -55,10 +49,7 @@ fn allocator_dropped_on_thread_slices_on_main_and_thread() {
             drop(alloc);
             drop(c);
         });
-        let ta = thread::spawn(move || {
-            a.copy_from_slice(b"aa");
-            drop(a);
-        });
+        let ta = write_and_drop_on_thread(a, b"aa");
         b.copy_from_slice(b"bb");
         drop(b);
         talloc.join().unwrap();

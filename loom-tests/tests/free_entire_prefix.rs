@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use loom::thread;
-use loom_tests::{assert_stats, run_model};
+use loom_tests::{assert_stats, run_model, write_and_drop_on_thread};
 use refbuf::Pool;
 
 /// Executions in which `free_entire_prefix` answered `true` and `false`.
@@ -25,14 +25,11 @@ fn free_entire_prefix_races_sibling_drop() {
     run_model("free_entire_prefix: racing a sibling's drop", || {
         let pool = Pool::builder().buf_size(64).build();
         let mut alloc = pool.allocator(0);
-        let mut a = alloc.alloc_for_overwrite(4);
+        let a = alloc.alloc_for_overwrite(4);
         let mut b = alloc.copy_from_slice(b"bbbb");
         drop(alloc);
 
-        let ta = thread::spawn(move || {
-            a.copy_from_slice(b"aaaa");
-            drop(a);
-        });
+        let ta = write_and_drop_on_thread(a, b"aaaa");
         if b.free_entire_prefix() {
             FREED.fetch_add(1, Ordering::Relaxed);
             assert_eq!(b.headroom(), 4);
@@ -62,7 +59,7 @@ fn free_entire_prefix_races_allocator_and_sibling_drops() {
     run_model("free_entire_prefix: racing an allocator's and a sibling's drop", || {
         let pool = Pool::builder().buf_size(64).build();
         let mut alloc = pool.allocator(0);
-        let mut a = alloc.alloc_for_overwrite(4);
+        let a = alloc.alloc_for_overwrite(4);
         let mut b = alloc.copy_from_slice(b"bbbb");
 
         let talloc = thread::spawn(move || {
@@ -71,10 +68,7 @@ fn free_entire_prefix_races_allocator_and_sibling_drops() {
             drop(alloc);
             drop(c);
         });
-        let ta = thread::spawn(move || {
-            a.copy_from_slice(b"aaaa");
-            drop(a);
-        });
+        let ta = write_and_drop_on_thread(a, b"aaaa");
         if b.free_entire_prefix() {
             FREED_2.fetch_add(1, Ordering::Relaxed);
             assert!(b.expand_front(4));

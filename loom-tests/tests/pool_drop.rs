@@ -2,7 +2,7 @@
 #![cfg(loom)]
 
 use loom::thread;
-use loom_tests::run_model;
+use loom_tests::{run_model, write_and_drop_on_thread};
 use refbuf::Pool;
 
 /// The last `Pool` goes on one thread, closing the pool, while the buf's two
@@ -14,15 +14,12 @@ fn last_pool_dropped_while_slice_dropped() {
     run_model("pool_drop: last Pool racing the slices' drops", || {
         let pool = Pool::builder().buf_size(64).build();
         let mut alloc = pool.allocator(0);
-        let mut a = alloc.alloc_for_overwrite(4);
+        let a = alloc.alloc_for_overwrite(4);
         let mut b = alloc.alloc_for_overwrite(4);
         drop(alloc);
 
         let tpool = thread::spawn(move || drop(pool));
-        let ta = thread::spawn(move || {
-            a.copy_from_slice(b"aaaa");
-            drop(a);
-        });
+        let ta = write_and_drop_on_thread(a, b"aaaa");
         b.copy_from_slice(b"bbbb");
         drop(b);
         tpool.join().unwrap();

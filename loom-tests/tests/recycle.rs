@@ -1,8 +1,7 @@
 //! Two threads drop the last two slices of one buf at once.
 #![cfg(loom)]
 
-use loom::thread;
-use loom_tests::{assert_stats, run_model};
+use loom_tests::{assert_stats, run_model, write_and_drop_on_thread};
 use refbuf::Pool;
 
 /// Whichever thread drops the last slice recycles the buf, exactly once, and
@@ -14,19 +13,13 @@ fn last_slices_dropped_at_once_recycle_the_buf_once() {
     run_model("recycle: last slices dropped at once", || {
         let pool = Pool::builder().buf_size(64).build();
         let mut alloc = pool.allocator(0);
-        let mut a = alloc.alloc_for_overwrite(4);
-        let mut b = alloc.alloc_for_overwrite(4);
+        let a = alloc.alloc_for_overwrite(4);
+        let b = alloc.alloc_for_overwrite(4);
         // From here on the two slices are the buf's only holders.
         drop(alloc);
 
-        let ta = thread::spawn(move || {
-            a.copy_from_slice(b"aaaa");
-            drop(a);
-        });
-        let tb = thread::spawn(move || {
-            b.copy_from_slice(b"bbbb");
-            drop(b);
-        });
+        let ta = write_and_drop_on_thread(a, b"aaaa");
+        let tb = write_and_drop_on_thread(b, b"bbbb");
         ta.join().unwrap();
         tb.join().unwrap();
         assert_stats(&pool, 1, 0, 1);

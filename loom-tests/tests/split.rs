@@ -1,8 +1,7 @@
 //! Parts of a split slice dropped on different threads.
 #![cfg(loom)]
 
-use loom::thread;
-use loom_tests::{assert_recycled_with, assert_stats, run_model};
+use loom_tests::{assert_recycled_with, assert_stats, run_model, write_and_drop_on_thread};
 use refbuf::{Pool, Slice};
 
 /// The main thread splits a pooled slice into three parts, each split taking
@@ -17,17 +16,11 @@ fn split_parts_dropped_on_different_threads() {
         let mut rest = alloc.alloc_for_overwrite(6);
         drop(alloc);
 
-        let mut front = rest.split_to(2);
-        let tfront = thread::spawn(move || {
-            front.copy_from_slice(b"ff");
-            drop(front);
-        });
+        let front = rest.split_to(2);
+        let tfront = write_and_drop_on_thread(front, b"ff");
         // Splits again while `front` may be going away.
-        let mut back = rest.split_off(2);
-        let tback = thread::spawn(move || {
-            back.copy_from_slice(b"bb");
-            drop(back);
-        });
+        let back = rest.split_off(2);
+        let tback = write_and_drop_on_thread(back, b"bb");
         rest.copy_from_slice(b"mm");
         drop(rest);
         tfront.join().unwrap();
@@ -45,11 +38,8 @@ fn split_parts_dropped_on_different_threads() {
 fn from_vec_parts_dropped_on_different_threads() {
     run_model("split: parts of a from_vec slice dropped on different threads", || {
         let mut back = Slice::from_vec(b"headbody".to_vec());
-        let mut front = back.split_to(4);
-        let tfront = thread::spawn(move || {
-            front.copy_from_slice(b"HEAD");
-            drop(front);
-        });
+        let front = back.split_to(4);
+        let tfront = write_and_drop_on_thread(front, b"HEAD");
         back.copy_from_slice(b"BODY");
         drop(back);
         tfront.join().unwrap();
