@@ -2,10 +2,11 @@
 
 use core::fmt;
 use core::ptr::{self, NonNull};
+use std::time::Duration;
 
 use crate::buf::{Header, Lease};
 use crate::error::AllocError;
-use crate::pool::Pool;
+use crate::pool::{Pool, Wait};
 use crate::slice::Slice;
 
 /// Bump-allocates consecutive [`Slice`]s out of its current buf, each with
@@ -67,13 +68,28 @@ impl Allocator {
 
     /// A slice of `len` zero bytes, with `reserve` zeroed bytes of headroom.
     ///
+    /// Where the pool's budget ([`PoolBuilder::max_bytes`]) is used up, this
+    /// waits until enough memory is released.
+    ///
     /// # Panics
-    /// Where [`try_alloc`](Allocator::try_alloc) returns an error: the pool
-    /// is closed, or `len` is too large.
+    /// Where [`try_alloc`](Allocator::try_alloc) returns an error other
+    /// than `Exhausted`: the pool is closed (also while waiting), or `len` is
+    /// too large.
+    ///
+    /// [`PoolBuilder::max_bytes`]: crate::PoolBuilder::max_bytes
     #[inline]
     #[track_caller]
     pub fn alloc(&mut self, len: usize) -> Slice {
-        self.try_alloc(len).unwrap_or_else(|e| alloc_failed(e, len, self.reserve))
+        self.zeroed(len, Wait::Forever).unwrap_or_else(|e| alloc_failed(e, len, self.reserve))
+    }
+
+    /// [`alloc`](Allocator::alloc), waiting at most `wait` for the budget.
+    ///
+    /// # Errors
+    /// As for [`try_alloc`](Allocator::try_alloc), with `Exhausted` only
+    /// once `wait` has passed with the budget still used up.
+    pub fn alloc_timeout(&mut self, len: usize, wait: Duration) -> Result<Slice, AllocError> {
+        self.zeroed(len, Wait::For(wait))
     }
 
     /// A slice of `len` zero bytes, with `reserve` zeroed bytes of headroom,
@@ -86,13 +102,21 @@ impl Allocator {
     ///
     /// # Errors
     /// - [`AllocError::Closed`] once the pool is closed;
-    /// - [`AllocError::TooLarge`] where `reserve + len` overflows or no buf
-    ///   that large can be made.
+    /// - [`AllocError::Exhausted`] where a new buf is needed and the pool's
+    ///   budget is used up (it never waits);
+    /// - [`AllocError::TooLarge`] where `reserve + len` overflows, exceeds
+    ///   the pool's whole budget, or no buf that large can be made.
     ///
     /// The allocator stays usable after an error.
     #[inline]
     pub fn try_alloc(&mut self, len: usize) -> Result<Slice, AllocError> {
-        let (region, slice) = self.bump(len)?;
+        self.zeroed(len, Wait::Never)
+    }
+
+    /// A zero-filled slice, waiting for the budget as `wait` allows.
+    #[inline]
+    fn zeroed(&mut self, len: usize, wait: Wait) -> Result<Slice, AllocError> {
+        let (region, slice) = self.bump(len, wait)?;
         // SAFETY: `region` is the slice's headroom and data, `reserve + len`
         // bytes that the new slice owns alone.
         unsafe { ptr::write_bytes(region.as_ptr(), 0, self.reserve + len) };
@@ -108,37 +132,49 @@ impl Allocator {
     /// length received. The memory is always initialised, so reading it is
     /// safe, just not private.
     ///
+    /// Waits for the budget as [`alloc`](Allocator::alloc) does.
+    ///
     /// # Panics
     /// As for [`alloc`](Allocator::alloc).
     #[inline]
     #[track_caller]
     pub fn alloc_for_overwrite(&mut self, len: usize) -> Slice {
-        self.try_alloc_for_overwrite(len).unwrap_or_else(|e| alloc_failed(e, len, self.reserve))
+        self.bump(len, Wait::Forever)
+            .map(|(_, slice)| slice)
+            .unwrap_or_else(|e| alloc_failed(e, len, self.reserve))
     }
 
     /// [`alloc_for_overwrite`](Allocator::alloc_for_overwrite), returning
-    /// errors instead of panicking; see [`try_alloc`](Allocator::try_alloc).
+    /// errors instead of panicking or waiting; see
+    /// [`try_alloc`](Allocator::try_alloc).
     #[inline]
     pub fn try_alloc_for_overwrite(&mut self, len: usize) -> Result<Slice, AllocError> {
-        self.bump(len).map(|(_, slice)| slice)
+        self.bump(len, Wait::Never).map(|(_, slice)| slice)
     }
 
     /// A slice holding a copy of `data`, with `reserve` zeroed bytes of
-    /// headroom (iobuf's `Copy`).
+    /// headroom (iobuf's `Copy`). Waits for the budget as
+    /// [`alloc`](Allocator::alloc) does.
     ///
     /// # Panics
     /// As for [`alloc`](Allocator::alloc).
     #[inline]
     #[track_caller]
     pub fn copy_from_slice(&mut self, data: &[u8]) -> Slice {
-        self.try_copy_from_slice(data).unwrap_or_else(|e| alloc_failed(e, data.len(), self.reserve))
+        self.copied(data, Wait::Forever).unwrap_or_else(|e| alloc_failed(e, data.len(), self.reserve))
     }
 
     /// [`copy_from_slice`](Allocator::copy_from_slice), returning errors
-    /// instead of panicking; see [`try_alloc`](Allocator::try_alloc).
+    /// instead of panicking or waiting; see [`try_alloc`](Allocator::try_alloc).
     #[inline]
     pub fn try_copy_from_slice(&mut self, data: &[u8]) -> Result<Slice, AllocError> {
-        let (region, mut slice) = self.bump(data.len())?;
+        self.copied(data, Wait::Never)
+    }
+
+    /// A copy of `data`, waiting for the budget as `wait` allows.
+    #[inline]
+    fn copied(&mut self, data: &[u8], wait: Wait) -> Result<Slice, AllocError> {
+        let (region, mut slice) = self.bump(data.len(), wait)?;
         // SAFETY: the first `reserve` bytes of `region` are the new slice's
         // headroom, which it owns alone.
         unsafe { ptr::write_bytes(region.as_ptr(), 0, self.reserve) };
@@ -150,14 +186,14 @@ impl Allocator {
     /// returns their start and a slice over the last `len` of them, with the
     /// first `reserve` as headroom. The bytes are as found.
     #[inline]
-    fn bump(&mut self, len: usize) -> Result<(NonNull<u8>, Slice), AllocError> {
+    fn bump(&mut self, len: usize, wait: Wait) -> Result<(NonNull<u8>, Slice), AllocError> {
         let need = self.reserve.checked_add(len).ok_or(AllocError::TooLarge)?;
         if self.pool.is_closed_hint() {
             return Err(AllocError::Closed);
         }
         let bump = match &mut self.current {
             Some(bump) if need <= bump.remaining => bump,
-            _ => self.refill(need)?,
+            _ => self.refill(need, wait)?,
         };
         let region = bump.next;
         // SAFETY: `need <= remaining`, so `region + need` stays within the
@@ -181,11 +217,11 @@ impl Allocator {
     /// buf fails before that, and keeps the current buf.
     #[cold]
     #[inline(never)]
-    fn refill(&mut self, need: usize) -> Result<&mut Bump, AllocError> {
+    fn refill(&mut self, need: usize, wait: Wait) -> Result<&mut Bump, AllocError> {
         let size = self.pool.size_class(need)?;
         // Dropping the old `Bump` drops its lease, giving back its references.
         self.current = None;
-        let lease = self.pool.take(size)?;
+        let lease = self.pool.take(size, wait)?;
         let buf = lease.buf();
         // SAFETY: the lease holds `buf`.
         let (next, remaining) = unsafe { (Header::data(buf), Header::cap(buf)) };

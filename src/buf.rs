@@ -60,12 +60,32 @@ pub(crate) struct Header {
     cap: usize,
     /// Who owns the memory and takes it back at the last release.
     owner: Owner,
-    /// The next buf in the pool's free list. Read and written only while the
-    /// buf is idle and only under the pool's lock.
-    next_idle: Option<NonNull<Header>>,
+    /// The buf's place in its pool's free list. Read and written only while
+    /// the buf is idle and only under the pool's lock.
+    idle: IdleLinks,
     /// Shows loom who uses the data area; zero-sized outside loom.
     access: BufAccess,
 }
+
+/// A buf's links in a doubly-linked free list, and when it went idle.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IdleLinks {
+    /// The buf that went idle just after this one, towards the list's newest
+    /// end.
+    pub(crate) newer: Option<NonNull<Header>>,
+    /// The buf that went idle just before this one, towards the oldest end.
+    pub(crate) older: Option<NonNull<Header>>,
+    /// When the buf went idle, in nanoseconds since its pool was built; 0
+    /// when the pool has no idle timeout and does not read the clock.
+    pub(crate) since: u64,
+}
+
+impl IdleLinks {
+    const NONE: IdleLinks = IdleLinks { newer: None, older: None, since: 0 };
+}
+
+/// The `class` of a buf that goes back to no free list when released.
+pub(crate) const UNPOOLED: u8 = u8::MAX;
 
 #[cfg(not(loom))]
 const _: () = assert!(HEADER_SIZE == 64, "the header must fill exactly one 64-byte line");
@@ -74,9 +94,9 @@ const _: () = assert!(BUF_ALIGN == 64, "data areas start on a cache line");
 /// Who owns a buf's memory.
 enum Owner {
     /// Header and data in one allocation made by `pool`. `class` is the
-    /// index of the free list it returns to, or `None` for a buf too large
-    /// to keep.
-    Pool { pool: Arc<PoolShared>, class: Option<usize> },
+    /// index of the free list it returns to, or [`UNPOOLED`] for a buf too
+    /// large to keep.
+    Pool { pool: Arc<PoolShared>, class: u8 },
     /// The data area is a `Vec<u8>`'s buffer of `len` bytes and `capacity`.
     Vec { capacity: usize },
 }
@@ -90,7 +110,7 @@ impl Header {
     pub(crate) fn new_pooled(
         pool: Arc<PoolShared>,
         cap: usize,
-        class: Option<usize>,
+        class: u8,
     ) -> Result<NonNull<Header>, AllocError> {
         let layout = pooled_layout(cap).ok_or(AllocError::TooLarge)?;
         // SAFETY: `layout` has a non-zero size: it includes the header.
@@ -127,7 +147,7 @@ impl Header {
             data,
             cap,
             owner,
-            next_idle: None,
+            idle: IdleLinks::NONE,
             access: BufAccess::default(),
         }
     }
@@ -262,10 +282,7 @@ impl Header {
             }
         };
         // SAFETY: the caller owns `this`, which has no references.
-        if !unsafe { pool.take_back(this, class) } {
-            // SAFETY: the caller owns `this`, and the pool did not keep it.
-            unsafe { Header::destroy(this) };
-        }
+        unsafe { pool.take_back(this, class) };
     }
 
     /// Frees the buf's memory.
@@ -296,22 +313,15 @@ impl Header {
         drop(header);
     }
 
-    /// Links `this` in front of `head` in an idle list.
+    /// The buf's free-list links.
     ///
     /// # Safety
-    /// The caller owns `this` (it is idle) and holds the pool's lock.
-    pub(crate) unsafe fn set_next_idle(this: NonNull<Header>, next: Option<NonNull<Header>>) {
-        // SAFETY: the caller owns `this`; no reference to it exists.
-        unsafe { ptr::addr_of_mut!((*this.as_ptr()).next_idle).write(next) };
-    }
-
-    /// The buf after `this` in an idle list.
-    ///
-    /// # Safety
-    /// As for [`Header::set_next_idle`].
-    pub(crate) unsafe fn next_idle(this: NonNull<Header>) -> Option<NonNull<Header>> {
-        // SAFETY: the caller owns `this`; no reference to it exists.
-        unsafe { (*this.as_ptr()).next_idle }
+    /// The caller owns `this` (it is idle or about to be) and holds its
+    /// pool's lock, for as long as the returned reference is used.
+    pub(crate) unsafe fn idle_links<'a>(this: NonNull<Header>) -> &'a mut IdleLinks {
+        // SAFETY: the caller owns `this`, so nobody else reads or writes the
+        // header; the reference covers the `idle` field alone.
+        unsafe { &mut *ptr::addr_of_mut!((*this.as_ptr()).idle) }
     }
 }
 

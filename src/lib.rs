@@ -58,6 +58,7 @@ mod allocator;
 mod buf;
 mod coalesce;
 mod error;
+mod free_list;
 mod pool;
 mod reader;
 mod slice;
@@ -66,7 +67,9 @@ mod sync;
 pub use allocator::Allocator;
 pub use coalesce::coalesce;
 pub use error::AllocError;
-pub use pool::{DEFAULT_BUF_SIZE, POOLED_MULTIPLES, Pool, PoolBuilder, PoolStats};
+pub use pool::{
+    DEFAULT_BUF_SIZE, DEFAULT_MAX_POOLED_MULTIPLE, MAX_SIZE_CLASSES, Pool, PoolBuilder, PoolStats,
+};
 pub use reader::Reader;
 pub use slice::Slice;
 

@@ -6,7 +6,7 @@ use std::io::{self, Read};
 
 use crate::buf::{Header, Lease};
 use crate::error::AllocError;
-use crate::pool::Pool;
+use crate::pool::{Pool, Wait};
 use crate::slice::Slice;
 
 /// Reads from a source into pool memory and hands out exactly the frames
@@ -142,7 +142,7 @@ impl<R: Read> Reader<R> {
         let buffered = self.end - self.start;
         let dst = match &self.lease {
             Some(lease) if self.cap() >= n && lease.is_sole_holder() => None,
-            _ => Some(self.pool.take(self.pool.size_class(n)?)?),
+            _ => Some(self.pool.take(self.pool.size_class(n)?, Wait::Forever)?),
         };
         if let Some(old) = &self.lease {
             // SAFETY: both leases are held; the buffered bytes are the
