@@ -1,7 +1,7 @@
 //! [loom] models of refbuf's reference counting and pool state.
 //!
 //! Under `--cfg loom`, refbuf's `sync` shim swaps every atomic, `Arc`,
-//! `Mutex` and `alloc_zeroed`/`dealloc` for loom's twin, and gives each buf a
+//! `Mutex`, `Condvar` and `alloc_zeroed`/`dealloc` for loom's twin, and gives each buf a
 //! loom-only access tracker: every holder makes a shared access just before
 //! its `Release` decrement, and whoever takes the whole buf (to recycle,
 //! reuse or free it) makes an exclusive one. Each model in `tests/` runs a
@@ -29,7 +29,11 @@
 //!   sibling slice;
 //! - `coalesce`: `coalesce`'s batched release racing the drop of a sibling;
 //! - `split`: the parts of a split slice (pooled, and from `Slice::from_vec`)
-//!   dropped on different threads.
+//!   dropped on different threads;
+//! - `budget`: a request waiting for the memory budget, woken by a release
+//!   on another thread (a lost wakeup shows up as loom's deadlock report)
+//!   or by `close`, and the byte accounting under concurrent takes and
+//!   releases (never over the budget, never below zero).
 //!
 //! # Running
 //!
