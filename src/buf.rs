@@ -31,6 +31,8 @@ use core::ptr::{self, NonNull};
 
 use crate::error::AllocError;
 use crate::pool::PoolShared;
+#[cfg(feature = "diagnostics")]
+use crate::sync::AtomicBool;
 use crate::sync::{Arc, AtomicUsize, BufAccess, Ordering, alloc_zeroed, dealloc};
 
 /// Bytes in front of a pooled buf's data area: one 64-byte line. Under loom
@@ -65,6 +67,24 @@ pub(crate) struct Header {
     idle: IdleLinks,
     /// Shows loom who uses the data area; zero-sized outside loom.
     access: BufAccess,
+    /// Who holds the buf, for `Pool::report`; only with the `diagnostics`
+    /// feature.
+    #[cfg(feature = "diagnostics")]
+    usage: Usage,
+}
+
+/// What the `diagnostics` feature tracks about a buf in use. The counters
+/// are statistics read while other threads change them, so every access is
+/// `Relaxed`: they publish no other data and pair with nothing.
+#[cfg(feature = "diagnostics")]
+#[derive(Debug, Default)]
+pub(crate) struct Usage {
+    /// Live slices into the buf.
+    pub(crate) holders: AtomicUsize,
+    /// Bytes those slices own, headroom included.
+    pub(crate) live_bytes: AtomicUsize,
+    /// Whether an allocator or reader holds the buf.
+    pub(crate) leased: AtomicBool,
 }
 
 /// A buf's links in a doubly-linked free list, and when it went idle.
@@ -87,7 +107,7 @@ impl IdleLinks {
 /// The `class` of a buf that goes back to no free list when released.
 pub(crate) const UNPOOLED: u8 = u8::MAX;
 
-#[cfg(not(loom))]
+#[cfg(not(any(loom, feature = "diagnostics")))]
 const _: () = assert!(HEADER_SIZE == 64, "the header must fill exactly one 64-byte line");
 const _: () = assert!(BUF_ALIGN == 64, "data areas start on a cache line");
 
@@ -149,6 +169,8 @@ impl Header {
             owner,
             idle: IdleLinks::NONE,
             access: BufAccess::default(),
+            #[cfg(feature = "diagnostics")]
+            usage: Usage::default(),
         }
     }
 
@@ -313,6 +335,37 @@ impl Header {
         drop(header);
     }
 
+    /// Records slices coming (`holders > 0`) or going, and bytes they own
+    /// gained or given up, for `Pool::report`. Does nothing without the
+    /// `diagnostics` feature.
+    ///
+    /// # Safety
+    /// The caller holds a reference to `this`.
+    #[inline(always)]
+    pub(crate) unsafe fn track(this: NonNull<Header>, holders: isize, bytes: isize) {
+        #[cfg(feature = "diagnostics")]
+        {
+            // SAFETY: the caller holds a reference, so `this` is live.
+            let usage = unsafe { &(*this.as_ptr()).usage };
+            // Relaxed: statistics; see `Usage`.
+            usage.holders.fetch_add(holders as usize, Ordering::Relaxed);
+            usage.live_bytes.fetch_add(bytes as usize, Ordering::Relaxed);
+        }
+        #[cfg(not(feature = "diagnostics"))]
+        let _ = (this, holders, bytes);
+    }
+
+    /// What the `diagnostics` feature knows about the buf's holders.
+    ///
+    /// # Safety
+    /// `this` is live for `'a`: the caller holds a reference, or the buf is
+    /// registered in use with its pool and the caller holds the pool's lock.
+    #[cfg(feature = "diagnostics")]
+    pub(crate) unsafe fn usage<'a>(this: NonNull<Header>) -> &'a Usage {
+        // SAFETY: the caller guarantees `this` is live for 'a.
+        unsafe { &(*this.as_ptr()).usage }
+    }
+
     /// The buf's free-list links.
     ///
     /// # Safety
@@ -359,6 +412,10 @@ impl Lease {
         unsafe { Header::access(buf) }.exclusive();
         // SAFETY: as above.
         unsafe { Header::refs(buf) }.store(LEASE_BATCH, Ordering::Relaxed);
+        // Relaxed: statistics; see `Usage`.
+        #[cfg(feature = "diagnostics")]
+        // SAFETY: as above.
+        unsafe { Header::usage(buf) }.leased.store(true, Ordering::Relaxed);
         Lease { buf, held: LEASE_BATCH }
     }
 
@@ -397,6 +454,10 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
+        // Relaxed: statistics; see `Usage`.
+        #[cfg(feature = "diagnostics")]
+        // SAFETY: the lease holds a reference.
+        unsafe { Header::usage(self.buf) }.leased.store(false, Ordering::Relaxed);
         // SAFETY: the lease owns `held` references and is going away.
         unsafe { Header::release(self.buf, self.held) };
     }

@@ -4,7 +4,9 @@
 //! idle allocates nothing. The pool takes bufs back and hands them out at the
 //! newest end, so a buf reused soon after it went idle is likely still in
 //! cache, and trims expired bufs at the oldest end: both in constant time.
-//! Every list is touched only under its pool's lock.
+//! Every list is touched only under its pool's lock. With the
+//! `diagnostics` feature, the pool also links its bufs in use into a list of
+//! this kind (their links are free while they are not idle).
 
 use core::ptr::NonNull;
 
@@ -84,6 +86,41 @@ impl FreeList {
         }
         self.oldest = newer;
         Some(buf)
+    }
+
+    /// Takes `buf` out of the list, wherever it is.
+    ///
+    /// # Safety
+    /// `buf` is in this list; otherwise as for [`FreeList::pop_newest`].
+    #[cfg(feature = "diagnostics")]
+    pub(crate) unsafe fn unlink(&mut self, buf: NonNull<Header>) {
+        // SAFETY: `buf` is one of the list's bufs.
+        let IdleLinks { newer, older, .. } = *unsafe { Header::idle_links(buf) };
+        match newer {
+            // SAFETY: `newer` is one of the list's bufs.
+            Some(newer) => unsafe { Header::idle_links(newer) }.older = older,
+            None => self.newest = older,
+        }
+        match older {
+            // SAFETY: `older` is one of the list's bufs.
+            Some(older) => unsafe { Header::idle_links(older) }.newer = newer,
+            None => self.oldest = newer,
+        }
+    }
+
+    /// Calls `f` with each buf and its timestamp, newest first.
+    ///
+    /// # Safety
+    /// As for [`FreeList::oldest_since`]; `f` must not change the list.
+    #[cfg(feature = "diagnostics")]
+    pub(crate) unsafe fn for_each(&self, mut f: impl FnMut(NonNull<Header>, u64)) {
+        let mut next = self.newest;
+        while let Some(buf) = next {
+            // SAFETY: `buf` is one of the list's bufs.
+            let links = *unsafe { Header::idle_links(buf) };
+            f(buf, links.since);
+            next = links.older;
+        }
     }
 
     /// Frees every buf in the list.

@@ -57,6 +57,8 @@
 mod allocator;
 mod buf;
 mod coalesce;
+#[cfg(feature = "diagnostics")]
+mod diagnostics;
 mod error;
 mod free_list;
 mod pool;
@@ -66,6 +68,8 @@ mod sync;
 
 pub use allocator::Allocator;
 pub use coalesce::coalesce;
+#[cfg(feature = "diagnostics")]
+pub use diagnostics::{BufReport, PoolReport};
 pub use error::AllocError;
 pub use pool::{
     DEFAULT_BUF_SIZE, DEFAULT_MAX_POOLED_MULTIPLE, MAX_SIZE_CLASSES, Pool, PoolBuilder, PoolStats,

@@ -180,6 +180,10 @@ struct State {
     lists: [FreeList; MAX_SIZE_CLASSES],
     /// Threads waiting on `PoolShared::released`.
     waiters: usize,
+    /// Every pooled buf in use, stamped with when it was taken, for
+    /// `Pool::report`.
+    #[cfg(feature = "diagnostics")]
+    in_use: FreeList,
     stats: PoolStats,
 }
 
@@ -395,6 +399,8 @@ impl PoolBuilder {
                 closed: false,
                 lists: [FreeList::EMPTY; MAX_SIZE_CLASSES],
                 waiters: 0,
+                #[cfg(feature = "diagnostics")]
+                in_use: FreeList::EMPTY,
                 stats: PoolStats::default(),
             }),
             released: Condvar::new(),
@@ -512,14 +518,14 @@ impl PoolShared {
         drop(state);
         // SAFETY: the bufs in `doomed` are off every list and ours alone.
         unsafe { doomed.destroy_all() };
-        match taken? {
+        let lease = match taken? {
             // SAFETY: `buf` came off the free list, so it has no references
             // and is ours alone.
-            Some(buf) => Ok(unsafe { Lease::adopt(buf) }),
+            Some(buf) => unsafe { Lease::adopt(buf) },
             None => match Header::new_pooled(Arc::clone(this), cap, class) {
                 // SAFETY: a fresh buf has no references and nobody else has
                 // seen it.
-                Ok(buf) => Ok(unsafe { Lease::adopt(buf) }),
+                Ok(buf) => unsafe { Lease::adopt(buf) },
                 Err(e) => {
                     let mut state = lock(&this.state);
                     state.stats.bufs_in_use -= 1;
@@ -528,10 +534,18 @@ impl PoolShared {
                     let waiters = state.waiters;
                     drop(state);
                     this.wake(waiters);
-                    Err(e)
+                    return Err(e);
                 }
             },
+        };
+        #[cfg(feature = "diagnostics")]
+        {
+            let since = u64::try_from(this.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            // SAFETY: the lease holds the buf, which is in no list; the
+            // lock is held for the call.
+            unsafe { lock(&this.state).in_use.push_newest(lease.buf(), since) };
         }
+        Ok(lease)
     }
 
     /// Whether a fresh buf of `cap` bytes fits the budget, after moving idle
@@ -595,6 +609,12 @@ impl PoolShared {
         let mut state = lock(&self.state);
         state.stats.bufs_in_use -= 1;
         state.stats.bytes_in_use -= cap;
+        // SAFETY: `take` registered every buf it handed out, and `buf` is
+        // ours; we hold the lock.
+        #[cfg(feature = "diagnostics")]
+        unsafe {
+            state.in_use.unlink(buf)
+        };
         let pooled = usize::from(class) < self.classes && !state.closed;
         let keep = pooled && state.stats.bytes_idle + cap <= self.max_idle_bytes;
         if keep {
@@ -656,6 +676,33 @@ impl PoolShared {
             unsafe { list.destroy_all() };
         }
         self.wake(waiters);
+    }
+}
+
+#[cfg(feature = "diagnostics")]
+impl Pool {
+    /// Lists the pooled bufs in use, oldest first, and flags the pinned ones;
+    /// only with the `diagnostics` feature. See [`PoolReport`].
+    ///
+    /// [`PoolReport`]: crate::PoolReport
+    pub fn report(&self) -> crate::PoolReport {
+        let shared = &*self.shared;
+        let now = u64::try_from(shared.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let mut bufs = Vec::new();
+        let state = lock(&shared.state);
+        // SAFETY: the state owns its lists and we hold the lock, so every buf
+        // in `in_use` stays live: `take_back` unlinks it before freeing it.
+        unsafe {
+            state.in_use.for_each(|buf, since| {
+                bufs.push(crate::diagnostics::BufReport::of(
+                    buf,
+                    Duration::from_nanos(now.saturating_sub(since)),
+                ))
+            })
+        };
+        drop(state);
+        bufs.reverse();
+        crate::PoolReport { bufs }
     }
 }
 
