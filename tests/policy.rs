@@ -141,6 +141,17 @@ fn reader_waits_for_the_budget() {
     assert_eq!(reader.join().unwrap().unwrap(), b"frame");
 }
 
+/// A reader alone under a budget with room for one larger buf lets its current buf go before taking the larger one, rather than waiting on itself.
+#[test]
+fn reader_alone_under_a_tight_budget_does_not_wait_on_itself() {
+    let pool = Pool::builder().buf_size(64).max_bytes(128).build();
+    let src: Vec<u8> = (0..164u8).collect();
+    let mut reader = pool.reader(&src[..]);
+    assert_eq!(&reader.read(64).unwrap()[..], &src[..64]);
+    assert_eq!(&reader.read(100).unwrap()[..], &src[64..]);
+    assert_eq!(pool.stats().waits, 0);
+}
+
 /// Idle bufs of other classes are freed (oldest first) to make room under the budget, and counted as trimmed.
 #[test]
 fn idle_bufs_of_other_classes_make_room() {
