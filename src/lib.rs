@@ -15,6 +15,13 @@
 //!   [`Slice::expand_front`], with no copy of the payload.
 //! - [`coalesce`] joins slices that touch in memory, without copying.
 //! - A [`Reader`] fills slices from any [`std::io::Read`], reading ahead.
+//! - The pool's memory policy ([`PoolBuilder`]): bufs come in size classes
+//!   (`buf_size` × 2^k); a budget (`max_bytes`) makes allocations wait, or
+//!   fail with [`AllocError::Exhausted`], instead of growing; idle memory is
+//!   capped (`max_idle_bytes`), freed after a timeout (`idle_timeout`) or on
+//!   demand ([`Pool::trim`]). [`Pool::stats`] says where the memory is, and
+//!   the `diagnostics` feature adds `Pool::report`, which lists bufs in use
+//!   and flags those pinned by a few small slices.
 //!
 //! # Example
 //!

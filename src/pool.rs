@@ -649,15 +649,20 @@ impl PoolShared {
 
     /// Frees every idle buf; returns the data bytes freed.
     fn trim(&self) -> usize {
-        let (lists, bytes) = {
+        let (lists, bytes, waiters) = {
             let mut state = lock(&self.state);
             state.stats.bufs_trimmed += state.stats.bufs_idle as u64;
-            PoolShared::take_all_idle(&mut state)
+            let (lists, bytes) = PoolShared::take_all_idle(&mut state);
+            (lists, bytes, state.waiters)
         };
         for list in lists {
             // SAFETY: the lists are off the pool: their bufs are ours alone.
             unsafe { list.destroy_all() };
         }
+        // A waiter could have freed these bufs itself, so it is still
+        // waiting for a release; waking it only makes it check again. Done
+        // anyway, so that every path that lowers the bytes held wakes.
+        self.wake(waiters);
         bytes
     }
 
