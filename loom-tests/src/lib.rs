@@ -32,8 +32,9 @@
 //!   dropped on different threads;
 //! - `budget`: a request waiting for the memory budget, woken by a release
 //!   on another thread (a lost wakeup shows up as loom's deadlock report)
-//!   or by `close`, and the byte accounting under concurrent takes and
-//!   releases (never over the budget, never below zero).
+//!   or by `close`, two waiters served in turn by one buf, `trim` racing a
+//!   release, and the byte accounting under concurrent takes and releases
+//!   (never over the budget, never below zero).
 //!
 //! # Running
 //!

@@ -34,6 +34,47 @@ fn release_wakes_waiter() {
     });
 }
 
+/// Two threads wait for the one buf the budget allows, each dropping its
+/// slice once it has one, while a third releases the buf they wait for:
+/// every waiter gets the buf in turn, so no waiter sleeps while the buf is
+/// free (loom would report that as a deadlock).
+#[test]
+fn releases_wake_waiters_in_turn() {
+    run_model("budget: two waiters served in turn", || {
+        let pool = one_buf_pool();
+        let held = pool.allocator(0).alloc(1);
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let pool = pool.clone();
+                thread::spawn(move || drop(pool.allocator(0).alloc(1)))
+            })
+            .collect();
+        drop(held);
+        for w in waiters {
+            w.join().unwrap();
+        }
+        assert_stats(&pool, 1, 0, 1);
+    });
+}
+
+/// `trim` races the release of the last slice: the buf is freed exactly
+/// once, by `trim` if it went idle first, else kept idle.
+#[test]
+fn trim_races_release() {
+    run_model("budget: trim racing a release", || {
+        let pool = one_buf_pool();
+        let slice = pool.allocator(0).alloc(1);
+        let trimmer = pool.clone();
+        let t = thread::spawn(move || trimmer.trim());
+        drop(slice);
+        let freed = t.join().unwrap();
+        let stats = pool.stats();
+        assert_eq!((stats.bufs_in_use, stats.bytes_in_use), (0, 0));
+        assert_eq!(freed + stats.bytes_idle, 64, "{stats:?}");
+        assert_eq!(stats.bufs_trimmed, u64::from(freed == 64));
+    });
+}
+
 /// A thread waits for the budget while the main thread closes the pool:
 /// the waiter always returns `Closed`, whether it saw the close before it
 /// began to wait or was woken by it.
