@@ -1,10 +1,10 @@
 //! [loom] models of refbuf's reference counting and pool state.
 //!
 //! Under `--cfg loom`, refbuf's `sync` shim swaps every atomic, `Arc`,
-//! `Mutex`, `Condvar` and `alloc_zeroed`/`dealloc` for loom's twin, and gives each buf a
-//! loom-only access tracker: every holder makes a shared access just before
-//! its `Release` decrement, and whoever takes the whole buf (to recycle,
-//! reuse or free it) makes an exclusive one. Each model in `tests/` runs a
+//! `Mutex`, `Condvar` and `alloc_zeroed`/`dealloc` for loom's twin, and
+//! gives each buf a loom-only access tracker: every holder makes a shared
+//! access just before its `Release` decrement, and whoever takes the whole
+//! buf (to recycle, reuse or free it) makes an exclusive one. Each model in `tests/` runs a
 //! tiny scenario (one pool of 64-byte bufs, a few slices, at most two spawned
 //! threads besides the main one) through every interleaving loom explores,
 //! so that:
