@@ -3,10 +3,11 @@
 use core::fmt;
 use core::ptr::NonNull;
 use std::io;
+use std::time::Duration;
 
 use crate::buf::{Header, Lease};
 use crate::error::AllocError;
-use crate::pool::Pool;
+use crate::pool::{Pool, Wait};
 use crate::slice::Slice;
 use crate::writer::Writer;
 
@@ -136,13 +137,28 @@ impl Allocator {
 
     /// A slice of `len` zero bytes, with `reserve` zeroed bytes of headroom.
     ///
+    /// Where the pool's budget ([`PoolBuilder::max_bytes`]) is used up, this
+    /// waits until enough memory is released.
+    ///
     /// # Panics
-    /// Where [`try_alloc`](Allocator::try_alloc) returns an error: the pool
-    /// is closed, or `len` is too large.
+    /// Where [`try_alloc`](Allocator::try_alloc) returns an error other
+    /// than `Exhausted`: the pool is closed (also while waiting), or `len` is
+    /// too large.
+    ///
+    /// [`PoolBuilder::max_bytes`]: crate::PoolBuilder::max_bytes
     #[inline]
     #[track_caller]
     pub fn alloc(&mut self, len: usize) -> Slice {
-        self.try_alloc(len).unwrap_or_else(|e| alloc_failed(e, len, self.reserve))
+        self.zeroed(len, Wait::Forever).unwrap_or_else(|e| alloc_failed(e, len, self.reserve))
+    }
+
+    /// [`alloc`](Allocator::alloc), waiting at most `wait` for the budget.
+    ///
+    /// # Errors
+    /// As for [`try_alloc`](Allocator::try_alloc), with `Exhausted` only
+    /// once `wait` has passed with the budget still used up.
+    pub fn alloc_timeout(&mut self, len: usize, wait: Duration) -> Result<Slice, AllocError> {
+        self.zeroed(len, Wait::For(wait))
     }
 
     /// A slice of `len` zero bytes, with `reserve` zeroed bytes of headroom,
@@ -155,13 +171,21 @@ impl Allocator {
     ///
     /// # Errors
     /// - [`AllocError::Closed`] once the pool is closed;
-    /// - [`AllocError::TooLarge`] where `reserve + len` overflows or no buf
-    ///   that large can be made.
+    /// - [`AllocError::Exhausted`] where a new buf is needed and the pool's
+    ///   budget is used up (it never waits);
+    /// - [`AllocError::TooLarge`] where `reserve + len` overflows, exceeds
+    ///   the pool's whole budget, or no buf that large can be made.
     ///
     /// The allocator stays usable after an error.
     #[inline]
     pub fn try_alloc(&mut self, len: usize) -> Result<Slice, AllocError> {
-        let mut slice = self.try_alloc_for_overwrite(len)?;
+        self.zeroed(len, Wait::Never)
+    }
+
+    /// A zero-filled slice, waiting for the budget as `wait` allows.
+    #[inline]
+    fn zeroed(&mut self, len: usize, wait: Wait) -> Result<Slice, AllocError> {
+        let mut slice = self.overwrite(len, wait)?;
         slice.zero_with_headroom();
         Ok(slice)
     }
@@ -175,42 +199,59 @@ impl Allocator {
     /// length received. The memory is always initialised, so reading it is
     /// safe, just not private.
     ///
+    /// Waits for the budget as [`alloc`](Allocator::alloc) does.
+    ///
     /// # Panics
     /// As for [`alloc`](Allocator::alloc).
     #[inline]
     #[track_caller]
     pub fn alloc_for_overwrite(&mut self, len: usize) -> Slice {
-        self.try_alloc_for_overwrite(len).unwrap_or_else(|e| alloc_failed(e, len, self.reserve))
+        self.overwrite(len, Wait::Forever).unwrap_or_else(|e| alloc_failed(e, len, self.reserve))
     }
 
     /// [`alloc_for_overwrite`](Allocator::alloc_for_overwrite), returning
-    /// errors instead of panicking; see [`try_alloc`](Allocator::try_alloc).
+    /// errors instead of panicking or waiting; see
+    /// [`try_alloc`](Allocator::try_alloc).
     #[inline]
     pub fn try_alloc_for_overwrite(&mut self, len: usize) -> Result<Slice, AllocError> {
+        self.overwrite(len, Wait::Never)
+    }
+
+    /// A slice of `len` bytes as found, waiting for the budget as `wait`
+    /// allows.
+    #[inline]
+    fn overwrite(&mut self, len: usize, wait: Wait) -> Result<Slice, AllocError> {
         let reserve = self.reserve;
-        let bump = self.cursor(reserve.checked_add(len).ok_or(AllocError::TooLarge)?)?;
+        let bump = self.cursor(reserve.checked_add(len).ok_or(AllocError::TooLarge)?, wait)?;
         // SAFETY: `cursor` leaves at least `reserve + len` bytes.
         Ok(unsafe { bump.carve(reserve, len) })
     }
 
     /// A slice holding a copy of `data`, with `reserve` zeroed bytes of
-    /// headroom (iobuf's `Copy`).
+    /// headroom (iobuf's `Copy`). Waits for the budget as
+    /// [`alloc`](Allocator::alloc) does.
     ///
     /// # Panics
     /// As for [`alloc`](Allocator::alloc).
     #[inline]
     #[track_caller]
     pub fn copy_from_slice(&mut self, data: &[u8]) -> Slice {
-        self.try_copy_from_slice(data).unwrap_or_else(|e| alloc_failed(e, data.len(), self.reserve))
+        self.copied(data, Wait::Forever).unwrap_or_else(|e| alloc_failed(e, data.len(), self.reserve))
     }
 
     /// [`copy_from_slice`](Allocator::copy_from_slice), returning errors
-    /// instead of panicking; see [`try_alloc`](Allocator::try_alloc).
+    /// instead of panicking or waiting; see [`try_alloc`](Allocator::try_alloc).
     #[inline]
     pub fn try_copy_from_slice(&mut self, data: &[u8]) -> Result<Slice, AllocError> {
+        self.copied(data, Wait::Never)
+    }
+
+    /// A copy of `data`, waiting for the budget as `wait` allows.
+    #[inline]
+    fn copied(&mut self, data: &[u8], wait: Wait) -> Result<Slice, AllocError> {
         // Carve, then write through the slice: writing the bytes before the
         // carve's bookkeeping measured twice as slow for small copies.
-        let mut slice = self.try_alloc_for_overwrite(data.len())?;
+        let mut slice = self.overwrite(data.len(), wait)?;
         slice.zero_headroom();
         slice.copy_from_slice(data);
         Ok(slice)
@@ -229,6 +270,9 @@ impl Allocator {
     /// unspecified**: like [`alloc_for_overwrite`](Allocator::alloc_for_overwrite)
     /// it may hold earlier users' bytes, so `f` should only write to it. The
     /// returned slice shows only the first `n` bytes, the ones `f` filled.
+    ///
+    /// Where the pool's budget is used up, this waits for memory as
+    /// [`alloc`](Allocator::alloc) does, before calling `f`.
     ///
     /// # Errors
     /// No slice is made and no bytes are taken from the buf when:
@@ -259,7 +303,7 @@ impl Allocator {
         F: FnOnce(&mut [u8]) -> io::Result<usize>,
     {
         let reserve = self.reserve;
-        let bump = self.cursor(reserve.checked_add(max).ok_or(AllocError::TooLarge)?)?;
+        let bump = self.cursor(reserve.checked_add(max).ok_or(AllocError::TooLarge)?, Wait::Forever)?;
         let (headroom, data) = bump.spare().split_at_mut(reserve);
         headroom.fill(0);
         // Nothing is carved until `f` has succeeded, so a failure takes nothing.
@@ -302,7 +346,7 @@ impl Allocator {
     /// a new one. Never empty; the bytes are as found.
     pub(crate) fn append_room(&mut self, tail: Option<&Slice>) -> Result<&mut [u8], AllocError> {
         let front = self.append_front(tail);
-        let bump = self.cursor(front.checked_add(1).ok_or(AllocError::TooLarge)?)?;
+        let bump = self.cursor(front.checked_add(1).ok_or(AllocError::TooLarge)?, Wait::Forever)?;
         Ok(&mut bump.spare()[front..])
     }
 
@@ -336,15 +380,15 @@ impl Allocator {
     /// The current buf, with at least `need` bytes left: the one in use, or
     /// else a new one.
     #[inline]
-    fn cursor(&mut self, need: usize) -> Result<&mut Bump, AllocError> {
+    fn cursor(&mut self, need: usize, wait: Wait) -> Result<&mut Bump, AllocError> {
         if self.pool.is_closed_hint() {
             return Err(AllocError::Closed);
         }
         // The arm that returns a borrow of the current buf comes last: taken
         // in a guard, the borrow would be held on the refill path as well.
         match self.current {
-            Some(ref bump) if need > bump.remaining => self.refill(need),
-            None => self.refill(need),
+            Some(ref bump) if need > bump.remaining => self.refill(need, wait),
+            None => self.refill(need, wait),
             Some(ref mut bump) => Ok(bump),
         }
     }
@@ -362,7 +406,7 @@ impl Allocator {
     /// no buf, and the next allocation takes one anew.
     #[cold]
     #[inline(never)]
-    fn refill(&mut self, need: usize) -> Result<&mut Bump, AllocError> {
+    fn refill(&mut self, need: usize, wait: Wait) -> Result<&mut Bump, AllocError> {
         if let Some(bump) = &self.current
             && bump.cap() >= need
             && bump.lease.is_sole_holder()
@@ -374,7 +418,7 @@ impl Allocator {
         let size = self.pool.size_class(need)?;
         // Dropping the old `Bump` drops its lease, giving back its references.
         self.current = None;
-        let lease = self.pool.take(size)?;
+        let lease = self.pool.take(size, wait)?;
         Ok(self.current.insert(Bump::new(lease)))
     }
 }

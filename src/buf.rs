@@ -32,6 +32,8 @@ use core::ptr::{self, NonNull};
 
 use crate::error::AllocError;
 use crate::pool::PoolShared;
+#[cfg(feature = "diagnostics")]
+use crate::sync::AtomicBool;
 use crate::sync::{Arc, AtomicUsize, BufAccess, Ordering, alloc_zeroed, dealloc};
 
 /// Bytes in front of a pooled buf's data area: one 64-byte line. Under loom
@@ -61,23 +63,61 @@ pub(crate) struct Header {
     cap: usize,
     /// Who owns the memory and takes it back at the last release.
     owner: Owner,
-    /// The next buf in the pool's free list. Read and written only while the
-    /// buf is idle and only under the pool's lock.
-    next_idle: Option<NonNull<Header>>,
+    /// The buf's place in its pool's free list. Read and written only while
+    /// the buf is idle and only under the pool's lock.
+    idle: IdleLinks,
     /// Shows loom who uses the data area; zero-sized outside loom.
     access: BufAccess,
+    /// Who holds the buf, for `Pool::report`; only with the `diagnostics`
+    /// feature.
+    #[cfg(feature = "diagnostics")]
+    usage: Usage,
 }
 
-#[cfg(not(loom))]
+/// What the `diagnostics` feature tracks about a buf in use. The counters
+/// are statistics read while other threads change them, so every access is
+/// `Relaxed`: they publish no other data and pair with nothing.
+#[cfg(feature = "diagnostics")]
+#[derive(Debug, Default)]
+pub(crate) struct Usage {
+    /// Live slices into the buf.
+    pub(crate) holders: AtomicUsize,
+    /// Bytes those slices own, headroom included.
+    pub(crate) live_bytes: AtomicUsize,
+    /// Whether an allocator or reader holds the buf.
+    pub(crate) leased: AtomicBool,
+}
+
+/// A buf's links in a doubly-linked free list, and when it went idle.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IdleLinks {
+    /// The buf that went idle just after this one, towards the list's newest
+    /// end.
+    pub(crate) newer: Option<NonNull<Header>>,
+    /// The buf that went idle just before this one, towards the oldest end.
+    pub(crate) older: Option<NonNull<Header>>,
+    /// When the buf went idle, in nanoseconds since its pool was built; 0
+    /// when the pool has no idle timeout and does not read the clock.
+    pub(crate) since: u64,
+}
+
+impl IdleLinks {
+    const NONE: IdleLinks = IdleLinks { newer: None, older: None, since: 0 };
+}
+
+/// The `class` of a buf that goes back to no free list when released.
+pub(crate) const UNPOOLED: u8 = u8::MAX;
+
+#[cfg(not(any(loom, feature = "diagnostics")))]
 const _: () = assert!(HEADER_SIZE == 64, "the header must fill exactly one 64-byte line");
 const _: () = assert!(BUF_ALIGN == 64, "data areas start on a cache line");
 
 /// Who owns a buf's memory.
 enum Owner {
     /// Header and data in one allocation made by `pool`. `class` is the
-    /// index of the free list it returns to, or `None` for a buf too large
-    /// to keep.
-    Pool { pool: Arc<PoolShared>, class: Option<usize> },
+    /// index of the free list it returns to, or [`UNPOOLED`] for a buf too
+    /// large to keep.
+    Pool { pool: Arc<PoolShared>, class: u8 },
     /// The data area is a `Vec<u8>`'s buffer of `len` bytes and `capacity`.
     Vec { capacity: usize },
 }
@@ -91,7 +131,7 @@ impl Header {
     pub(crate) fn new_pooled(
         pool: Arc<PoolShared>,
         cap: usize,
-        class: Option<usize>,
+        class: u8,
     ) -> Result<NonNull<Header>, AllocError> {
         let layout = pooled_layout(cap).ok_or(AllocError::TooLarge)?;
         // SAFETY: `layout` has a non-zero size: it includes the header.
@@ -128,8 +168,10 @@ impl Header {
             data,
             cap,
             owner,
-            next_idle: None,
+            idle: IdleLinks::NONE,
             access: BufAccess::default(),
+            #[cfg(feature = "diagnostics")]
+            usage: Usage::default(),
         }
     }
 
@@ -263,10 +305,7 @@ impl Header {
             }
         };
         // SAFETY: the caller owns `this`, which has no references.
-        if !unsafe { pool.take_back(this, class) } {
-            // SAFETY: the caller owns `this`, and the pool did not keep it.
-            unsafe { Header::destroy(this) };
-        }
+        unsafe { pool.take_back(this, class) };
     }
 
     /// Frees the buf's memory.
@@ -297,22 +336,46 @@ impl Header {
         drop(header);
     }
 
-    /// Links `this` in front of `head` in an idle list.
+    /// Records slices coming (`holders > 0`) or going, and bytes they own
+    /// gained or given up, for `Pool::report`. Does nothing without the
+    /// `diagnostics` feature.
     ///
     /// # Safety
-    /// The caller owns `this` (it is idle) and holds the pool's lock.
-    pub(crate) unsafe fn set_next_idle(this: NonNull<Header>, next: Option<NonNull<Header>>) {
-        // SAFETY: the caller owns `this`; no reference to it exists.
-        unsafe { ptr::addr_of_mut!((*this.as_ptr()).next_idle).write(next) };
+    /// The caller holds a reference to `this`.
+    #[inline(always)]
+    pub(crate) unsafe fn track(this: NonNull<Header>, holders: isize, bytes: isize) {
+        #[cfg(feature = "diagnostics")]
+        {
+            // SAFETY: the caller holds a reference, so `this` is live.
+            let usage = unsafe { &(*this.as_ptr()).usage };
+            // Relaxed: statistics; see `Usage`.
+            usage.holders.fetch_add(holders as usize, Ordering::Relaxed);
+            usage.live_bytes.fetch_add(bytes as usize, Ordering::Relaxed);
+        }
+        #[cfg(not(feature = "diagnostics"))]
+        let _ = (this, holders, bytes);
     }
 
-    /// The buf after `this` in an idle list.
+    /// What the `diagnostics` feature knows about the buf's holders.
     ///
     /// # Safety
-    /// As for [`Header::set_next_idle`].
-    pub(crate) unsafe fn next_idle(this: NonNull<Header>) -> Option<NonNull<Header>> {
-        // SAFETY: the caller owns `this`; no reference to it exists.
-        unsafe { (*this.as_ptr()).next_idle }
+    /// `this` is live for `'a`: the caller holds a reference, or the buf is
+    /// registered in use with its pool and the caller holds the pool's lock.
+    #[cfg(feature = "diagnostics")]
+    pub(crate) unsafe fn usage<'a>(this: NonNull<Header>) -> &'a Usage {
+        // SAFETY: the caller guarantees `this` is live for 'a.
+        unsafe { &(*this.as_ptr()).usage }
+    }
+
+    /// The buf's free-list links.
+    ///
+    /// # Safety
+    /// The caller owns `this` (it is idle or about to be) and holds its
+    /// pool's lock, for as long as the returned reference is used.
+    pub(crate) unsafe fn idle_links<'a>(this: NonNull<Header>) -> &'a mut IdleLinks {
+        // SAFETY: the caller owns `this`, so nobody else reads or writes the
+        // header; the reference covers the `idle` field alone.
+        unsafe { &mut *ptr::addr_of_mut!((*this.as_ptr()).idle) }
     }
 }
 
@@ -350,6 +413,10 @@ impl Lease {
         unsafe { Header::access(buf) }.exclusive();
         // SAFETY: as above.
         unsafe { Header::refs(buf) }.store(LEASE_BATCH, Ordering::Relaxed);
+        // Relaxed: statistics; see `Usage`.
+        #[cfg(feature = "diagnostics")]
+        // SAFETY: as above.
+        unsafe { Header::usage(buf) }.leased.store(true, Ordering::Relaxed);
         Lease { buf, held: LEASE_BATCH }
     }
 
@@ -394,6 +461,10 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
+        // Relaxed: statistics; see `Usage`.
+        #[cfg(feature = "diagnostics")]
+        // SAFETY: the lease holds a reference.
+        unsafe { Header::usage(self.buf) }.leased.store(false, Ordering::Relaxed);
         // SAFETY: the lease owns `held` references and is going away.
         unsafe { Header::release(self.buf, self.held) };
     }

@@ -14,11 +14,13 @@ pub enum AllocError {
     /// The pool was closed, or every `Pool`, `Allocator` and `Reader` of it
     /// was dropped; it hands out no more memory.
     Closed,
-    /// The pool's memory budget is used up.
+    /// The pool's memory budget is used up: from a `try_` method, which
+    /// never waits, or from `alloc_timeout` once its wait has passed.
     Exhausted,
     /// The request cannot be met at any time: its length overflows when the
-    /// reserve is added, it is larger than a buf can be laid out
-    /// (`isize::MAX` bytes), or the system allocator refused a buf that size.
+    /// reserve is added, its buf would be larger than the pool's whole
+    /// budget or than a buf can be laid out (`isize::MAX` bytes), or the
+    /// system allocator refused a buf that size.
     TooLarge,
 }
 

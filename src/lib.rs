@@ -15,6 +15,13 @@
 //!   [`Slice::expand_front`], with no copy of the payload.
 //! - [`coalesce`] joins slices that touch in memory, without copying.
 //! - A [`Reader`] fills slices from any [`std::io::Read`], reading ahead.
+//! - The pool's memory policy ([`PoolBuilder`]): bufs come in size classes
+//!   (`buf_size` × 2^k); a budget (`max_bytes`) makes allocations wait, or
+//!   fail with [`AllocError::Exhausted`], instead of growing; idle memory is
+//!   capped (`max_idle_bytes`), freed after a timeout (`idle_timeout`) or on
+//!   demand ([`Pool::trim`]). [`Pool::stats`] says where the memory is, and
+//!   the `diagnostics` feature adds `Pool::report`, which lists bufs in use
+//!   and flags those pinned by a few small slices.
 //!
 //! For IO:
 //!
@@ -96,7 +103,10 @@ mod buf;
 mod bytes_interop;
 mod chain;
 mod coalesce;
+#[cfg(feature = "diagnostics")]
+mod diagnostics;
 mod error;
+mod free_list;
 mod pool;
 mod reader;
 mod slice;
@@ -106,8 +116,12 @@ mod writer;
 pub use allocator::Allocator;
 pub use chain::Chain;
 pub use coalesce::coalesce;
+#[cfg(feature = "diagnostics")]
+pub use diagnostics::{BufReport, PoolReport};
 pub use error::AllocError;
-pub use pool::{DEFAULT_BUF_SIZE, POOLED_MULTIPLES, Pool, PoolBuilder, PoolStats};
+pub use pool::{
+    DEFAULT_BUF_SIZE, DEFAULT_MAX_POOLED_MULTIPLE, MAX_SIZE_CLASSES, Pool, PoolBuilder, PoolStats,
+};
 pub use reader::Reader;
 pub use slice::Slice;
 pub use writer::Writer;

@@ -6,7 +6,7 @@ use std::io::{self, Read};
 
 use crate::buf::{Header, Lease};
 use crate::error::AllocError;
-use crate::pool::Pool;
+use crate::pool::{Pool, Wait};
 use crate::slice::Slice;
 
 /// Reads from a source into pool memory and hands out exactly the frames
@@ -136,13 +136,25 @@ impl<R: Read> Reader<R> {
     /// Makes room for `n > buffered` bytes from `start`: moves the buffered
     /// bytes to the front of the current buf if no slice uses it and it is
     /// large enough, or else into a new buf of at least `n` bytes.
+    ///
+    /// With nothing buffered, the current buf goes before the new one is
+    /// taken, as an allocator's does, so that a reader alone under a tight
+    /// budget never waits for memory it holds itself. With bytes buffered it
+    /// holds both bufs for the copy.
     #[cold]
     #[inline(never)]
     fn make_room(&mut self, n: usize) -> io::Result<()> {
         let buffered = self.end - self.start;
         let dst = match &self.lease {
             Some(lease) if self.cap() >= n && lease.is_sole_holder() => None,
-            _ => Some(self.pool.take(self.pool.size_class(n)?)?),
+            _ => {
+                let size = self.pool.size_class(n)?;
+                if buffered == 0 {
+                    // Gives back the current buf's references.
+                    self.lease = None;
+                }
+                Some(self.pool.take(size, Wait::Forever)?)
+            }
         };
         if let Some(old) = &self.lease {
             // SAFETY: both leases are held; the buffered bytes are the

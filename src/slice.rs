@@ -74,7 +74,19 @@ impl Slice {
         len: usize,
         headroom: usize,
     ) -> Slice {
+        // SAFETY: the caller gives the slice a reference to `buf`.
+        unsafe { Header::track(buf, 1, (headroom + len) as isize) };
         Slice { buf: Some(buf), ptr, len, headroom }
+    }
+
+    /// Records `holders` slices and `bytes` owned gained or lost in this
+    /// slice's buf, for the `diagnostics` feature.
+    #[inline(always)]
+    fn track(&self, holders: isize, bytes: isize) {
+        if let Some(buf) = self.buf {
+            // SAFETY: this slice holds a reference to `buf`.
+            unsafe { Header::track(buf, holders, bytes) };
+        }
     }
 
     /// Free bytes in front of the data that [`expand_front`](Slice::expand_front)
@@ -130,6 +142,7 @@ impl Slice {
     /// to nobody afterwards.
     #[inline]
     pub fn truncate(&mut self, len: usize) {
+        self.track(0, -(self.len.saturating_sub(len) as isize));
         self.len = self.len.min(len);
     }
 
@@ -142,6 +155,7 @@ impl Slice {
     pub fn split_to(&mut self, at: usize) -> Slice {
         assert!(at <= self.len, "split_to out of bounds: {at} > {}", self.len);
         let front = Slice { buf: self.share_buf(), ptr: self.ptr, len: at, headroom: self.headroom };
+        self.track(1, 0);
         // SAFETY: `at <= len`, so the result is within (or one past) the data.
         self.ptr = unsafe { self.ptr.add(at) };
         self.len -= at;
@@ -160,6 +174,7 @@ impl Slice {
         // SAFETY: `at <= len`, so the result is within (or one past) the data.
         let ptr = unsafe { self.ptr.add(at) };
         let back = Slice { buf: self.share_buf(), ptr, len: self.len - at, headroom: 0 };
+        self.track(1, 0);
         self.len = at;
         back
     }
@@ -177,6 +192,8 @@ impl Slice {
             && prev.end() == self.ptr.as_ptr().wrapping_sub(self.headroom)
         {
             self.headroom += prev.headroom + prev.len;
+            // `prev`'s bytes are this slice's now; its drop gives them up.
+            self.track(0, (prev.headroom + prev.len) as isize);
         }
     }
 
@@ -198,7 +215,9 @@ impl Slice {
         // SAFETY: this slice holds a reference, so `buf` is live.
         let start = unsafe { Header::data(buf) };
         // The data lies in `buf`'s data area, at or after its start.
-        self.headroom = self.ptr.as_ptr().addr() - start.as_ptr().addr();
+        let headroom = self.ptr.as_ptr().addr() - start.as_ptr().addr();
+        self.track(0, (headroom - self.headroom) as isize);
+        self.headroom = headroom;
         true
     }
 
@@ -213,6 +232,8 @@ impl Slice {
             return Err(next);
         }
         self.len += next.len;
+        // `next`'s bytes are this slice's now; its drop gives them up.
+        self.track(0, next.len as isize);
         Ok(())
     }
 
@@ -237,6 +258,8 @@ impl Slice {
     pub(crate) fn absorb_keeping_ref(&mut self, next: Slice) {
         debug_assert!(self.is_followed_by(&next), "internal: absorbed a slice that does not follow");
         self.len += next.len;
+        // `next` goes without a drop; its bytes stay owned, by this slice.
+        self.track(-1, 0);
         core::mem::forget(next);
     }
 
@@ -292,6 +315,7 @@ impl Slice {
 impl Drop for Slice {
     #[inline]
     fn drop(&mut self) {
+        self.track(-1, -((self.headroom + self.len) as isize));
         if let Some(buf) = self.buf {
             // SAFETY: the slice owns one reference and is going away.
             unsafe { Header::release(buf, 1) };

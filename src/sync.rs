@@ -1,5 +1,5 @@
-//! The one place that names atomics, `Arc`, `Mutex`, `UnsafeCell` and the
-//! global allocator.
+//! The one place that names atomics, `Arc`, `Mutex`, `Condvar`, `UnsafeCell`
+//! and the global allocator.
 //!
 //! Under `--cfg loom` every item here is loom's model-checked twin, so the loom
 //! suite in `loom-tests/` explores the same code the crate ships. Nothing else
@@ -10,14 +10,14 @@
 mod imp {
     pub(crate) use std::alloc::{alloc_zeroed, dealloc};
     pub(crate) use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
+    pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 }
 
 #[cfg(loom)]
 mod imp {
     pub(crate) use loom::alloc::{alloc_zeroed, dealloc};
     pub(crate) use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
+    pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
 }
 
 pub(crate) use imp::*;
@@ -64,5 +64,27 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     match mutex.lock() {
         Ok(guard) => guard,
         Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// Waits on `cond` with `guard`'s lock, ignoring poisoning as [`lock`] does.
+pub(crate) fn wait_on<'a, T>(cond: &Condvar, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+    match cond.wait(guard) {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// Waits on `cond` with `guard`'s lock for at most `timeout`, ignoring
+/// poisoning as [`lock`] does. The caller rechecks its condition and the
+/// clock: the wait may end early, spuriously or on a notification.
+pub(crate) fn wait_timeout<'a, T>(
+    cond: &Condvar,
+    guard: MutexGuard<'a, T>,
+    timeout: std::time::Duration,
+) -> MutexGuard<'a, T> {
+    match cond.wait_timeout(guard, timeout) {
+        Ok((guard, _)) => guard,
+        Err(poisoned) => poisoned.into_inner().0,
     }
 }

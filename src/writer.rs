@@ -20,6 +20,9 @@ use crate::chain::Chain;
 /// design: a sequence of pooled blocks written like a stream, optionally
 /// capped at a maximum length.
 ///
+/// Where the pool's budget is used up, a write waits for memory as
+/// [`Allocator::alloc`] does.
+///
 /// Dropping an unfinished writer releases everything it wrote.
 ///
 /// # Example

@@ -24,7 +24,7 @@ use std::collections::HashMap;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use refbuf::{AllocError, POOLED_MULTIPLES, Pool, Slice, coalesce};
+use refbuf::{AllocError, DEFAULT_MAX_POOLED_MULTIPLE, MAX_SIZE_CLASSES, Pool, Slice, coalesce};
 
 const BS: usize = 64;
 const MAX_LIVE: usize = 10;
@@ -172,7 +172,7 @@ impl World {
             amodels,
             live: Vec::new(),
             bufs: HashMap::new(),
-            idle: (0..POOLED_MULTIPLES).map(|_| Vec::new()).collect(),
+            idle: (0..MAX_SIZE_CLASSES).map(|_| Vec::new()).collect(),
             closed: false,
             created: 0,
             next_id: 0,
@@ -309,11 +309,18 @@ impl World {
                 // next, so an old buf that goes idle is the one taken back.
                 let old = self.amodels[a].cur.take().map(|(old, _)| old);
                 self.release_if_unheld(old);
+                // The smallest class buf_size x 2^k that holds `need`, up to
+                // the largest pooled class; above it, an unpooled multiple.
                 let multiple = need.div_ceil(BS).max(1);
-                let class = (multiple <= POOLED_MULTIPLES).then(|| multiple - 1);
+                let (cap, class) = if multiple <= DEFAULT_MAX_POOLED_MULTIPLE {
+                    let class = multiple.next_power_of_two();
+                    (class * BS, Some(class.trailing_zeros() as usize))
+                } else {
+                    (multiple * BS, None)
+                };
                 match class.and_then(|c| self.idle[c].pop()) {
                     Some(bm) => Source::Recycled(bm),
-                    None => Source::Fresh(multiple * BS, class),
+                    None => Source::Fresh(cap, class),
                 }
             }
         };

@@ -4,7 +4,7 @@
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use refbuf::{AllocError, DEFAULT_BUF_SIZE, POOLED_MULTIPLES, Pool, Slice};
+use refbuf::{AllocError, DEFAULT_BUF_SIZE, DEFAULT_MAX_POOLED_MULTIPLE, Pool, Slice};
 
 /// `(bufs_created, bufs_in_use, bufs_idle, bytes_in_use, bytes_idle)`.
 fn counts(pool: &Pool) -> (u64, usize, usize, usize, usize) {
@@ -85,9 +85,9 @@ fn alloc_one_over_buf_size_gets_double_buf() {
     assert_ne!(more.as_ptr(), end(&rest));
 }
 
-/// The buf's data size is the smallest multiple of buf_size holding reserve + len (at least one buf_size), for power-of-two and odd buf sizes.
+/// The buf's data size is the smallest class (buf_size x 2^k) holding reserve + len (at least one buf_size), for power-of-two and odd buf sizes.
 #[test]
-fn buf_size_is_smallest_multiple_holding_reserve_plus_len() {
+fn buf_size_is_smallest_class_holding_reserve_plus_len() {
     let cases: &[(usize, usize, usize, usize)] = &[
         // (buf_size, reserve, len, expected data bytes)
         (64, 0, 0, 64),
@@ -98,13 +98,13 @@ fn buf_size_is_smallest_multiple_holding_reserve_plus_len() {
         (64, 64, 0, 64),
         (64, 64, 1, 128),
         (64, 0, 128, 128),
-        (64, 0, 129, 192),
+        (64, 0, 129, 256),
         (64, 1, 1023, 1024),
         (100, 0, 1, 100),
         (100, 0, 100, 100),
         (100, 10, 91, 200),
-        (100, 0, 250, 300),
-        (1, 0, 5, 5),
+        (100, 0, 250, 400),
+        (1, 0, 5, 8),
         (4096, 16, 4080, 4096),
         (4096, 16, 4081, 8192),
     ];
@@ -146,12 +146,12 @@ fn buf_size_zero_means_default() {
     assert_eq!(counts(&pool), (1, 0, 1, 0, DEFAULT_BUF_SIZE));
 }
 
-/// Bufs of up to POOLED_MULTIPLES x buf_size go idle when released and are reused; a buf one multiple larger is freed (bufs_idle unchanged).
+/// Bufs of up to the largest class (DEFAULT_MAX_POOLED_MULTIPLE x buf_size) go idle when released and are reused; a larger request gets an unpooled multiple of buf_size that is freed (bufs_idle unchanged).
 #[test]
-fn bufs_up_to_pooled_multiples_are_kept_larger_are_freed() {
-    assert_eq!(POOLED_MULTIPLES, 16);
+fn bufs_up_to_largest_class_are_kept_larger_are_freed() {
+    assert_eq!(DEFAULT_MAX_POOLED_MULTIPLE, 16);
     let pool = Pool::builder().buf_size(64).build();
-    let largest_pooled = POOLED_MULTIPLES * 64;
+    let largest_pooled = DEFAULT_MAX_POOLED_MULTIPLE * 64;
 
     let mut alloc = pool.allocator(0);
     let kept = alloc.alloc(largest_pooled);
@@ -167,9 +167,9 @@ fn bufs_up_to_pooled_multiples_are_kept_larger_are_freed() {
     drop((too_big, alloc));
     assert_eq!(counts(&pool), (2, 0, 1, 0, largest_pooled), "the oversized buf is freed, not kept");
 
-    // The kept buf is reused for the next request of its size.
+    // The kept buf is reused for the next request of its class.
     let mut alloc = pool.allocator(0);
-    let again = alloc.alloc(largest_pooled - 63);
+    let again = alloc.alloc(largest_pooled / 2 + 1);
     assert_eq!(again.as_ptr(), kept_at);
     assert_eq!(counts(&pool), (2, 1, 0, largest_pooled, 0));
 }
@@ -493,7 +493,7 @@ fn stats_follow_scripted_sequence() {
     assert_eq!(counts(&pool), (2, 2, 0, 192, 0));
 
     let mut b = pool.allocator(0);
-    let huge = b.alloc(17 * 64); // beyond POOLED_MULTIPLES
+    let huge = b.alloc(17 * 64); // beyond the largest class
     assert_eq!(counts(&pool), (3, 3, 0, 192 + 1088, 0));
     drop(huge);
     assert_eq!(counts(&pool), (3, 3, 0, 192 + 1088, 0), "the allocator still holds it");

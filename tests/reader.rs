@@ -183,7 +183,7 @@ fn frame_not_fitting_moves_unread_bytes_to_new_buf() {
     let stats = pool.stats();
     assert_eq!(stats.bufs_created, 2);
     assert_eq!(stats.bufs_in_use, 2);
-    assert_eq!(stats.bytes_in_use, BS + 4 * BS, "the new buf is the smallest multiple that fits");
+    assert_eq!(stats.bytes_in_use, BS + 4 * BS, "the new buf is the smallest class that fits");
 }
 
 /// When the source ends first, the read fails with UnexpectedEof and the bytes stay buffered, in order.

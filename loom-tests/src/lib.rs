@@ -1,10 +1,10 @@
 //! [loom] models of refbuf's reference counting and pool state.
 //!
 //! Under `--cfg loom`, refbuf's `sync` shim swaps every atomic, `Arc`,
-//! `Mutex` and `alloc_zeroed`/`dealloc` for loom's twin, and gives each buf a
-//! loom-only access tracker: every holder makes a shared access just before
-//! its `Release` decrement, and whoever takes the whole buf (to recycle,
-//! reuse or free it) makes an exclusive one. Each model in `tests/` runs a
+//! `Mutex`, `Condvar` and `alloc_zeroed`/`dealloc` for loom's twin, and
+//! gives each buf a loom-only access tracker: every holder makes a shared
+//! access just before its `Release` decrement, and whoever takes the whole
+//! buf (to recycle, reuse or free it) makes an exclusive one. Each model in `tests/` runs a
 //! tiny scenario (one pool of 64-byte bufs, a few slices, at most two spawned
 //! threads besides the main one) through every interleaving loom explores,
 //! so that:
@@ -29,7 +29,12 @@
 //!   sibling slice;
 //! - `coalesce`: `coalesce`'s batched release racing the drop of a sibling;
 //! - `split`: the parts of a split slice (pooled, and from `Slice::from_vec`)
-//!   dropped on different threads.
+//!   dropped on different threads;
+//! - `budget`: a request waiting for the memory budget, woken by a release
+//!   on another thread (a lost wakeup shows up as loom's deadlock report)
+//!   or by `close`, two waiters served in turn by one buf, `trim` racing a
+//!   release, and the byte accounting under concurrent takes and releases
+//!   (never over the budget, never below zero).
 //!
 //! # Running
 //!

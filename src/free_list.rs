@@ -1,0 +1,143 @@
+//! `FreeList`: an intrusive, doubly-linked list of idle bufs of one size.
+//!
+//! The links live in each buf's header ([`IdleLinks`]), so keeping a buf
+//! idle allocates nothing. The pool takes bufs back and hands them out at the
+//! newest end, so a buf reused soon after it went idle is likely still in
+//! cache, and trims expired bufs at the oldest end: both in constant time.
+//! Every list is touched only under its pool's lock. With the
+//! `diagnostics` feature, the pool also links its bufs in use into a list of
+//! this kind (their links are free while they are not idle).
+
+use core::ptr::NonNull;
+
+use crate::buf::{Header, IdleLinks};
+
+/// Idle bufs, newest first, linked through their headers.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct FreeList {
+    newest: Option<NonNull<Header>>,
+    oldest: Option<NonNull<Header>>,
+}
+
+impl FreeList {
+    /// An empty list.
+    pub(crate) const EMPTY: FreeList = FreeList { newest: None, oldest: None };
+
+    /// Whether the list holds no buf.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.newest.is_none()
+    }
+
+    /// When the oldest buf went idle, if there is one.
+    ///
+    /// # Safety
+    /// The list's bufs are owned by its holder, who holds the pool's lock.
+    pub(crate) unsafe fn oldest_since(&self) -> Option<u64> {
+        // SAFETY: the caller owns the list's bufs and holds the lock.
+        self.oldest.map(|buf| unsafe { Header::idle_links(buf) }.since)
+    }
+
+    /// Adds `buf` at the newest end, stamped with `since`.
+    ///
+    /// # Safety
+    /// `buf` is a live buf with no references and in no list, owned by the
+    /// caller, who holds the pool's lock; the list's bufs are as for
+    /// [`FreeList::oldest_since`].
+    pub(crate) unsafe fn push_newest(&mut self, buf: NonNull<Header>, since: u64) {
+        // SAFETY: the caller owns `buf` and holds the lock.
+        *unsafe { Header::idle_links(buf) } = IdleLinks { newer: None, older: self.newest, since };
+        match self.newest {
+            // SAFETY: `newest` is one of the list's bufs.
+            Some(newest) => unsafe { Header::idle_links(newest) }.newer = Some(buf),
+            None => self.oldest = Some(buf),
+        }
+        self.newest = Some(buf);
+    }
+
+    /// Takes the buf that went idle last.
+    ///
+    /// # Safety
+    /// As for [`FreeList::oldest_since`]. The caller owns the returned buf.
+    pub(crate) unsafe fn pop_newest(&mut self) -> Option<NonNull<Header>> {
+        let buf = self.newest?;
+        // SAFETY: `buf` is one of the list's bufs.
+        let older = unsafe { Header::idle_links(buf) }.older;
+        match older {
+            // SAFETY: `older` is one of the list's bufs.
+            Some(older) => unsafe { Header::idle_links(older) }.newer = None,
+            None => self.oldest = None,
+        }
+        self.newest = older;
+        Some(buf)
+    }
+
+    /// Takes the buf that has been idle longest.
+    ///
+    /// # Safety
+    /// As for [`FreeList::pop_newest`].
+    pub(crate) unsafe fn pop_oldest(&mut self) -> Option<NonNull<Header>> {
+        let buf = self.oldest?;
+        // SAFETY: `buf` is one of the list's bufs.
+        let newer = unsafe { Header::idle_links(buf) }.newer;
+        match newer {
+            // SAFETY: `newer` is one of the list's bufs.
+            Some(newer) => unsafe { Header::idle_links(newer) }.older = None,
+            None => self.newest = None,
+        }
+        self.oldest = newer;
+        Some(buf)
+    }
+
+    /// Takes `buf` out of the list, wherever it is.
+    ///
+    /// # Safety
+    /// `buf` is in this list; otherwise as for [`FreeList::pop_newest`].
+    #[cfg(feature = "diagnostics")]
+    pub(crate) unsafe fn unlink(&mut self, buf: NonNull<Header>) {
+        // SAFETY: `buf` is one of the list's bufs.
+        let IdleLinks { newer, older, .. } = *unsafe { Header::idle_links(buf) };
+        match newer {
+            // SAFETY: `newer` is one of the list's bufs.
+            Some(newer) => unsafe { Header::idle_links(newer) }.older = older,
+            None => self.newest = older,
+        }
+        match older {
+            // SAFETY: `older` is one of the list's bufs.
+            Some(older) => unsafe { Header::idle_links(older) }.newer = newer,
+            None => self.oldest = newer,
+        }
+    }
+
+    /// Calls `f` with each buf and its timestamp, newest first.
+    ///
+    /// # Safety
+    /// As for [`FreeList::oldest_since`]; `f` must not change the list.
+    #[cfg(feature = "diagnostics")]
+    pub(crate) unsafe fn for_each(&self, mut f: impl FnMut(NonNull<Header>, u64)) {
+        let mut next = self.newest;
+        while let Some(buf) = next {
+            // SAFETY: `buf` is one of the list's bufs.
+            let links = *unsafe { Header::idle_links(buf) };
+            f(buf, links.since);
+            next = links.older;
+        }
+    }
+
+    /// Frees every buf in the list.
+    ///
+    /// # Safety
+    /// The caller owns the list and its bufs outright: they are on no pool's
+    /// list any more, so no lock is needed.
+    pub(crate) unsafe fn destroy_all(mut self) {
+        // SAFETY: the caller owns every buf in the list.
+        while let Some(buf) = unsafe { self.pop_newest() } {
+            // SAFETY: `buf` is off the list and nothing refers to it.
+            unsafe { Header::destroy(buf) };
+        }
+    }
+}
+
+// SAFETY: the pointers are idle bufs owned by whoever owns the list and
+// touched only under the pool's lock (or by the list's sole owner once they
+// are off the pool), so the list may move between threads.
+unsafe impl Send for FreeList {}
