@@ -1,7 +1,7 @@
 //! The pool's memory policy: the budget and its waiting (issue 3, rule 1),
 //! size classes (rule 2) and idle trimming (rule 3).
 
-use std::io;
+use std::io::{self, Read};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -139,6 +139,39 @@ fn reader_waits_for_the_budget() {
     wait_for(&pool, |s| s.waits == 1);
     drop(held);
     assert_eq!(reader.join().unwrap().unwrap(), b"frame");
+}
+
+/// fill_with and a Writer's write wait for the budget like alloc, and finish once memory is released.
+#[test]
+fn fill_with_and_writer_wait_for_the_budget() {
+    use std::io::Write;
+
+    let pool = Pool::builder().buf_size(64).max_bytes(64).build();
+    let held = hold(&pool, 1);
+    let filler = {
+        let pool = pool.clone();
+        thread::spawn(move || {
+            let mut alloc = pool.allocator(0);
+            alloc.fill_with(5, |buf| (&b"fill!"[..]).read(buf)).map(|s| s.to_vec())
+        })
+    };
+    wait_for(&pool, |s| s.waits == 1);
+    drop(held);
+    assert_eq!(filler.join().unwrap().unwrap(), b"fill!");
+
+    let held = hold(&pool, 1);
+    let writer = {
+        let pool = pool.clone();
+        thread::spawn(move || {
+            let mut alloc = pool.allocator(0);
+            let mut w = alloc.writer();
+            w.write_all(b"written").map(|()| w.finish().len())
+        })
+    };
+    wait_for(&pool, |s| s.waits == 2);
+    drop(held);
+    assert_eq!(writer.join().unwrap().unwrap(), 7);
+    assert_eq!(pool.stats().exhausted, 0, "nothing was refused, only delayed");
 }
 
 /// A reader alone under a budget with room for one larger buf lets its current buf go before taking the larger one, rather than waiting on itself.
