@@ -233,6 +233,11 @@ fn main() {
     }
 }
 
+/// `text` with the characters XML gives meaning to escaped.
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
 /// A horizontal bar chart of every speed-up row, with its target marked.
 fn svg_chart(rows: &[Row]) -> String {
     const LABEL: f64 = 430.0;
@@ -257,7 +262,7 @@ fn svg_chart(rows: &[Row]) -> String {
             Some(t) if ratio < t => "#d9822b",
             _ => "#3a7bd5",
         };
-        let label = format!("{} vs {}", row.workload, row.baseline);
+        let label = xml_escape(&format!("{} vs {}", row.workload, row.baseline));
         let _ = writeln!(
             svg,
             "<text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"end\">{label}</text>",
