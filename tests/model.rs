@@ -5,10 +5,12 @@
 //! and position (model buf and offset); for every buf a shadow copy of its
 //! whole data area (so bytes exposed by `expand_front`, `free_entire_prefix`
 //! or `alloc_for_overwrite` are predicted too); for every allocator its bump
-//! position; and the pool's idle lists and counters. Operations whose outcome
-//! depends on memory adjacency (`try_join`, `release_previous`, `coalesce`,
-//! `free_entire_prefix`) are decided from those recorded positions, and every
-//! slice's `as_ptr()` is checked against its recorded position.
+//! position; for the `Reader` (over an endless source) its buffered range,
+//! through rewinds and moves to a new buf; and the pool's idle lists and
+//! counters. Operations whose outcome depends on memory adjacency
+//! (`try_join`, `release_previous`, `coalesce`, `free_entire_prefix`) are
+//! decided from those recorded positions, and every slice's `as_ptr()` is
+//! checked against its recorded position.
 //!
 //! # Replaying a failure
 //!
@@ -58,6 +60,7 @@ fn op() -> impl Strategy<Value = Op> {
         8 => (any::<u16>(), prop_oneof![Just(usize::MAX), 0..150usize]).prop_map(|(m, x)| Op::Coalesce(m, x)),
         8 => (i(), any::<u8>()).prop_map(|(i, s)| Op::Write(i, s)),
         20 => i().prop_map(Op::DropSlice),
+        12 => prop_oneof![0..70usize, 120..200usize].prop_map(Op::Read),
         1 => Just(Op::Close),
     ]
 }
@@ -87,6 +90,7 @@ fn slices_match_model() {
         total.releases_grew += t.releases_grew;
         total.prefixes_freed += t.prefixes_freed;
         total.coalesce_merges += t.coalesce_merges;
+        total.reader_moves += t.reader_moves;
         total.recycled += t.recycled;
         total.closes += t.closes;
         Ok(())
@@ -102,6 +106,7 @@ fn slices_match_model() {
         assert!(total.releases_grew > 0, "{total:?}");
         assert!(total.prefixes_freed > 0, "{total:?}");
         assert!(total.coalesce_merges > 0, "{total:?}");
+        assert!(total.reader_moves > 0, "{total:?}");
         assert!(total.recycled > 0, "{total:?}");
         assert!(total.closes > 0, "{total:?}");
     }

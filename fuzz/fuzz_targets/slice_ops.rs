@@ -48,7 +48,7 @@ impl Input<'_> {
     }
 
     fn op(&mut self) -> Op {
-        match self.byte() % 18 {
+        match self.byte() % 19 {
             0 => Op::Alloc(usize::from(self.byte() % 2), self.len(), self.fill()),
             1 => Op::FromVec(self.len() % 40, self.byte()),
             2 => Op::Empty,
@@ -73,6 +73,7 @@ impl Input<'_> {
             }
             15 => Op::Write(self.index(), self.byte()),
             16 => Op::DropSlice(self.index()),
+            17 => Op::Read(self.len()),
             // Rarely: a closed pool refuses every allocation after it.
             _ if self.byte() < 16 => Op::Close,
             _ => Op::DropSlice(self.index()),

@@ -4,8 +4,9 @@
 //! checks the two agree after every step.
 
 use std::collections::HashMap;
+use std::io::{self, Read};
 
-use refbuf::{AllocError, POOLED_MULTIPLES, Pool, Slice, coalesce};
+use refbuf::{AllocError, POOLED_MULTIPLES, Pool, Reader, Slice, coalesce};
 
 const BS: usize = 64;
 const MAX_LIVE: usize = 10;
@@ -54,11 +55,42 @@ pub enum Op {
     /// Overwrites every byte from a seed.
     Write(usize, u8),
     DropSlice(usize),
+    /// `Reader::read` of this many bytes.
+    Read(usize),
     Close,
 }
 
 fn gen_bytes(seed: u8, n: usize) -> Vec<u8> {
     (0..n).map(|k| (seed as usize * 131 + k * 29 + 7) as u8 ^ (k >> 8) as u8).collect()
+}
+
+/// Byte `k` of the reader's source.
+fn stream_byte(k: usize) -> u8 {
+    (k as u8).wrapping_mul(67) ^ (k >> 8) as u8
+}
+
+/// The reader's source: an endless stream that fills every buffer it is
+/// given, so where each read lands is predictable.
+struct Stream {
+    delivered: usize,
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        for (k, b) in buf.iter_mut().enumerate() {
+            *b = stream_byte(self.delivered + k);
+        }
+        self.delivered += buf.len();
+        Ok(buf.len())
+    }
+}
+
+/// The reader: its buf, and which bytes of it are buffered.
+#[derive(Default)]
+struct RModel {
+    cur: Option<u64>,
+    start: usize,
+    end: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +147,9 @@ pub struct Tally {
     pub releases_grew: u64,
     pub prefixes_freed: u64,
     pub coalesce_merges: u64,
+    /// Reader reads that moved the buffered bytes to another buf, or to the
+    /// front of their own.
+    pub reader_moves: u64,
     pub recycled: u64,
     pub closes: u64,
 }
@@ -123,6 +158,9 @@ struct World {
     pool: Pool,
     allocs: Vec<refbuf::Allocator>,
     amodels: Vec<AModel>,
+    /// `None` once dropped, at the end of a case.
+    reader: Option<Reader<Stream>>,
+    rmodel: RModel,
     live: Vec<(Slice, SModel)>,
     bufs: HashMap<u64, BufModel>,
     /// The pool's free lists, top of stack last.
@@ -147,10 +185,13 @@ impl World {
         let amodels = [reserves.0, reserves.1]
             .map(|reserve| AModel { reserve, cur: None, last: None, prev: None })
             .into();
+        let reader = Some(pool.reader(Stream { delivered: 0 }));
         World {
             pool,
             allocs,
             amodels,
+            reader,
+            rmodel: RModel::default(),
             live: Vec::new(),
             bufs: HashMap::new(),
             idle: (0..POOLED_MULTIPLES).map(|_| Vec::new()).collect(),
@@ -169,6 +210,7 @@ impl World {
     fn holders(&self, buf: u64) -> usize {
         self.live.iter().filter(|(_, m)| m.buf == Some(buf)).count()
             + self.amodels.iter().filter(|a| a.cur.is_some_and(|(b, _)| b == buf)).count()
+            + usize::from(self.rmodel.cur == Some(buf))
     }
 
     /// The model side of a holder letting go of `buf`.
@@ -220,6 +262,7 @@ impl World {
             .iter()
             .filter_map(|(_, m)| Some((m.buf?, m.off - m.headroom, m.off + m.len)))
             .chain(self.amodels.iter().filter_map(|a| a.cur.map(|(b, next)| (b, next, self.bufs[&b].cap))))
+            .chain(self.rmodel.cur.map(|b| (b, self.rmodel.start, self.bufs[&b].cap)))
             .filter(|&(_, lo, hi)| lo < hi)
             .collect();
         owned.sort_unstable();
@@ -349,6 +392,99 @@ impl World {
         self.live.push((s, SModel { id, buf: Some(b), off, len, headroom: r, data }));
         let am = &mut self.amodels[a];
         am.prev = am.last.replace(id);
+    }
+
+    /// `Reader::read(n)`, predicted step by step as the reader works: at most
+    /// one read from the (ever-willing) source, after making room for `n`
+    /// bytes by rewinding, moving the buffered bytes to the front, or moving
+    /// them to a new buf.
+    fn read(&mut self, n: usize) {
+        let mut reader = self.reader.take().expect("the reader lives until the end of the case");
+        self.read_from(&mut reader, n);
+        self.reader = Some(reader);
+    }
+
+    fn read_from(&mut self, reader: &mut Reader<Stream>, n: usize) {
+        if self.live.len() >= MAX_LIVE {
+            return;
+        }
+        if self.closed {
+            let e = reader.read(n).expect_err("a closed pool refuses every read");
+            assert_eq!(e.get_ref().and_then(|e| e.downcast_ref::<AllocError>()), Some(&AllocError::Closed));
+            return;
+        }
+        let RModel { cur, mut start, mut end } = self.rmodel;
+        // A buf the reader moves to, and whether its address is yet unknown.
+        let mut moved_to = None;
+        if end - start < n {
+            let sole = cur.is_some_and(|b| self.holders(b) == 1);
+            if start == end && sole {
+                (start, end) = (0, 0);
+            }
+            let cap = cur.map_or(0, |b| self.bufs[&b].cap);
+            if cap - start < n {
+                self.tally.reader_moves += 1;
+                if cap >= n && sole {
+                    self.bufs.get_mut(&cur.expect("sole")).unwrap().bytes.copy_within(start..end, 0);
+                } else {
+                    let multiple = n.div_ceil(BS).max(1);
+                    let class = (multiple <= POOLED_MULTIPLES).then(|| multiple - 1);
+                    let (mut bm, unknown) = match class.and_then(|c| self.idle[c].pop()) {
+                        Some(bm) => (bm, false),
+                        None => {
+                            self.created += 1;
+                            // Where it lies is learnt from the slice below.
+                            let kind = Kind::Pooled { class };
+                            (
+                                BufModel {
+                                    start: 0,
+                                    cap: multiple * BS,
+                                    kind,
+                                    bytes: vec![0; multiple * BS],
+                                },
+                                true,
+                            )
+                        }
+                    };
+                    if let Some(old) = cur {
+                        bm.bytes[..end - start].copy_from_slice(&self.bufs[&old].bytes[start..end]);
+                    }
+                    moved_to = Some((bm, unknown));
+                }
+                (start, end) = (0, end - start);
+            }
+        }
+        let s = reader.read(n).expect("an open pool and an endless source");
+        if let Some((mut bm, unknown)) = moved_to {
+            if unknown {
+                bm.start = s.as_ptr() as usize;
+            }
+            let id = self.id();
+            self.bufs.insert(id, bm);
+            let old = self.rmodel.cur.replace(id);
+            self.release_if_unheld(old);
+        }
+        let Some(b) = self.rmodel.cur else {
+            assert_eq!((s.len(), n), (0, 0), "no buf before the first read of a byte");
+            let id = self.id();
+            self.live.push((s, SModel { id, buf: None, off: 0, len: 0, headroom: 0, data: Vec::new() }));
+            return;
+        };
+        let bm = self.bufs.get_mut(&b).unwrap();
+        if end - start < n {
+            let delivered = reader.get_ref().delivered;
+            let spare = bm.cap - end;
+            for (k, byte) in bm.bytes[end..].iter_mut().enumerate() {
+                *byte = stream_byte(delivered - spare + k);
+            }
+            end = bm.cap;
+        }
+        assert_eq!(s.as_ptr() as usize, bm.start + start, "the next buffered byte");
+        assert_eq!(reader.buffered(), end - start - n);
+        let data = bm.bytes[start..start + n].to_vec();
+        let id = self.id();
+        self.live.push((s, SModel { id, buf: Some(b), off: start, len: n, headroom: 0, data }));
+        self.rmodel = RModel { cur: Some(b), start: start + n, end };
     }
 
     fn add_from_vec(&mut self, len: usize, seed: u8) {
@@ -566,6 +702,7 @@ impl World {
                 drop(s);
                 self.release_if_unheld(m.buf);
             }
+            Op::Read(n) => self.read(n),
             Op::Close => {
                 self.pool.close();
                 self.closed = true;
@@ -600,6 +737,10 @@ pub fn run(reserves: (usize, usize), ops: &[Op]) -> Tally {
         world.release_if_unheld(am.cur.map(|(b, _)| b));
         world.check(usize::MAX);
     }
+    drop(world.reader.take());
+    let rm = std::mem::take(&mut world.rmodel);
+    world.release_if_unheld(rm.cur);
+    world.check(usize::MAX);
     let stats = world.pool.stats();
     assert_eq!((stats.bufs_in_use, stats.bytes_in_use), (0, 0), "{stats:?}");
     assert!(world.bufs.is_empty());
