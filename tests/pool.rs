@@ -1,5 +1,7 @@
 //! Pool-level behaviour: buf sizes (spec 1), lifetime of bufs (spec 6),
-//! `close` and exact stats (spec 8), and bad input (spec 9).
+//! `close` and exact stats (spec 8), and bad input (spec 9), including hostile
+//! sizes (`usize::MAX`, `isize::MAX`, overflowing reserves, `buf_size` of 1
+//! and too large to lay out, frames over every maximum) through every API.
 
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -717,4 +719,116 @@ fn reader_with_buffered_bytes_refuses_after_close() {
     assert_eq!(err.kind(), io::ErrorKind::Other);
     assert_eq!(err.get_ref().and_then(|e| e.downcast_ref::<AllocError>()), Some(&AllocError::Closed));
     assert_eq!(reader.buffered(), 6);
+}
+
+/// The `io::Error` of a refused request, as the pool's `AllocError`.
+fn alloc_error_of(e: &io::Error) -> Option<AllocError> {
+    e.get_ref().and_then(|inner| inner.downcast_ref::<AllocError>()).copied()
+}
+
+/// With buf_size 1 every size is a multiple: allocations of 0 to 40 bytes with a reserve, a reader and a writer all work, and every buf comes back.
+#[test]
+fn buf_size_one_serves_every_api() {
+    let pool = Pool::builder().buf_size(1).build();
+    assert_eq!(pool.buf_size(), 1);
+    let mut alloc = pool.allocator(3);
+    let held: Vec<Slice> = (0..40u8).map(|n| alloc.copy_from_slice(&vec![n; n.into()])).collect();
+    for (n, s) in held.iter().enumerate() {
+        assert_eq!((s.len(), s.headroom()), (n, 3));
+        assert!(s.iter().all(|&b| usize::from(b) == n));
+    }
+    let filled = alloc
+        .fill_with(5, |buf| {
+            buf[..5].copy_from_slice(b"abcde");
+            Ok(5)
+        })
+        .expect("fill_with");
+    assert_eq!((&filled[..], filled.headroom()), (&b"abcde"[..], 3));
+    let data: Vec<u8> = (0..100).collect();
+    let mut reader = pool.reader(&data[..]);
+    let frames: Vec<Slice> = [1, 0, 2, 17, 80].map(|n| reader.read(n).expect("read")).into();
+    assert_eq!(frames.iter().flat_map(|s| s.iter().copied()).collect::<Vec<u8>>(), data);
+    let mut w = alloc.writer();
+    io::Write::write_all(&mut w, &data).expect("write");
+    assert_eq!(w.finish().iter().flat_map(|s| s.iter().copied()).collect::<Vec<u8>>(), data);
+    drop((held, filled, frames, reader, alloc));
+    assert_eq!(pool.stats().bufs_in_use, 0);
+}
+
+/// A pool whose buf_size cannot be laid out refuses the reader, the writer and fill_with too, with TooLarge and nothing taken, and never calls fill_with's closure.
+#[test]
+fn unlayoutable_buf_size_refuses_every_api() {
+    for buf_size in [usize::MAX, isize::MAX as usize + 1, isize::MAX as usize] {
+        let pool = Pool::builder().buf_size(buf_size).build();
+        let mut alloc = pool.allocator(0);
+        let e = alloc.fill_with(1, |_| unreachable!("no room was made")).expect_err("fill_with");
+        assert_eq!(alloc_error_of(&e), Some(AllocError::TooLarge), "buf_size {buf_size}");
+        let mut w = alloc.writer();
+        let e = io::Write::write(&mut w, b"x").expect_err("write");
+        assert_eq!(alloc_error_of(&e), Some(AllocError::TooLarge), "buf_size {buf_size}");
+        assert!(w.finish().is_empty());
+        let mut reader = pool.reader(&b"abc"[..]);
+        let e = reader.read(1).expect_err("read");
+        assert_eq!(alloc_error_of(&e), Some(AllocError::TooLarge), "buf_size {buf_size}");
+        assert_eq!(reader.read(0).expect("an empty frame needs no buf").len(), 0);
+        assert_eq!(counts(&pool), (0, 0, 0, 0, 0));
+    }
+}
+
+/// fill_with where reserve + max overflows, or max is isize::MAX or usize::MAX, gives TooLarge without calling the closure, and the allocator carries on in its current buf.
+#[test]
+fn fill_with_over_every_maximum_is_refused() {
+    let pool = Pool::builder().buf_size(64).build();
+    let mut alloc = pool.allocator(8);
+    let before = alloc.alloc(1);
+    for max in [usize::MAX, usize::MAX - 7, isize::MAX as usize, (isize::MAX as usize) + 1] {
+        let e = alloc.fill_with(max, |_| unreachable!("no room was made")).expect_err("fill_with");
+        assert_eq!(alloc_error_of(&e), Some(AllocError::TooLarge), "max {max}");
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+    }
+    let mut huge_reserve = pool.allocator(usize::MAX);
+    let e = huge_reserve.fill_with(1, |_| unreachable!("no room was made")).expect_err("fill_with");
+    assert_eq!(alloc_error_of(&e), Some(AllocError::TooLarge));
+    let after = alloc.alloc(1);
+    assert_eq!(after.as_ptr(), end(&before).wrapping_add(8), "still the same buf");
+    assert_eq!(counts(&pool), (1, 1, 0, 64, 0));
+}
+
+/// Writers capped at 0, 1 and usize::MAX: writes past the cap are refused whole with InvalidInput, empty writes always succeed, and the allocator keeps serving after.
+#[test]
+fn writer_caps_at_the_extremes() {
+    let pool = Pool::builder().buf_size(16).build();
+    let mut alloc = pool.allocator(2);
+    for cap in [0, 1, usize::MAX] {
+        let mut w = alloc.writer().with_max_len(cap);
+        assert_eq!(io::Write::write(&mut w, b"").expect("an empty write"), 0);
+        let too_long = vec![7; cap.saturating_add(1).min(100)];
+        let result = io::Write::write(&mut w, &too_long);
+        if cap == usize::MAX {
+            assert_eq!(result.expect("under the cap"), too_long.len());
+        } else {
+            assert_eq!(result.expect_err("past the cap").kind(), io::ErrorKind::InvalidInput);
+            assert_eq!(w.len(), 0, "nothing of a refused write is kept");
+        }
+        drop(w.finish());
+    }
+    assert_eq!(&alloc.copy_from_slice(b"ok")[..], b"ok");
+    drop(alloc);
+    assert_eq!(pool.stats().bufs_in_use, 0);
+}
+
+/// Reader frames over every maximum (usize::MAX, isize::MAX, one past it, and one just short of overflowing a buf_size multiple) are refused with TooLarge, keep the buffered bytes, and reading carries on.
+#[test]
+fn reader_frames_over_every_maximum_are_refused() {
+    let pool = Pool::builder().buf_size(64).build();
+    let data: Vec<u8> = (0..200).map(|k| k as u8).collect();
+    let mut reader = pool.reader(&data[..]);
+    assert_eq!(&reader.read(3).expect("read")[..], &data[..3]);
+    let buffered = reader.buffered();
+    for n in [usize::MAX, usize::MAX - 63, isize::MAX as usize, isize::MAX as usize + 1] {
+        let e = reader.read(n).expect_err("too large");
+        assert_eq!(alloc_error_of(&e), Some(AllocError::TooLarge), "frame of {n}");
+        assert_eq!(reader.buffered(), buffered, "frame of {n}: buffered bytes kept");
+    }
+    assert_eq!(&reader.read(197).expect("the rest")[..], &data[3..]);
 }

@@ -1,0 +1,758 @@
+//! The model behind `tests/model.rs` and the `slice_ops` fuzz target
+//! (`fuzz/fuzz_targets/slice_ops.rs`, which includes this file by path): one
+//! place that applies an operation to real slices and to a plain model, and
+//! checks the two agree after every step.
+
+use std::collections::HashMap;
+use std::io::{self, Read};
+
+use refbuf::{AllocError, DEFAULT_MAX_POOLED_MULTIPLE, MAX_SIZE_CLASSES, Pool, Reader, Slice, coalesce};
+
+const BS: usize = 64;
+const MAX_LIVE: usize = 10;
+
+/// How a new slice's bytes are set.
+#[derive(Debug, Clone, Copy)]
+pub enum Fill {
+    /// `alloc`: zeroed data and headroom.
+    Zeroed,
+    /// `alloc_for_overwrite`, then every byte written from this seed.
+    Overwrite(u8),
+    /// `copy_from_slice` of bytes from this seed.
+    CopyFrom(u8),
+}
+
+/// One step. Slice indices are taken modulo the number of live slices; a
+/// pair of equal indices means the slice and its successor.
+#[derive(Debug, Clone, Copy)]
+pub enum Op {
+    /// Allocator (mod 2), length, fill.
+    Alloc(usize, usize, Fill),
+    /// `Slice::from_vec` of `len` bytes from a seed.
+    FromVec(usize, u8),
+    /// `Slice::new()`.
+    Empty,
+    ExpandFront(usize, usize),
+    /// Slice, header length, seed.
+    Prepend(usize, usize, u8),
+    TruncateFront(usize, usize),
+    Truncate(usize, usize),
+    /// Slice, split point (mod len + 1).
+    SplitTo(usize, usize),
+    SplitOff(usize, usize),
+    /// The allocator's last slice consumes the one allocated before it.
+    ReleasePreviousOfLast(usize),
+    /// `live[i].release_previous(live[j])`.
+    ReleasePrevious(usize, usize),
+    FreeEntirePrefix(usize),
+    /// `live[i].try_join(live[j])`.
+    TryJoin(usize, usize),
+    /// `live[i].try_join(live[i + 1])`: neighbours in the list are often
+    /// neighbours in memory.
+    TryJoinNext(usize),
+    /// Bit mask over live slices (in order), max_len.
+    Coalesce(u16, usize),
+    /// Overwrites every byte from a seed.
+    Write(usize, u8),
+    DropSlice(usize),
+    /// `Reader::read` of this many bytes.
+    Read(usize),
+    Close,
+}
+
+fn gen_bytes(seed: u8, n: usize) -> Vec<u8> {
+    (0..n).map(|k| (seed as usize * 131 + k * 29 + 7) as u8 ^ (k >> 8) as u8).collect()
+}
+
+/// Byte `k` of the reader's source.
+fn stream_byte(k: usize) -> u8 {
+    (k as u8).wrapping_mul(67) ^ (k >> 8) as u8
+}
+
+/// The reader's source: an endless stream that fills every buffer it is
+/// given, so where each read lands is predictable.
+struct Stream {
+    delivered: usize,
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        for (k, b) in buf.iter_mut().enumerate() {
+            *b = stream_byte(self.delivered + k);
+        }
+        self.delivered += buf.len();
+        Ok(buf.len())
+    }
+}
+
+/// The reader: its buf, and which bytes of it are buffered.
+#[derive(Default)]
+struct RModel {
+    cur: Option<u64>,
+    start: usize,
+    end: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// From the pool; `class` is its free list, if it is kept.
+    Pooled { class: Option<usize> },
+    /// From `Slice::from_vec`; not counted by the pool.
+    FromVec,
+}
+
+/// A buf: where its data area is, and a shadow of all its bytes.
+struct BufModel {
+    start: usize,
+    cap: usize,
+    kind: Kind,
+    bytes: Vec<u8>,
+}
+
+/// A live slice.
+#[derive(Clone)]
+struct SModel {
+    /// Stable identity, for `ReleasePreviousOfLast`.
+    id: u64,
+    /// Model buf; `None` for `Slice::new()`.
+    buf: Option<u64>,
+    /// Offset of the data in the buf.
+    off: usize,
+    len: usize,
+    headroom: usize,
+    data: Vec<u8>,
+}
+
+/// Leaves out the contents, which assertion messages show on their own.
+impl std::fmt::Debug for SModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self { id, buf, off, len, headroom, data: _ } = self;
+        write!(f, "SModel {{ id: {id}, buf: {buf:?}, off: {off}, len: {len}, headroom: {headroom} }}")
+    }
+}
+
+struct AModel {
+    reserve: usize,
+    /// Current buf and the offset of its first free byte.
+    cur: Option<(u64, usize)>,
+    last: Option<u64>,
+    prev: Option<u64>,
+}
+
+/// How often the adjacency-dependent operations actually did something, so
+/// the random test can show it is not vacuous.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Tally {
+    pub joins: u64,
+    pub releases_grew: u64,
+    pub prefixes_freed: u64,
+    pub coalesce_merges: u64,
+    /// Reader reads that moved the buffered bytes to another buf, or to the
+    /// front of their own.
+    pub reader_moves: u64,
+    pub recycled: u64,
+    pub closes: u64,
+}
+
+struct World {
+    pool: Pool,
+    allocs: Vec<refbuf::Allocator>,
+    amodels: Vec<AModel>,
+    /// `None` once dropped, at the end of a case.
+    reader: Option<Reader<Stream>>,
+    rmodel: RModel,
+    live: Vec<(Slice, SModel)>,
+    bufs: HashMap<u64, BufModel>,
+    /// The pool's free lists, top of stack last.
+    idle: Vec<Vec<BufModel>>,
+    closed: bool,
+    created: u64,
+    next_id: u64,
+    tally: Tally,
+}
+
+/// Where the next allocation is expected to come from.
+enum Source {
+    Same(u64, usize),
+    Recycled(BufModel),
+    Fresh(usize, Option<usize>),
+}
+
+impl World {
+    fn new(reserves: (usize, usize)) -> World {
+        let pool = Pool::builder().buf_size(BS).build();
+        let allocs = vec![pool.allocator(reserves.0), pool.allocator(reserves.1)];
+        let amodels = [reserves.0, reserves.1]
+            .map(|reserve| AModel { reserve, cur: None, last: None, prev: None })
+            .into();
+        let reader = Some(pool.reader(Stream { delivered: 0 }));
+        World {
+            pool,
+            allocs,
+            amodels,
+            reader,
+            rmodel: RModel::default(),
+            live: Vec::new(),
+            bufs: HashMap::new(),
+            idle: (0..MAX_SIZE_CLASSES).map(|_| Vec::new()).collect(),
+            closed: false,
+            created: 0,
+            next_id: 0,
+            tally: Tally::default(),
+        }
+    }
+
+    fn id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    fn holders(&self, buf: u64) -> usize {
+        self.live.iter().filter(|(_, m)| m.buf == Some(buf)).count()
+            + self.amodels.iter().filter(|a| a.cur.is_some_and(|(b, _)| b == buf)).count()
+            + usize::from(self.rmodel.cur == Some(buf))
+    }
+
+    /// The model side of a holder letting go of `buf`.
+    fn release_if_unheld(&mut self, buf: Option<u64>) {
+        let Some(buf) = buf else { return };
+        if self.holders(buf) > 0 {
+            return;
+        }
+        let bm = self.bufs.remove(&buf).expect("model: released buf exists");
+        if let Kind::Pooled { class: Some(class) } = bm.kind
+            && !self.closed
+        {
+            self.idle[class].push(bm);
+        }
+    }
+
+    /// Checks every live slice and the pool's stats against the model.
+    fn check(&mut self, step: usize) {
+        for (k, (s, m)) in self.live.iter_mut().enumerate() {
+            let what = format!("step {step}, slice {k} {m:?}");
+            assert_eq!(s.len(), m.len, "{what}: len");
+            assert_eq!(s.headroom(), m.headroom, "{what}: headroom");
+            assert_eq!(&s[..], &m.data[..], "{what}: contents");
+            match m.buf {
+                Some(b) => {
+                    let bm = &self.bufs[&b];
+                    assert_eq!(s.as_ptr() as usize, bm.start + m.off, "{what}: position");
+                    assert!(m.headroom <= m.off && m.off + m.len <= bm.cap, "model: {what} out of its buf");
+                    assert_eq!(&bm.bytes[m.off..m.off + m.len], &m.data[..], "model: {what} vs shadow");
+                    // The headroom too: claimed and handed back, which leaves
+                    // the slice exactly as it was.
+                    let h = m.headroom;
+                    assert!(s.expand_front(h), "{what}");
+                    assert_eq!(&s[..h], &bm.bytes[m.off - h..m.off], "{what}: headroom bytes");
+                    s.truncate_front(h);
+                    assert_eq!(
+                        (s.len(), s.headroom(), s.as_ptr() as usize),
+                        (m.len, h, bm.start + m.off),
+                        "{what}"
+                    );
+                }
+                None => assert_eq!((m.len, m.headroom), (0, 0), "{what}"),
+            }
+        }
+        // No two holders own the same byte: slices own headroom and data,
+        // an allocator the rest of its buf.
+        let mut owned: Vec<(u64, usize, usize)> = self
+            .live
+            .iter()
+            .filter_map(|(_, m)| Some((m.buf?, m.off - m.headroom, m.off + m.len)))
+            .chain(self.amodels.iter().filter_map(|a| a.cur.map(|(b, next)| (b, next, self.bufs[&b].cap))))
+            .chain(self.rmodel.cur.map(|b| (b, self.rmodel.start, self.bufs[&b].cap)))
+            .filter(|&(_, lo, hi)| lo < hi)
+            .collect();
+        owned.sort_unstable();
+        for w in owned.windows(2) {
+            assert!(w[0].0 != w[1].0 || w[0].2 <= w[1].1, "step {step}: overlapping owners {w:?}");
+        }
+
+        let stats = self.pool.stats();
+        let pooled: Vec<&BufModel> =
+            self.bufs.values().filter(|b| matches!(b.kind, Kind::Pooled { .. })).collect();
+        assert_eq!(stats.bufs_created, self.created, "step {step}: {stats:?}");
+        assert_eq!(stats.bufs_in_use, pooled.len(), "step {step}: {stats:?}");
+        assert_eq!(stats.bytes_in_use, pooled.iter().map(|b| b.cap).sum::<usize>(), "step {step}: {stats:?}");
+        assert_eq!(stats.bufs_idle, self.idle.iter().map(Vec::len).sum::<usize>(), "step {step}: {stats:?}");
+        assert_eq!(
+            stats.bytes_idle,
+            self.idle.iter().flatten().map(|b| b.cap).sum::<usize>(),
+            "step {step}: {stats:?}"
+        );
+        assert_eq!(self.pool.is_closed(), self.closed);
+    }
+
+    fn index(&self, i: usize) -> Option<usize> {
+        (!self.live.is_empty()).then(|| i % self.live.len())
+    }
+
+    /// Two distinct indices, or `None` with fewer than two live slices.
+    fn pair(&self, i: usize, j: usize) -> Option<(usize, usize)> {
+        let n = self.live.len();
+        if n < 2 {
+            return None;
+        }
+        let (i, mut j) = (i % n, j % n);
+        if i == j {
+            j = (j + 1) % n;
+        }
+        Some((i, j))
+    }
+
+    fn alloc(&mut self, a: usize, len: usize, fill: Fill) {
+        let a = a % self.allocs.len();
+        if self.live.len() >= MAX_LIVE {
+            return;
+        }
+        let r = self.amodels[a].reserve;
+        let need = r + len;
+        let bytes = match fill {
+            Fill::Zeroed => Vec::new(),
+            Fill::Overwrite(seed) | Fill::CopyFrom(seed) => gen_bytes(seed, len),
+        };
+        if self.closed {
+            let alloc = &mut self.allocs[a];
+            let e = match fill {
+                Fill::Zeroed => alloc.try_alloc(len),
+                Fill::Overwrite(_) => alloc.try_alloc_for_overwrite(len),
+                Fill::CopyFrom(_) => alloc.try_copy_from_slice(&bytes),
+            };
+            assert_eq!(e.unwrap_err(), AllocError::Closed);
+            return;
+        }
+        let source = match self.amodels[a].cur {
+            Some((b, next)) if need <= self.bufs[&b].cap - next => Source::Same(b, next),
+            // No slice of the current buf is alive (the allocator is its only
+            // holder) and it is large enough: the allocator rewinds to its start.
+            Some((b, _)) if need <= self.bufs[&b].cap && self.holders(b) == 1 => Source::Same(b, 0),
+            _ => {
+                // The allocator lets go of its current buf before taking the
+                // next, so an old buf that goes idle is the one taken back.
+                let old = self.amodels[a].cur.take().map(|(old, _)| old);
+                self.release_if_unheld(old);
+                let (cap, class) = size_class(need);
+                match class.and_then(|c| self.idle[c].pop()) {
+                    Some(bm) => Source::Recycled(bm),
+                    None => Source::Fresh(cap, class),
+                }
+            }
+        };
+        let alloc = &mut self.allocs[a];
+        let mut s = match fill {
+            Fill::Zeroed => alloc.alloc(len),
+            Fill::Overwrite(_) => alloc.alloc_for_overwrite(len),
+            Fill::CopyFrom(_) => alloc.copy_from_slice(&bytes),
+        };
+        let ptr = s.as_ptr() as usize;
+        let (b, region) = match source {
+            Source::Same(b, next) => {
+                assert_eq!(ptr, self.bufs[&b].start + next + r, "bumped from the current buf");
+                (b, next)
+            }
+            Source::Recycled(bm) => {
+                assert_eq!(ptr, bm.start + r, "took the most recently idled buf of its size");
+                self.tally.recycled += 1;
+                let id = self.id();
+                self.bufs.insert(id, bm);
+                (id, 0)
+            }
+            Source::Fresh(cap, class) => {
+                self.created += 1;
+                let id = self.id();
+                let bm = BufModel { start: ptr - r, cap, kind: Kind::Pooled { class }, bytes: vec![0; cap] };
+                self.bufs.insert(id, bm);
+                (id, 0)
+            }
+        };
+        self.amodels[a].cur = Some((b, region + need));
+        let bm = self.bufs.get_mut(&b).unwrap();
+        let off = region + r;
+        match fill {
+            Fill::Zeroed => bm.bytes[region..off + len].fill(0),
+            Fill::CopyFrom(_) => {
+                bm.bytes[region..off].fill(0);
+                bm.bytes[off..off + len].copy_from_slice(&bytes);
+            }
+            Fill::Overwrite(_) => {
+                assert_eq!(
+                    &s[..],
+                    &bm.bytes[off..off + len],
+                    "alloc_for_overwrite shows what the memory held"
+                );
+                s.copy_from_slice(&bytes);
+                bm.bytes[off..off + len].copy_from_slice(&bytes);
+            }
+        }
+        let data = bm.bytes[off..off + len].to_vec();
+        let id = self.id();
+        self.live.push((s, SModel { id, buf: Some(b), off, len, headroom: r, data }));
+        let am = &mut self.amodels[a];
+        am.prev = am.last.replace(id);
+    }
+
+    /// `Reader::read(n)`, predicted step by step as the reader works: at most
+    /// one read from the (ever-willing) source, after making room for `n`
+    /// bytes by rewinding, moving the buffered bytes to the front, or moving
+    /// them to a new buf.
+    fn read(&mut self, n: usize) {
+        let mut reader = self.reader.take().expect("the reader lives until the end of the case");
+        self.read_from(&mut reader, n);
+        self.reader = Some(reader);
+    }
+
+    fn read_from(&mut self, reader: &mut Reader<Stream>, n: usize) {
+        if self.live.len() >= MAX_LIVE {
+            return;
+        }
+        if self.closed {
+            let e = reader.read(n).expect_err("a closed pool refuses every read");
+            assert_eq!(e.get_ref().and_then(|e| e.downcast_ref::<AllocError>()), Some(&AllocError::Closed));
+            return;
+        }
+        let RModel { cur, mut start, mut end } = self.rmodel;
+        // A buf the reader moves to, and whether its address is yet unknown.
+        let mut moved_to = None;
+        if end - start < n {
+            let sole = cur.is_some_and(|b| self.holders(b) == 1);
+            if start == end && sole {
+                (start, end) = (0, 0);
+            }
+            let cap = cur.map_or(0, |b| self.bufs[&b].cap);
+            if cap - start < n {
+                self.tally.reader_moves += 1;
+                if cap >= n && sole {
+                    self.bufs.get_mut(&cur.expect("sole")).unwrap().bytes.copy_within(start..end, 0);
+                } else {
+                    if start == end {
+                        // With nothing buffered the reader lets its buf go
+                        // before taking the larger one, so that buf may be
+                        // the idle one it takes.
+                        self.rmodel.cur = None;
+                        self.release_if_unheld(cur);
+                    }
+                    let (cap, class) = size_class(n);
+                    let (mut bm, unknown) = match class.and_then(|c| self.idle[c].pop()) {
+                        Some(bm) => (bm, false),
+                        None => {
+                            self.created += 1;
+                            // Where it lies is learnt from the slice below.
+                            let kind = Kind::Pooled { class };
+                            (BufModel { start: 0, cap, kind, bytes: vec![0; cap] }, true)
+                        }
+                    };
+                    if let Some(old) = cur.filter(|_| start < end) {
+                        bm.bytes[..end - start].copy_from_slice(&self.bufs[&old].bytes[start..end]);
+                    }
+                    moved_to = Some((bm, unknown));
+                }
+                (start, end) = (0, end - start);
+            }
+        }
+        let s = reader.read(n).expect("an open pool and an endless source");
+        if let Some((mut bm, unknown)) = moved_to {
+            if unknown {
+                bm.start = s.as_ptr() as usize;
+            }
+            let id = self.id();
+            self.bufs.insert(id, bm);
+            let old = self.rmodel.cur.replace(id);
+            self.release_if_unheld(old);
+        }
+        let Some(b) = self.rmodel.cur else {
+            assert_eq!((s.len(), n), (0, 0), "no buf before the first read of a byte");
+            let id = self.id();
+            self.live.push((s, SModel { id, buf: None, off: 0, len: 0, headroom: 0, data: Vec::new() }));
+            return;
+        };
+        let bm = self.bufs.get_mut(&b).unwrap();
+        if end - start < n {
+            let delivered = reader.get_ref().delivered;
+            let spare = bm.cap - end;
+            for (k, byte) in bm.bytes[end..].iter_mut().enumerate() {
+                *byte = stream_byte(delivered - spare + k);
+            }
+            end = bm.cap;
+        }
+        assert_eq!(s.as_ptr() as usize, bm.start + start, "the next buffered byte");
+        assert_eq!(reader.buffered(), end - start - n);
+        let data = bm.bytes[start..start + n].to_vec();
+        let id = self.id();
+        self.live.push((s, SModel { id, buf: Some(b), off: start, len: n, headroom: 0, data }));
+        self.rmodel = RModel { cur: Some(b), start: start + n, end };
+    }
+
+    fn add_from_vec(&mut self, len: usize, seed: u8) {
+        if self.live.len() >= MAX_LIVE {
+            return;
+        }
+        let bytes = gen_bytes(seed, len);
+        let s = Slice::from_vec(bytes.clone());
+        let b = self.id();
+        let bm = BufModel { start: s.as_ptr() as usize, cap: len, kind: Kind::FromVec, bytes: bytes.clone() };
+        self.bufs.insert(b, bm);
+        let id = self.id();
+        self.live.push((s, SModel { id, buf: Some(b), off: 0, len, headroom: 0, data: bytes }));
+    }
+
+    fn release_previous(&mut self, i: usize, j: usize) {
+        let (prev, pm) = self.live.remove(j);
+        let i = if j < i { i - 1 } else { i };
+        let (s, m) = &mut self.live[i];
+        let grows = m.buf.is_some() && pm.buf == m.buf && pm.off + pm.len == m.off - m.headroom;
+        s.release_previous(prev);
+        if grows {
+            m.headroom += pm.headroom + pm.len;
+            self.tally.releases_grew += 1;
+        }
+        self.release_if_unheld(pm.buf);
+    }
+
+    fn apply(&mut self, op: Op) {
+        match op {
+            Op::Alloc(a, len, fill) => self.alloc(a, len, fill),
+            Op::FromVec(len, seed) => self.add_from_vec(len, seed),
+            Op::Empty => {
+                if self.live.len() < MAX_LIVE {
+                    let id = self.id();
+                    let m = SModel { id, buf: None, off: 0, len: 0, headroom: 0, data: Vec::new() };
+                    self.live.push((Slice::new(), m));
+                }
+            }
+            Op::ExpandFront(i, n) => {
+                let Some(i) = self.index(i) else { return };
+                let (s, m) = &mut self.live[i];
+                let ok = s.expand_front(n);
+                assert_eq!(ok, n <= m.headroom, "expand_front({n}) with headroom {}", m.headroom);
+                if ok {
+                    m.off -= n;
+                    m.len += n;
+                    m.headroom -= n;
+                    if let Some(b) = m.buf {
+                        let exposed = &self.bufs[&b].bytes[m.off..m.off + n];
+                        m.data.splice(0..0, exposed.iter().copied());
+                    }
+                }
+            }
+            Op::Prepend(i, n, seed) => {
+                let Some(i) = self.index(i) else { return };
+                let header = gen_bytes(seed, n);
+                let (s, m) = &mut self.live[i];
+                let ok = s.prepend(&header);
+                assert_eq!(ok, n <= m.headroom, "prepend({n}) with headroom {}", m.headroom);
+                if ok {
+                    m.off -= n;
+                    m.len += n;
+                    m.headroom -= n;
+                    m.data.splice(0..0, header.iter().copied());
+                    if let Some(b) = m.buf {
+                        self.bufs.get_mut(&b).unwrap().bytes[m.off..m.off + n].copy_from_slice(&header);
+                    }
+                }
+            }
+            Op::TruncateFront(i, n) => {
+                let Some(i) = self.index(i) else { return };
+                let (s, m) = &mut self.live[i];
+                s.truncate_front(n);
+                let n = n.min(m.len);
+                m.off += n;
+                m.len -= n;
+                m.headroom += n;
+                m.data.drain(..n);
+            }
+            Op::Truncate(i, len) => {
+                let Some(i) = self.index(i) else { return };
+                let (s, m) = &mut self.live[i];
+                s.truncate(len);
+                m.len = m.len.min(len);
+                m.data.truncate(len);
+            }
+            Op::SplitTo(i, at) => {
+                let Some(i) = self.index(i).filter(|_| self.live.len() < MAX_LIVE) else { return };
+                let id = self.id();
+                let (s, m) = &mut self.live[i];
+                let at = at % (m.len + 1);
+                let front = s.split_to(at);
+                let fm = SModel {
+                    id,
+                    buf: m.buf,
+                    off: m.off,
+                    len: at,
+                    headroom: m.headroom,
+                    data: m.data[..at].to_vec(),
+                };
+                m.off += at;
+                m.len -= at;
+                m.headroom = 0;
+                m.data.drain(..at);
+                self.live.insert(i, (front, fm));
+            }
+            Op::SplitOff(i, at) => {
+                let Some(i) = self.index(i).filter(|_| self.live.len() < MAX_LIVE) else { return };
+                let id = self.id();
+                let (s, m) = &mut self.live[i];
+                let at = at % (m.len + 1);
+                let back = s.split_off(at);
+                let bm = SModel {
+                    id,
+                    buf: m.buf,
+                    off: m.off + at,
+                    len: m.len - at,
+                    headroom: 0,
+                    data: m.data.split_off(at),
+                };
+                m.len = at;
+                self.live.insert(i + 1, (back, bm));
+            }
+            Op::ReleasePreviousOfLast(a) => {
+                let am = &self.amodels[a % self.amodels.len()];
+                let pos = |id: Option<u64>| self.live.iter().position(|(_, m)| Some(m.id) == id);
+                if let (Some(i), Some(j)) = (pos(am.last), pos(am.prev))
+                    && i != j
+                {
+                    self.release_previous(i, j);
+                }
+            }
+            Op::ReleasePrevious(i, j) => {
+                if let Some((i, j)) = self.pair(i, j) {
+                    self.release_previous(i, j);
+                }
+            }
+            Op::FreeEntirePrefix(i) => {
+                let Some(i) = self.index(i) else { return };
+                let sole = self.live[i].1.buf.is_some_and(|b| self.holders(b) == 1);
+                let (s, m) = &mut self.live[i];
+                assert_eq!(s.free_entire_prefix(), sole, "free_entire_prefix of {m:?}");
+                if sole {
+                    m.headroom = m.off;
+                    self.tally.prefixes_freed += 1;
+                }
+            }
+            Op::TryJoinNext(i) => self.apply(Op::TryJoin(i, i)),
+            Op::TryJoin(i, j) => {
+                let Some((i, j)) = self.pair(i, j) else { return };
+                let (next, nm) = self.live.remove(j);
+                let i = if j < i { i - 1 } else { i };
+                let (s, m) = &mut self.live[i];
+                let joins = m.buf.is_some() && m.buf == nm.buf && m.off + m.len == nm.off;
+                match s.try_join(next) {
+                    Ok(()) => {
+                        assert!(joins, "try_join of {nm:?} onto {m:?} should fail");
+                        m.len += nm.len;
+                        m.data.extend_from_slice(&nm.data);
+                        self.tally.joins += 1;
+                    }
+                    Err(next) => {
+                        assert!(!joins, "try_join of {nm:?} onto {m:?} should succeed");
+                        assert_eq!(
+                            (next.len(), next.headroom()),
+                            (nm.len, nm.headroom),
+                            "handed back unchanged"
+                        );
+                        self.live.insert(j, (next, nm));
+                    }
+                }
+            }
+            Op::Coalesce(mask, max_len) => {
+                let picked: Vec<usize> = (0..self.live.len()).filter(|&k| (mask >> k) & 1 == 1).collect();
+                if picked.is_empty() {
+                    return;
+                }
+                let mut taken: Vec<(Slice, SModel)> =
+                    picked.iter().rev().map(|&k| self.live.remove(k)).collect();
+                taken.reverse();
+                let (mut slices, models): (Vec<Slice>, Vec<SModel>) = taken.into_iter().unzip();
+                let mut expected: Vec<SModel> = Vec::new();
+                for m in models {
+                    if let Some(run) = expected.last_mut()
+                        && run.buf.is_some()
+                        && run.buf == m.buf
+                        && run.off + run.len == m.off
+                        && run.len.checked_add(m.len).is_some_and(|n| n <= max_len)
+                    {
+                        run.len += m.len;
+                        run.data.extend_from_slice(&m.data);
+                        self.tally.coalesce_merges += 1;
+                        continue;
+                    }
+                    expected.push(m);
+                }
+                coalesce(&mut slices, max_len);
+                assert_eq!(slices.len(), expected.len(), "coalesce result count");
+                self.live.extend(slices.into_iter().zip(expected));
+            }
+            Op::Write(i, seed) => {
+                let Some(i) = self.index(i) else { return };
+                let (s, m) = &mut self.live[i];
+                let bytes = gen_bytes(seed, m.len);
+                s.copy_from_slice(&bytes);
+                if let Some(b) = m.buf {
+                    self.bufs.get_mut(&b).unwrap().bytes[m.off..m.off + m.len].copy_from_slice(&bytes);
+                }
+                m.data = bytes;
+            }
+            Op::DropSlice(i) => {
+                let Some(i) = self.index(i) else { return };
+                let (s, m) = self.live.remove(i);
+                drop(s);
+                self.release_if_unheld(m.buf);
+            }
+            Op::Read(n) => self.read(n),
+            Op::Close => {
+                self.pool.close();
+                self.closed = true;
+                self.idle.iter_mut().for_each(Vec::clear);
+                self.tally.closes += 1;
+            }
+        }
+    }
+}
+
+/// Runs one case, checking the model after every step, then drops every
+/// slice (in an order scrambled by the ops) and allocator and checks the
+/// pool holds nothing.
+pub fn run(reserves: (usize, usize), ops: &[Op]) -> Tally {
+    let mut world = World::new(reserves);
+    world.check(0);
+    for (step, &op) in ops.iter().enumerate() {
+        world.apply(op);
+        world.check(step + 1);
+    }
+    let mut k = ops.len();
+    while !world.live.is_empty() {
+        k = k.wrapping_mul(31).wrapping_add(17);
+        let (s, m) = world.live.remove(k % world.live.len());
+        drop(s);
+        world.release_if_unheld(m.buf);
+        world.check(usize::MAX);
+    }
+    while let Some(alloc) = world.allocs.pop() {
+        let am = world.amodels.pop().unwrap();
+        drop(alloc);
+        world.release_if_unheld(am.cur.map(|(b, _)| b));
+        world.check(usize::MAX);
+    }
+    drop(world.reader.take());
+    let rm = std::mem::take(&mut world.rmodel);
+    world.release_if_unheld(rm.cur);
+    world.check(usize::MAX);
+    let stats = world.pool.stats();
+    assert_eq!((stats.bufs_in_use, stats.bytes_in_use), (0, 0), "{stats:?}");
+    assert!(world.bufs.is_empty());
+    world.tally
+}
+
+/// The buf size and free list for a request of `need` bytes: the smallest
+/// class `BS << k` that holds it, up to the largest pooled class; above it,
+/// an unpooled multiple of `BS`.
+fn size_class(need: usize) -> (usize, Option<usize>) {
+    let multiple = need.div_ceil(BS).max(1);
+    if multiple <= DEFAULT_MAX_POOLED_MULTIPLE {
+        let class = multiple.next_power_of_two();
+        (class * BS, Some(class.trailing_zeros() as usize))
+    } else {
+        (multiple * BS, None)
+    }
+}
