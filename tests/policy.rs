@@ -361,3 +361,32 @@ fn rss_falls_after_trim() {
         BUF * BUFS
     );
 }
+
+/// A budget smaller than one buf refuses every request at once with TooLarge, through every entry point (the
+/// blocking ones included: none waits for memory that can never fit), and leaves the pool usable and empty.
+#[test]
+fn budget_smaller_than_a_buf_refuses_everything_at_once() {
+    use std::io::Write;
+
+    let pool = Pool::builder().buf_size(4096).max_bytes(1000).build();
+    let mut alloc = pool.allocator(0);
+    assert_eq!(alloc.try_alloc(1).unwrap_err(), AllocError::TooLarge);
+    assert_eq!(alloc.try_alloc_for_overwrite(1).unwrap_err(), AllocError::TooLarge);
+    assert_eq!(alloc.try_copy_from_slice(b"x").unwrap_err(), AllocError::TooLarge);
+    assert_eq!(alloc.alloc_timeout(1, HOUR).unwrap_err(), AllocError::TooLarge);
+    let blocking = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| alloc.alloc(1)));
+    assert!(blocking.is_err(), "alloc panics with TooLarge rather than waiting forever");
+    let err = alloc.fill_with(1, |_| Ok(1)).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    let err = alloc.writer().write(b"x").unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    let err = pool.reader(&b"frame"[..]).read(1).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    let stats = pool.stats();
+    assert_eq!(
+        (stats.bufs_created, stats.bufs_in_use, stats.waits, stats.exhausted),
+        (0, 0, 0, 0),
+        "{stats:?}"
+    );
+    assert!(!pool.is_closed());
+}
