@@ -381,7 +381,7 @@ impl Allocator {
     /// else a new one.
     #[inline]
     fn cursor(&mut self, need: usize, wait: Wait) -> Result<&mut Bump, AllocError> {
-        if self.pool.is_closed_hint() {
+        if self.pool.is_closed() {
             return Err(AllocError::Closed);
         }
         // The arm that returns a borrow of the current buf comes last: taken

@@ -268,10 +268,14 @@ impl Pool {
         self.shared.close();
     }
 
-    /// Whether [`Pool::close`] has been called.
+    /// Whether [`Pool::close`] has been called. A thread that closed the
+    /// pool always sees `true`.
+    #[inline]
     pub fn is_closed(&self) -> bool {
         // Relaxed: a snapshot of a flag that only ever goes from false to
-        // true; it publishes no other data.
+        // true; it publishes no other data. The allocation fast path reads it
+        // too, as a hint: the authoritative check is made under the lock
+        // whenever a buf is taken.
         self.shared.closed.load(Ordering::Relaxed)
     }
 
@@ -285,15 +289,6 @@ impl Pool {
     /// is one, else a fresh one, waiting as `wait` allows for the budget.
     pub(crate) fn take(&self, size: SizeClass, wait: Wait) -> Result<Lease, AllocError> {
         PoolShared::take(&self.shared, size, wait)
-    }
-
-    /// Whether the pool is closed, as a hint for the allocation fast path.
-    /// An allocation on the thread that closed the pool always sees `true`.
-    #[inline]
-    pub(crate) fn is_closed_hint(&self) -> bool {
-        // Relaxed: see `is_closed`. The authoritative check is made under the
-        // lock whenever a buf is taken.
-        self.shared.closed.load(Ordering::Relaxed)
     }
 }
 

@@ -69,7 +69,7 @@ impl<R: Read> Reader<R> {
     ///   even with room left in its buf) or where no buf of `n` bytes can be
     ///   made (`InvalidInput`). The buffered bytes stay buffered.
     pub fn read(&mut self, n: usize) -> io::Result<Slice> {
-        if self.pool.is_closed_hint() {
+        if self.pool.is_closed() {
             return Err(AllocError::Closed.into());
         }
         while self.end - self.start < n {
