@@ -4,7 +4,8 @@
 //! idle allocates nothing. The pool takes bufs back and hands them out at the
 //! newest end, so a buf reused soon after it went idle is likely still in
 //! cache, and trims expired bufs at the oldest end: both in constant time.
-//! Every list is touched only under its pool's lock. With the
+//! Every list is touched only under the lock that guards it: its pool's, or
+//! that of the per-thread cache slot it belongs to. With the
 //! `diagnostics` feature, the pool also links its bufs in use into a list of
 //! this kind (their links are free while they are not idle).
 
@@ -52,6 +53,39 @@ impl FreeList {
             None => self.oldest = Some(buf),
         }
         self.newest = Some(buf);
+    }
+
+    /// Adds `buf`, stamped with `since`, in its place by age: newer than
+    /// every buf stamped at or before `since`. Walks from the newest end, so
+    /// a buf about as new as the newest costs a step or two. Keeps the list
+    /// in age order when bufs come back from a per-thread cache.
+    ///
+    /// # Safety
+    /// As for [`FreeList::push_newest`].
+    pub(crate) unsafe fn insert_by_age(&mut self, buf: NonNull<Header>, since: u64) {
+        let mut newer = None;
+        let mut older = self.newest;
+        while let Some(candidate) = older {
+            // SAFETY: `candidate` is one of the list's bufs.
+            let links = *unsafe { Header::idle_links(candidate) };
+            if links.since <= since {
+                break;
+            }
+            newer = Some(candidate);
+            older = links.older;
+        }
+        // SAFETY: the caller owns `buf` and holds the lock.
+        *unsafe { Header::idle_links(buf) } = IdleLinks { newer, older, since };
+        match newer {
+            // SAFETY: `newer` is one of the list's bufs.
+            Some(newer) => unsafe { Header::idle_links(newer) }.older = Some(buf),
+            None => self.newest = Some(buf),
+        }
+        match older {
+            // SAFETY: `older` is one of the list's bufs.
+            Some(older) => unsafe { Header::idle_links(older) }.newer = Some(buf),
+            None => self.oldest = Some(buf),
+        }
     }
 
     /// Takes the buf that went idle last.

@@ -101,6 +101,7 @@
 mod allocator;
 mod buf;
 mod bytes_interop;
+mod cache;
 mod chain;
 mod coalesce;
 #[cfg(feature = "diagnostics")]
@@ -120,11 +121,22 @@ pub use coalesce::coalesce;
 pub use diagnostics::{BufReport, PoolReport};
 pub use error::AllocError;
 pub use pool::{
-    DEFAULT_BUF_SIZE, DEFAULT_MAX_POOLED_MULTIPLE, MAX_SIZE_CLASSES, Pool, PoolBuilder, PoolStats,
+    DEFAULT_BUF_SIZE, DEFAULT_MAX_POOLED_MULTIPLE, DEFAULT_THREAD_CACHE_BUFS, MAX_SIZE_CLASSES, Pool,
+    PoolBuilder, PoolStats,
 };
 pub use reader::Reader;
 pub use slice::Slice;
 pub use writer::Writer;
+
+/// Under `--cfg loom` only: flushes the current thread's per-thread caches
+/// and gives up its cache slot, as the thread's exit does. Loom's `join` can
+/// return before the joined thread's locals are destroyed, so the models in
+/// `loom-tests` call this at the end of every thread they spawn.
+#[cfg(loom)]
+#[doc(hidden)]
+pub fn loom_thread_exit() {
+    cache::leave_thread();
+}
 
 /// Compiles and runs the README's Rust examples as doctests.
 #[cfg(doctest)]

@@ -5,7 +5,10 @@
 //! [`PoolStats`] and the budget, all under one lock, and a condition
 //! variable where requests wait for the budget. The lock is taken only when
 //! a buf changes hands (an allocator or reader takes one, or the last holder
-//! of a buf lets go), never per slice.
+//! of a buf lets go), never per slice, and not even then when the current
+//! thread's cache can serve: a standard-size buf released on a thread goes
+//! to that thread's cache slot in the pool (see `cache.rs`), where the same
+//! thread takes it again under the slot's own, uncontended lock.
 //!
 //! Every buf holds an `Arc` to the shared state, so a buf can always find its
 //! way home, however long it outlives the handles. The handles are counted
@@ -20,10 +23,13 @@ use std::time::{Duration, Instant};
 
 use crate::allocator::Allocator;
 use crate::buf::{Header, Lease, MAX_POOLED_CAP, UNPOOLED};
+use crate::cache::{self, RegistryLinks, SLOTS, Slot};
 use crate::error::AllocError;
 use crate::free_list::FreeList;
 use crate::reader::Reader;
-use crate::sync::{Arc, AtomicBool, AtomicUsize, Condvar, Mutex, Ordering, lock, wait_on, wait_timeout};
+use crate::sync::{
+    Arc, AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering, lock, wait_on, wait_timeout,
+};
 
 /// The data size of a buf when none is configured: 64 KiB.
 pub const DEFAULT_BUF_SIZE: usize = 64 * 1024;
@@ -36,6 +42,10 @@ pub const DEFAULT_MAX_POOLED_MULTIPLE: usize = 16;
 
 /// The most size classes a pool can have: `buf_size` × 2^0 up to 2^31.
 pub const MAX_SIZE_CLASSES: usize = 32;
+
+/// Standard-size bufs each thread's cache keeps when none is configured; see
+/// [`PoolBuilder::thread_cache`].
+pub const DEFAULT_THREAD_CACHE_BUFS: usize = 4;
 
 /// A pool of ref-counted bufs.
 ///
@@ -66,6 +76,14 @@ pub const MAX_SIZE_CLASSES: usize = 32;
 ///   kept; [`PoolBuilder::idle_timeout`] frees bufs idle longer than a
 ///   duration, during later pool operations (no background thread); and
 ///   [`Pool::trim`] frees every idle buf at once.
+/// - **Per-thread caches.** Each thread keeps a few idle standard-size bufs
+///   of its own ([`PoolBuilder::thread_cache`]), so that a thread releasing
+///   and taking bufs skips the pool's shared lock. Cached bufs are idle bufs
+///   like any other: they count in [`Pool::stats`] (and
+///   [`PoolStats::bufs_cached`]), within the budget and the idle cap, and
+///   `trim`, the idle timeout, a request waiting for the budget and `close`
+///   all reach them. A thread's cache is emptied into the pool when the
+///   thread exits, and belongs to the pool, so it never outlives it.
 ///
 /// # Lifetime
 ///
@@ -97,6 +115,7 @@ pub struct PoolBuilder {
     max_bytes: Option<usize>,
     max_idle_bytes: Option<usize>,
     idle_timeout: Option<Duration>,
+    thread_cache: Option<usize>,
 }
 
 /// A snapshot of a pool's memory.
@@ -128,6 +147,8 @@ pub struct PoolStats {
     pub bufs_trimmed: u64,
     /// The most data bytes the pool has held at once, in use and idle.
     pub high_water_bytes: usize,
+    /// Of the idle bufs, those sitting in per-thread caches.
+    pub bufs_cached: usize,
 }
 
 /// The data size of a buf and the free list it belongs to.
@@ -158,6 +179,11 @@ pub(crate) struct PoolShared {
     max_bytes: usize,
     /// Idle data bytes the pool keeps; `usize::MAX` for no cap.
     max_idle_bytes: usize,
+    /// Idle data bytes the shared lists keep: `max_idle_bytes` less what
+    /// the caches may hold, so that both together stay within it.
+    shared_idle_cap: usize,
+    /// Standard-size bufs each cache slot keeps; 0 turns caching off.
+    cache_bufs: usize,
     /// Bufs idle longer than this many nanoseconds are freed.
     idle_timeout: Option<u64>,
     /// The clock's zero for `IdleLinks::since`.
@@ -167,9 +193,20 @@ pub(crate) struct PoolShared {
     closed: AtomicBool,
     /// Live `Pool`, `Allocator` and `Reader` values of this pool.
     handles: AtomicUsize,
+    /// A copy of `State::waiters` that a release into a cache reads under
+    /// its slot's lock; see [`PoolShared::push_cached`].
+    waiting: AtomicUsize,
+    /// No cached buf can be past the idle timeout before this time (in
+    /// `idle_clock` nanoseconds); written under the lock by
+    /// [`PoolShared::sweep_caches`], read by releases into a cache.
+    next_cache_sweep: AtomicU64,
     state: Mutex<State>,
     /// Where requests wait for the budget; see [`PoolShared::take`].
     released: Condvar,
+    /// The per-thread caches, indexed by `cache::current_slot`.
+    slots: [Slot; SLOTS],
+    /// This pool's place in the registry of open pools with caches.
+    registry: RegistryLinks,
 }
 
 /// Everything behind the pool's lock.
@@ -178,12 +215,16 @@ struct State {
     /// One free list per size class: `lists[k]` holds idle bufs of
     /// `buf_size << k` bytes. Lists at `classes` and above stay empty.
     lists: [FreeList; MAX_SIZE_CLASSES],
-    /// Threads waiting on `PoolShared::released`.
+    /// Requests waiting for the budget (on `PoolShared::released`, or
+    /// about to), mirrored in `PoolShared::waiting`.
     waiters: usize,
     /// Every pooled buf in use, stamped with when it was taken, for
     /// `Pool::report`.
     #[cfg(feature = "diagnostics")]
     in_use: FreeList,
+    /// The counters, except that a buf in a per-thread cache counts here as
+    /// in use (it is off the shared lists) and `bufs_cached` is not kept:
+    /// [`PoolShared::stats`] moves cached bufs over to idle.
     stats: PoolStats,
 }
 
@@ -250,7 +291,7 @@ impl Pool {
 
     /// A snapshot of the pool's memory.
     pub fn stats(&self) -> PoolStats {
-        lock(&self.shared.state).stats
+        self.shared.stats()
     }
 
     /// Frees every idle buf now, and returns how many data bytes that
@@ -326,6 +367,7 @@ impl fmt::Debug for Pool {
             .field("max_bytes", &self.shared.max_bytes)
             .field("max_idle_bytes", &self.shared.max_idle_bytes)
             .field("idle_timeout_ns", &self.shared.idle_timeout)
+            .field("thread_cache", &self.shared.cache_bufs)
             .field("closed", &self.is_closed())
             .field("stats", &self.stats())
             .finish()
@@ -373,6 +415,19 @@ impl PoolBuilder {
         PoolBuilder { idle_timeout: Some(d), ..self }
     }
 
+    /// Standard-size bufs each thread's cache keeps, at most; 0 turns the
+    /// caches off, so that every take and release goes through the pool's
+    /// shared lock. [`DEFAULT_THREAD_CACHE_BUFS`] by default.
+    ///
+    /// With [`PoolBuilder::max_idle_bytes`], the caches get at most half of
+    /// the idle cap, shared out over every possible thread's cache, and the
+    /// shared lists the rest, so that a hard cap holds without the caches
+    /// counting through a shared atomic: a cap too small for that turns
+    /// the caches off.
+    pub fn thread_cache(self, bufs: usize) -> PoolBuilder {
+        PoolBuilder { thread_cache: Some(bufs), ..self }
+    }
+
     /// Builds the pool.
     pub fn build(self) -> Pool {
         let buf_size = if self.buf_size == 0 { DEFAULT_BUF_SIZE } else { self.buf_size };
@@ -385,15 +440,33 @@ impl PoolBuilder {
         {
             classes += 1;
         }
+        let max_idle_bytes = self.max_idle_bytes.unwrap_or(usize::MAX);
+        let wanted = self.thread_cache.unwrap_or(DEFAULT_THREAD_CACHE_BUFS);
+        let (cache_bufs, shared_idle_cap) = match max_idle_bytes {
+            usize::MAX => (wanted, usize::MAX),
+            // Half the cap over every slot; the product is then at most
+            // half the cap, so nothing overflows.
+            cap => {
+                let bufs = wanted.min(cap / 2 / SLOTS / buf_size);
+                (bufs, cap - bufs * SLOTS * buf_size)
+            }
+        };
+        let idle_timeout = self.idle_timeout.map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
         let shared = PoolShared {
             buf_size,
             classes,
             max_bytes: self.max_bytes.unwrap_or(usize::MAX),
-            max_idle_bytes: self.max_idle_bytes.unwrap_or(usize::MAX),
-            idle_timeout: self.idle_timeout.map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+            max_idle_bytes,
+            shared_idle_cap,
+            cache_bufs,
+            idle_timeout,
             epoch: Instant::now(),
             closed: AtomicBool::new(false),
             handles: AtomicUsize::new(1),
+            waiting: AtomicUsize::new(0),
+            // Nothing is cached yet, so nothing expires before a whole
+            // timeout has passed.
+            next_cache_sweep: AtomicU64::new(idle_timeout.unwrap_or(u64::MAX)),
             state: Mutex::new(State {
                 closed: false,
                 lists: [FreeList::EMPTY; MAX_SIZE_CLASSES],
@@ -403,8 +476,16 @@ impl PoolBuilder {
                 stats: PoolStats::default(),
             }),
             released: Condvar::new(),
+            slots: core::array::from_fn(|_| Slot::default()),
+            registry: RegistryLinks::default(),
         };
-        Pool { shared: Arc::new(shared) }
+        let shared = Arc::new(shared);
+        if shared.cache_bufs > 0 {
+            // SAFETY: the pool is alive and new, and `close`, which runs
+            // before its last handle lets go of it, unlinks it.
+            unsafe { cache::register(&shared) };
+        }
+        Pool { shared }
     }
 }
 
@@ -441,8 +522,30 @@ impl PoolShared {
         }
     }
 
-    /// Takes a buf of `size`: an idle one of its class if there is one, else
-    /// a fresh one that keeps a clone of `this`, within the budget.
+    /// Takes a buf of `size` for a new holder: from the current thread's
+    /// cache if it has one of that size, else from the shared lists (see
+    /// [`PoolShared::take_shared`]).
+    fn take(this: &Arc<PoolShared>, size: SizeClass, wait: Wait) -> Result<Lease, AllocError> {
+        let cached = if size.class == 0 { this.pop_cached() } else { None };
+        let lease = match cached {
+            // SAFETY: `buf` came out of a cache, so it has no references and
+            // is ours alone.
+            Some(buf) => unsafe { Lease::adopt(buf) },
+            None => PoolShared::take_shared(this, size, wait)?,
+        };
+        #[cfg(feature = "diagnostics")]
+        {
+            let since = u64::try_from(this.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            // SAFETY: the lease holds the buf, which is in no list; the
+            // lock is held for the call.
+            unsafe { lock(&this.state).in_use.push_newest(lease.buf(), since) };
+        }
+        Ok(lease)
+    }
+
+    /// Takes a buf of `size` under the lock: an idle one of its class if
+    /// there is one, else a fresh one that keeps a clone of `this`, within
+    /// the budget.
     ///
     /// # Waiting
     ///
@@ -450,18 +553,25 @@ impl PoolShared {
     /// `max_bytes`. If they do not but the bytes *in use* plus its size do,
     /// idle bufs of other classes are freed, oldest first, until it fits
     /// (its own class has none, or one would have been reused). Otherwise
-    /// only a release can help, so the request waits on `released`, having
-    /// counted itself in `waiters`, all under the lock. Every release
-    /// (`take_back`) and `close` changes what the request checks under that
-    /// same lock and then, if `waiters` is non-zero, notifies every waiter,
-    /// which recheck: a waiter registered before the release's lock is
-    /// taken is woken, so no wakeup is lost.
-    fn take(this: &Arc<PoolShared>, size: SizeClass, wait: Wait) -> Result<Lease, AllocError> {
+    /// the request registers as a waiter (`State::waiters`, mirrored in
+    /// `waiting`) and empties every per-thread cache into the shared lists,
+    /// then checks again: a release that pushes into a cache checks
+    /// `waiting` under its slot's lock, so it either comes before this
+    /// request empties that slot (and its buf is found) or sees the waiter
+    /// and releases to the shared lists instead. If that is still not
+    /// enough, only a release can help, so the request waits on `released`.
+    /// Every release to the shared lists (`take_back`) and `close` changes
+    /// what the request checks under that same lock and then, if `waiters`
+    /// is non-zero, notifies every waiter, which recheck: a waiter
+    /// registered before the release's lock is taken is woken, so no wakeup
+    /// is lost.
+    fn take_shared(this: &Arc<PoolShared>, size: SizeClass, wait: Wait) -> Result<Lease, AllocError> {
         let SizeClass { cap, class } = size;
         let now = this.idle_clock();
         let mut doomed = FreeList::EMPTY;
         let mut deadline = None;
         let mut waited = false;
+        let mut registered = false;
         let mut state = lock(&this.state);
         // SAFETY: `doomed` is ours and we hold the lock.
         unsafe { this.expire(&mut state, now, &mut doomed) };
@@ -495,6 +605,14 @@ impl PoolShared {
                 state.stats.high_water_bytes = state.stats.high_water_bytes.max(state.bytes_held());
                 break Ok(None);
             }
+            if !registered {
+                registered = true;
+                this.count_waiters(&mut state, 1);
+                // SAFETY: `doomed` is ours and we hold the lock.
+                if unsafe { this.drain_caches(&mut state, true, &mut doomed) } > 0 {
+                    continue;
+                }
+            }
             let timeout = match wait {
                 Wait::Never => None,
                 Wait::Forever => Some(None),
@@ -514,24 +632,25 @@ impl PoolShared {
                 waited = true;
                 state.stats.waits += 1;
             }
-            state.waiters += 1;
             state = match timeout {
                 None => wait_on(&this.released, state),
                 Some(timeout) => wait_timeout(&this.released, state, timeout),
             };
-            state.waiters -= 1;
         };
+        if registered {
+            this.count_waiters(&mut state, -1);
+        }
         drop(state);
         // SAFETY: the bufs in `doomed` are off every list and ours alone.
         unsafe { doomed.destroy_all() };
-        let lease = match taken? {
+        match taken? {
             // SAFETY: `buf` came off the free list, so it has no references
             // and is ours alone.
-            Some(buf) => unsafe { Lease::adopt(buf) },
+            Some(buf) => Ok(unsafe { Lease::adopt(buf) }),
             None => match Header::new_pooled(Arc::clone(this), cap, class) {
                 // SAFETY: a fresh buf has no references and nobody else has
                 // seen it.
-                Ok(buf) => unsafe { Lease::adopt(buf) },
+                Ok(buf) => Ok(unsafe { Lease::adopt(buf) }),
                 Err(e) => {
                     let mut state = lock(&this.state);
                     state.stats.bufs_in_use -= 1;
@@ -540,20 +659,24 @@ impl PoolShared {
                     let waiters = state.waiters;
                     drop(state);
                     this.wake(waiters);
-                    return Err(e);
+                    Err(e)
                 }
             },
-        };
-        #[cfg(feature = "diagnostics")]
-        {
-            let since = u64::try_from(this.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
-            // SAFETY: the lease holds the buf, which is in no list; the
-            // lock is held for the call.
-            unsafe { lock(&this.state).in_use.push_newest(lease.buf(), since) };
         }
-        Ok(lease)
     }
 
+    /// Adds `delta` to the requests waiting for the budget, and to its
+    /// mirror.
+    fn count_waiters(&self, state: &mut State, delta: isize) {
+        state.waiters = state.waiters.wrapping_add_signed(delta);
+        // Relaxed: written under the state's lock, and read by a release
+        // into a cache under a slot's lock. A waiter stores this before it
+        // empties the slots, taking each slot's lock in turn, so each
+        // release into a cache either holds its slot's lock before the
+        // waiter does (and its buf is found there) or after, and then reads
+        // a non-zero count through that lock's release and acquire.
+        self.waiting.store(state.waiters, Ordering::Relaxed);
+    }
     /// Whether a fresh buf of `cap` bytes fits the budget, after moving idle
     /// bufs into `doomed`, oldest first, if that makes it fit.
     ///
@@ -576,8 +699,8 @@ impl PoolShared {
     }
 
     /// Moves bufs idle longer than the idle timeout into `doomed`. Looks at
-    /// the oldest buf of each class only, so it costs a few comparisons when
-    /// nothing is due.
+    /// the oldest buf of each class only, and at the caches only once one of
+    /// their bufs can be due, so it costs a few comparisons when nothing is.
     ///
     /// # Safety
     /// As for [`PoolShared::make_room`].
@@ -592,6 +715,60 @@ impl PoolShared {
                 unsafe { state.trim_oldest(class, doomed) };
             }
         }
+        // Relaxed: written only under the lock we hold.
+        if self.cache_bufs > 0 && now > self.next_cache_sweep.load(Ordering::Relaxed) {
+            // SAFETY: as for this function.
+            unsafe { self.sweep_caches(state, now, timeout, doomed) };
+        }
+    }
+
+    /// Moves the cached bufs idle longer than `timeout` into `doomed`, and
+    /// sets `next_cache_sweep` to when the oldest one left can first be due.
+    ///
+    /// A buf cached after this sweep is stamped later than `now` (its
+    /// release reads the clock under its slot's lock, after this sweep let
+    /// go of it), so none can be due before `min(oldest left, now) +
+    /// timeout`, and a release into a cache after that time goes to the
+    /// shared lists instead, whose operations sweep again.
+    ///
+    /// # Safety
+    /// As for [`PoolShared::make_room`].
+    unsafe fn sweep_caches(&self, state: &mut State, now: u64, timeout: u64, doomed: &mut FreeList) {
+        let mut oldest = now;
+        for slot in &self.slots {
+            let mut cached = lock(&slot.cached);
+            // SAFETY: the slot owns its list's bufs and we hold its lock.
+            while let Some(since) = unsafe { cached.list.oldest_since() } {
+                if now.saturating_sub(since) <= timeout {
+                    oldest = oldest.min(since);
+                    break;
+                }
+                // SAFETY: as above.
+                let Some(buf) = (unsafe { cached.list.pop_oldest() }) else { break };
+                cached.len -= 1;
+                // SAFETY: `buf` is off the slot and ours; `doomed` is the
+                // caller's.
+                unsafe { self.uncount_cached(state, buf, doomed) };
+                state.stats.bufs_trimmed += 1;
+            }
+        }
+        // Relaxed: read under this lock by `expire`, and by releases into a
+        // cache as a hint: a stale, earlier value only sends a release to the
+        // shared lists, where the sweep runs.
+        self.next_cache_sweep.store(oldest.saturating_add(timeout), Ordering::Relaxed);
+    }
+
+    /// Counts a buf just taken out of a cache as no longer in use (the
+    /// state counts cached bufs as in use) and moves it into `doomed`.
+    ///
+    /// # Safety
+    /// `buf` is a live standard-size buf of this pool with no references,
+    /// in no list, owned by the caller; `doomed` is the caller's.
+    unsafe fn uncount_cached(&self, state: &mut State, buf: NonNull<Header>, doomed: &mut FreeList) {
+        state.stats.bufs_in_use -= 1;
+        state.stats.bytes_in_use -= self.buf_size;
+        // SAFETY: as for this function.
+        unsafe { doomed.push_newest(buf, 0) };
     }
 
     /// Wakes every request waiting for the budget, if there are any.
@@ -601,13 +778,173 @@ impl PoolShared {
         }
     }
 
-    /// Takes back a buf whose last reference was just dropped: keeps it idle
-    /// or frees it, and wakes any request waiting for the budget.
+    /// The current thread's cache slot in this pool, where caching is on
+    /// and the thread has one.
+    #[inline]
+    fn my_slot(&self) -> Option<&Slot> {
+        if self.cache_bufs == 0 {
+            return None;
+        }
+        cache::current_slot().map(|index| &self.slots[index])
+    }
+
+    /// Takes the newest buf from the current thread's cache, if there is
+    /// one. The caller owns it.
+    #[inline]
+    fn pop_cached(&self) -> Option<NonNull<Header>> {
+        let mut cached = lock(&self.my_slot()?.cached);
+        // SAFETY: the slot owns its list's bufs and we hold its lock.
+        let buf = unsafe { cached.list.pop_newest() }?;
+        cached.len -= 1;
+        Some(buf)
+    }
+
+    /// Keeps `buf`, a standard-size buf just released, in the current
+    /// thread's cache. Returns `false`, leaving the caller with `buf`, where
+    /// it may not: no slot, the slot full, the pool closed, a request
+    /// waiting for the budget (which has emptied the caches and must be
+    /// woken by a release), or a cached buf possibly past the idle timeout.
+    ///
+    /// `closed` and `waiting` are read under the slot's lock. `close` and a
+    /// waiter set them under the state's lock and then take every slot's
+    /// lock in turn to empty it, so a release either pushes before its slot
+    /// is emptied (and the buf is found there) or reads the new value.
+    ///
+    /// # Safety
+    /// As for [`PoolShared::take_back`], for a buf of class 0; the caller
+    /// gives `buf` up only if this returns `true`.
+    #[inline]
+    unsafe fn push_cached(&self, buf: NonNull<Header>) -> bool {
+        let Some(slot) = self.my_slot() else { return false };
+        let mut cached = lock(&slot.cached);
+        // Relaxed (both): ordered by the slot's lock; see above.
+        if cached.len >= self.cache_bufs
+            || self.closed.load(Ordering::Relaxed)
+            || self.waiting.load(Ordering::Relaxed) > 0
+        {
+            return false;
+        }
+        // Read under the slot's lock, for `sweep_caches`.
+        let now = self.idle_clock();
+        // Relaxed: see `sweep_caches`.
+        if self.idle_timeout.is_some() && now > self.next_cache_sweep.load(Ordering::Relaxed) {
+            return false;
+        }
+        // SAFETY: the caller gives us `buf`, in no list; we hold the slot's
+        // lock.
+        unsafe { cached.list.push_newest(buf, now) };
+        cached.len += 1;
+        true
+    }
+
+    /// Empties every cache slot: into the shared lists where `keep` (bufs
+    /// beyond the idle cap go to `doomed` and count as trimmed), else into
+    /// `doomed`. Returns how many bufs the caches held.
+    ///
+    /// # Safety
+    /// As for [`PoolShared::make_room`].
+    unsafe fn drain_caches(&self, state: &mut State, keep: bool, doomed: &mut FreeList) -> usize {
+        if self.cache_bufs == 0 {
+            return 0;
+        }
+        let mut drained = 0;
+        for slot in &self.slots {
+            let (list, len) = lock(&slot.cached).take_all();
+            drained += len;
+            // SAFETY: the list's bufs are off the slot and ours; as for this
+            // function otherwise.
+            unsafe { self.adopt_cached(state, list, keep, doomed) };
+        }
+        drained
+    }
+
+    /// Takes bufs out of a cache into the shared lists (where `keep` and
+    /// the idle cap allows; the rest count as trimmed) or into `doomed`.
+    ///
+    /// # Safety
+    /// `list` holds standard-size bufs of this pool, owned by the caller,
+    /// with no references; as for [`PoolShared::make_room`] otherwise.
+    unsafe fn adopt_cached(&self, state: &mut State, mut list: FreeList, keep: bool, doomed: &mut FreeList) {
+        // Oldest first, so that the shared list's newest end stays newest.
+        // SAFETY: the caller owns `list` and its bufs.
+        while let Some(buf) = unsafe { list.pop_oldest() } {
+            // SAFETY: `buf` is ours: off the cache, in no list.
+            let since = unsafe { Header::idle_links(buf) }.since;
+            let cap = self.buf_size;
+            if keep && !state.closed && state.stats.bytes_idle + cap <= self.shared_idle_cap {
+                state.stats.bufs_in_use -= 1;
+                state.stats.bytes_in_use -= cap;
+                // SAFETY: `buf` is ours and in no list; we hold the lock.
+                unsafe { state.lists[0].insert_by_age(buf, since) };
+                state.stats.bufs_idle += 1;
+                state.stats.bytes_idle += cap;
+            } else {
+                if keep {
+                    state.stats.bufs_trimmed += 1;
+                }
+                // SAFETY: as above; `doomed` is the caller's.
+                unsafe { self.uncount_cached(state, buf, doomed) };
+            }
+        }
+    }
+
+    /// Empties the cache slot `index` into the shared lists, for a thread
+    /// that is exiting; bufs beyond the idle cap go to `doomed`.
+    ///
+    /// # Safety
+    /// `doomed` is the caller's list.
+    pub(crate) unsafe fn flush_slot(&self, index: usize, doomed: &mut FreeList) {
+        let (list, len) = lock(&self.slots[index].cached).take_all();
+        if len == 0 {
+            return;
+        }
+        let mut state = lock(&self.state);
+        // SAFETY: the list's bufs are off the slot and ours; we hold the
+        // lock, and `doomed` is the caller's.
+        unsafe { self.adopt_cached(&mut state, list, true, doomed) };
+        let waiters = state.waiters;
+        drop(state);
+        self.wake(waiters);
+    }
+
+    /// This pool's place in the registry of open pools with caches.
+    pub(crate) fn registry_links(&self) -> &RegistryLinks {
+        &self.registry
+    }
+
+    /// A snapshot of the counters, with cached bufs counted as idle.
+    fn stats(&self) -> PoolStats {
+        let state = lock(&self.state);
+        let mut stats = state.stats;
+        if self.cache_bufs > 0 {
+            let cached: usize = self.slots.iter().map(|slot| lock(&slot.cached).len).sum();
+            stats.bufs_cached = cached;
+            stats.bufs_in_use -= cached;
+            stats.bytes_in_use -= cached * self.buf_size;
+            stats.bufs_idle += cached;
+            stats.bytes_idle += cached * self.buf_size;
+        }
+        stats
+    }
+
+    /// Takes back a buf whose last reference was just dropped: keeps it in
+    /// the current thread's cache, or idle in the shared lists, or frees it,
+    /// and wakes any request waiting for the budget.
     ///
     /// # Safety
     /// `buf` is a buf of this pool of class `class`, with no references,
     /// owned by the caller, who gives it up.
     pub(crate) unsafe fn take_back(&self, buf: NonNull<Header>, class: u8) {
+        // SAFETY: `take` registered every buf it handed out, and `buf` is
+        // ours; we hold the lock for the call.
+        #[cfg(feature = "diagnostics")]
+        unsafe {
+            lock(&self.state).in_use.unlink(buf)
+        };
+        // SAFETY: the caller gives us `buf`, of class 0 here.
+        if class == 0 && unsafe { self.push_cached(buf) } {
+            return;
+        }
         // SAFETY: the caller owns `buf`.
         let cap = unsafe { Header::cap(buf) };
         let now = self.idle_clock();
@@ -615,14 +952,8 @@ impl PoolShared {
         let mut state = lock(&self.state);
         state.stats.bufs_in_use -= 1;
         state.stats.bytes_in_use -= cap;
-        // SAFETY: `take` registered every buf it handed out, and `buf` is
-        // ours; we hold the lock.
-        #[cfg(feature = "diagnostics")]
-        unsafe {
-            state.in_use.unlink(buf)
-        };
         let pooled = usize::from(class) < self.classes && !state.closed;
-        let keep = pooled && state.stats.bytes_idle + cap <= self.max_idle_bytes;
+        let keep = pooled && state.stats.bytes_idle + cap <= self.shared_idle_cap;
         if keep {
             // SAFETY: the caller gives us `buf`, in no list; we hold the lock.
             unsafe { state.lists[usize::from(class)].push_newest(buf, now) };
@@ -644,27 +975,41 @@ impl PoolShared {
         self.wake(waiters);
     }
 
-    /// Takes every idle buf off its list, for the caller to free, and
-    /// returns them with their data bytes.
-    fn take_all_idle(state: &mut State) -> ([FreeList; MAX_SIZE_CLASSES], usize) {
-        let bytes = state.stats.bytes_idle;
+    /// Takes every idle buf, cached ones included, off the pool into
+    /// `doomed`, and returns how many and their data bytes.
+    ///
+    /// # Safety
+    /// As for [`PoolShared::make_room`].
+    unsafe fn take_all_idle(&self, state: &mut State, doomed: &mut FreeList) -> (usize, usize) {
+        // SAFETY: as for this function.
+        let cached = unsafe { self.drain_caches(state, false, doomed) };
+        let bufs = state.stats.bufs_idle + cached;
+        let bytes = state.stats.bytes_idle + cached * self.buf_size;
         state.stats.bufs_idle = 0;
         state.stats.bytes_idle = 0;
-        (core::mem::replace(&mut state.lists, [FreeList::EMPTY; MAX_SIZE_CLASSES]), bytes)
+        for class in 0..self.classes {
+            // SAFETY: the state owns its lists' bufs and we hold the lock;
+            // `doomed` is the caller's.
+            while let Some(buf) = unsafe { state.lists[class].pop_newest() } {
+                // SAFETY: as above.
+                unsafe { doomed.push_newest(buf, 0) };
+            }
+        }
+        (bufs, bytes)
     }
 
     /// Frees every idle buf; returns the data bytes freed.
     fn trim(&self) -> usize {
-        let (lists, bytes, waiters) = {
+        let mut doomed = FreeList::EMPTY;
+        let (bytes, waiters) = {
             let mut state = lock(&self.state);
-            state.stats.bufs_trimmed += state.stats.bufs_idle as u64;
-            let (lists, bytes) = PoolShared::take_all_idle(&mut state);
-            (lists, bytes, state.waiters)
+            // SAFETY: `doomed` is ours and we hold the lock.
+            let (bufs, bytes) = unsafe { self.take_all_idle(&mut state, &mut doomed) };
+            state.stats.bufs_trimmed += bufs as u64;
+            (bytes, state.waiters)
         };
-        for list in lists {
-            // SAFETY: the lists are off the pool: their bufs are ours alone.
-            unsafe { list.destroy_all() };
-        }
+        // SAFETY: the bufs in `doomed` are off the pool and ours alone.
+        unsafe { doomed.destroy_all() };
         // A waiter could have freed these bufs itself, so it is still
         // waiting for a release; waking it only makes it check again. Done
         // anyway, so that every path that lowers the bytes held wakes.
@@ -672,20 +1017,27 @@ impl PoolShared {
         bytes
     }
 
-    /// Closes the pool, frees its idle bufs and wakes every waiter.
+    /// Closes the pool, frees its idle bufs (cached ones too) and wakes
+    /// every waiter.
     fn close(&self) {
-        let (lists, waiters) = {
+        // First, so that no exiting thread flushes its cache into a closed
+        // pool; the caches are emptied below instead.
+        cache::unregister(self);
+        let mut doomed = FreeList::EMPTY;
+        let waiters = {
             let mut state = lock(&self.state);
             state.closed = true;
-            // Relaxed: the flag is only a hint for the allocation fast path;
+            // Relaxed: the flag is a hint for the allocation fast path, and
+            // releases into a cache read it under a slot's lock, which
+            // `take_all_idle` takes after this store (see `push_cached`);
             // `state.closed` under the lock decides.
             self.closed.store(true, Ordering::Relaxed);
-            (PoolShared::take_all_idle(&mut state).0, state.waiters)
+            // SAFETY: `doomed` is ours and we hold the lock.
+            unsafe { self.take_all_idle(&mut state, &mut doomed) };
+            state.waiters
         };
-        for list in lists {
-            // SAFETY: the lists are off the pool: their bufs are ours alone.
-            unsafe { list.destroy_all() };
-        }
+        // SAFETY: the bufs in `doomed` are off the pool and ours alone.
+        unsafe { doomed.destroy_all() };
         self.wake(waiters);
     }
 }
@@ -719,8 +1071,13 @@ impl Pool {
 
 impl Drop for PoolShared {
     fn drop(&mut self) {
-        // Every idle buf holds an `Arc` to this state, so none can be left.
+        // Every idle buf, cached or not, holds an `Arc` to this state, so
+        // none can be left; and `close` unlinked the pool from the registry.
         let state = lock(&self.state);
         debug_assert!(state.lists.iter().all(FreeList::is_empty), "internal: pool dropped with idle bufs");
+        debug_assert!(
+            self.slots.iter().all(|slot| lock(&slot.cached).len == 0),
+            "internal: pool dropped with cached bufs"
+        );
     }
 }

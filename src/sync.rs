@@ -1,23 +1,27 @@
-//! The one place that names atomics, `Arc`, `Mutex`, `Condvar`, `UnsafeCell`
-//! and the global allocator.
+//! The one place that names atomics, `Arc`, `Mutex`, `Condvar`, `UnsafeCell`,
+//! `thread_local!` and the global allocator.
 //!
 //! Under `--cfg loom` every item here is loom's model-checked twin, so the loom
 //! suite in `loom-tests/` explores the same code the crate ships. Nothing else
-//! in the crate may import `std::sync`, `core::sync::atomic` or `std::alloc`
-//! directly.
+//! in the crate may import `std::sync`, `core::sync::atomic`, `std::alloc` or
+//! `std::thread_local` directly. The two process-wide statics of
+//! `cache.rs` are declared there with these types: as plain statics, and
+//! under loom with `loom::lazy_static!`, which loom resets between runs.
 
 #[cfg(not(loom))]
 mod imp {
     pub(crate) use std::alloc::{alloc_zeroed, dealloc};
-    pub(crate) use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
     pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+    pub(crate) use std::thread_local;
 }
 
 #[cfg(loom)]
 mod imp {
     pub(crate) use loom::alloc::{alloc_zeroed, dealloc};
-    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
     pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
+    pub(crate) use loom::thread_local;
 }
 
 pub(crate) use imp::*;

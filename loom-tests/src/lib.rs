@@ -87,10 +87,14 @@ pub fn run_model(name: &str, f: impl Fn() + Sync + Send + 'static) {
     let executions = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&executions);
     let start = Instant::now();
+    let f = Arc::new(f);
     builder.check(move || {
         // A plain std counter, outside what loom models.
         counter.fetch_add(1, Ordering::Relaxed);
-        f();
+        // On a thread of its own, so that it ends with refbuf's thread-exit
+        // flush (see `thread::spawn`) while loom's statics are alive.
+        let f = Arc::clone(&f);
+        thread::spawn(move || f()).join().expect("the model's thread panicked");
     });
     println!(
         "loom model `{name}`: {} executions in {:.2?}",
@@ -132,18 +136,42 @@ pub fn assert_recycled_with(pool: &Pool, expected: &[u8]) {
     assert_stats(pool, 1, 0, 1);
 }
 
-/// Spawns a loom thread that writes `bytes` over all of `slice` and then
+/// Spawns a model thread that writes `bytes` over all of `slice` and then
 /// drops it: a holder that uses its bytes and lets go on another thread.
 ///
 /// # Panics
 /// The spawned thread panics where `bytes` is not as long as `slice`.
 #[cfg(loom)]
-pub fn write_and_drop_on_thread(
-    mut slice: refbuf::Slice,
-    bytes: &'static [u8],
-) -> loom::thread::JoinHandle<()> {
-    loom::thread::spawn(move || {
+pub fn write_and_drop_on_thread(mut slice: refbuf::Slice, bytes: &'static [u8]) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
         slice.copy_from_slice(bytes);
         drop(slice);
     })
+}
+
+/// Threads for the models: use this module's `spawn`, not loom's.
+#[cfg(loom)]
+pub mod thread {
+    pub use loom::thread::JoinHandle;
+
+    /// `loom::thread::spawn`, ending the thread with refbuf's thread-exit
+    /// flush of its per-thread caches ([`refbuf::loom_thread_exit`]).
+    ///
+    /// A real thread runs that flush in a thread-local destructor, before
+    /// `join` returns. Loom runs its threads' local destructors after the
+    /// join may already have returned, and possibly after the model's main
+    /// function has returned and loom has dropped its statics (refbuf's
+    /// registry of pools among them), so the models run the flush where a
+    /// real thread would.
+    pub fn spawn<F, T>(f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        loom::thread::spawn(move || {
+            let out = f();
+            refbuf::loom_thread_exit();
+            out
+        })
+    }
 }

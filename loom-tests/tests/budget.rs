@@ -3,7 +3,7 @@
 //! concurrent takes and releases.
 #![cfg(loom)]
 
-use loom::thread;
+use loom_tests::thread;
 use loom_tests::{assert_stats, run_model};
 use refbuf::{AllocError, Pool};
 

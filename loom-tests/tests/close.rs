@@ -1,7 +1,7 @@
 //! `Pool::close` racing the release of a buf's last slice.
 #![cfg(loom)]
 
-use loom::thread;
+use loom_tests::thread;
 use loom_tests::{assert_stats, run_model, write_and_drop_on_thread};
 use refbuf::{AllocError, Pool};
 

@@ -1,7 +1,7 @@
 //! `coalesce`'s batched release racing the drop of a sibling slice.
 #![cfg(loom)]
 
-use loom::thread;
+use loom_tests::thread;
 use loom_tests::{assert_recycled_with, assert_stats, run_model, write_and_drop_on_thread};
 use refbuf::{Pool, coalesce};
 

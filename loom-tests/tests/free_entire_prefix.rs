@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use loom::thread;
+use loom_tests::thread;
 use loom_tests::{assert_stats, run_model, write_and_drop_on_thread};
 use refbuf::Pool;
 

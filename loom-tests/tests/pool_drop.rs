@@ -1,7 +1,7 @@
 //! The last handle of a pool dropped while a slice of it is dropped.
 #![cfg(loom)]
 
-use loom::thread;
+use loom_tests::thread;
 use loom_tests::{run_model, write_and_drop_on_thread};
 use refbuf::Pool;
 

@@ -4,7 +4,7 @@
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use loom::thread;
+use loom_tests::thread;
 use loom_tests::{assert_stats, run_model};
 use refbuf::Pool;
 

@@ -1,0 +1,273 @@
+//! Per-thread caches: a few idle standard-size bufs kept where the thread
+//! that released them can take them again without the pool's lock.
+//!
+//! # Where a cache lives
+//!
+//! The caches belong to the pool, not to the threads: every pool has
+//! [`SLOTS`] cache slots, each a small lock over a [`FreeList`], aligned so
+//! that no two share a cache line. A thread claims a slot *index* the first
+//! time it touches any pool's cache (one index per thread, the same in every
+//! pool) and gives it back when it exits, so while it lives no other thread
+//! uses its slots, and their locks are uncontended except when the pool
+//! itself visits every slot (the budget, `trim`, `stats`, the idle sweep,
+//! `close`). A thread that finds every index taken does without a cache.
+//!
+//! Because the slots are the pool's, a cache can never outlive its pool:
+//! `close`, which runs when the last handle goes, empties every slot, and a
+//! cached buf holds its pool's state alive as any idle buf does.
+//!
+//! # Flushing at thread exit
+//!
+//! A thread's exit empties its slot in every open pool into the pool's
+//! shared lists, so nothing sits in a cache nobody will use. To find the open
+//! pools without allocating, every pool links itself into a process-wide
+//! intrusive list, the registry, when it is built, and unlinks itself as it
+//! closes. The exiting thread walks the list under the registry's lock;
+//! a pool in the list is alive, because it unlinks itself (under that lock)
+//! before its last handle lets go of it.
+//!
+//! Lock order: the registry, then a pool's state, then a slot. The walk
+//! takes a slot's lock and then the state's one after the other, never
+//! nested; the pool nests a slot inside its state.
+
+use core::cell::Cell;
+use core::ptr::{self, NonNull};
+
+use crate::free_list::FreeList;
+use crate::pool::PoolShared;
+use crate::sync::{AtomicPtr, AtomicU64, Mutex, Ordering, lock, thread_local};
+
+/// Cache slots per pool, and so threads that can have a cache at once.
+#[cfg(not(loom))]
+pub(crate) const SLOTS: usize = 64;
+/// Under loom, enough for the few threads a model runs.
+#[cfg(loom)]
+pub(crate) const SLOTS: usize = 4;
+
+const _: () = assert!(SLOTS <= 64, "slot indices are bits of one `u64`");
+
+/// One thread's cache in one pool: idle standard-size bufs, newest first.
+#[repr(align(128))]
+#[derive(Debug, Default)]
+pub(crate) struct Slot {
+    pub(crate) cached: Mutex<Cached>,
+}
+
+/// What a slot's lock guards.
+#[derive(Debug, Default)]
+pub(crate) struct Cached {
+    /// The idle bufs, each stamped with when it went idle.
+    pub(crate) list: FreeList,
+    /// How many bufs `list` holds.
+    pub(crate) len: usize,
+}
+
+impl Cached {
+    /// Takes every buf out of the slot.
+    pub(crate) fn take_all(&mut self) -> (FreeList, usize) {
+        (core::mem::take(&mut self.list), core::mem::take(&mut self.len))
+    }
+}
+
+/// The slot index of the current thread, if it has one: `None` when every
+/// index is taken, or while the thread's locals are being destroyed.
+#[inline]
+pub(crate) fn current_slot() -> Option<usize> {
+    THREAD_SLOT.try_with(|slot| slot.index.get()).ok().flatten()
+}
+
+/// Runs the current thread's exit flush now, as its thread-local's
+/// destructor would: for loom, whose `join` can return before a thread's
+/// locals are destroyed (and its statics with them), so the models call
+/// this at the end of each thread instead. Afterwards the thread has no
+/// cache.
+#[cfg(loom)]
+pub(crate) fn leave_thread() {
+    // An `Err` means the destructor has already run or is running.
+    let _ = THREAD_SLOT.try_with(ThreadSlot::leave);
+}
+
+thread_local! {
+    static THREAD_SLOT: ThreadSlot = ThreadSlot::claim();
+}
+
+/// A thread's claim on a slot index, given back when the thread exits.
+struct ThreadSlot {
+    /// `None` where every index was taken, or once the thread has left.
+    index: Cell<Option<usize>>,
+}
+
+impl ThreadSlot {
+    /// Claims the lowest free index.
+    fn claim() -> ThreadSlot {
+        let taken = taken_slots();
+        // Relaxed: the bits only keep live threads on distinct indices. No
+        // data is published through them: each slot's contents are guarded
+        // by its own lock, which stays correct even if two threads shared
+        // an index.
+        let mut bits = taken.load(Ordering::Relaxed);
+        loop {
+            let free = !bits & ALL_SLOTS;
+            if free == 0 {
+                return ThreadSlot { index: Cell::new(None) };
+            }
+            let index = free.trailing_zeros() as usize;
+            // Relaxed: as above.
+            match taken.compare_exchange_weak(bits, bits | 1 << index, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return ThreadSlot { index: Cell::new(Some(index)) },
+                Err(now) => bits = now,
+            }
+        }
+    }
+}
+
+impl ThreadSlot {
+    /// Flushes this thread's slot in every open pool, then gives the index
+    /// back.
+    fn leave(&self) {
+        let Some(index) = self.index.take() else { return };
+        let mut doomed = FreeList::EMPTY;
+        {
+            let registry = lock(registry());
+            let mut next = registry.head;
+            while let Some(pool) = next {
+                // SAFETY: a pool in the registry is alive: it unlinks itself,
+                // under the lock we hold, before its last handle goes (see
+                // `Registry`).
+                let pool = unsafe { pool.as_ref() };
+                // SAFETY: `doomed` is ours.
+                unsafe { pool.flush_slot(index, &mut doomed) };
+                next = pool.registry_links().next();
+            }
+        }
+        // Freed outside the registry's lock: freeing a buf drops its `Arc` to
+        // its pool, and no pool's teardown may run under that lock.
+        // SAFETY: the bufs in `doomed` are off every list and ours alone.
+        unsafe { doomed.destroy_all() };
+        // Relaxed: as in `claim`.
+        taken_slots().fetch_and(!(1 << index), Ordering::Relaxed);
+    }
+}
+
+impl Drop for ThreadSlot {
+    fn drop(&mut self) {
+        self.leave();
+    }
+}
+
+/// Every slot index bit.
+const ALL_SLOTS: u64 = if SLOTS == 64 { u64::MAX } else { (1 << SLOTS) - 1 };
+
+/// Every open pool, linked through [`RegistryLinks`].
+///
+/// **Invariant:** a pool is linked from just after it is built until its
+/// `close`, which runs while a handle still holds the pool, so every pool
+/// the list reaches is alive while the registry's lock is held.
+#[derive(Debug)]
+pub(crate) struct Registry {
+    head: Option<NonNull<PoolShared>>,
+}
+
+// SAFETY: the list holds pointers to pools, which are `Sync`; they are
+// followed only under the registry's lock, while the pools are alive.
+unsafe impl Send for Registry {}
+
+/// A pool's place in the registry. Both pointers are read and written only
+/// under the registry's lock, which orders every access; they are atomics
+/// only so that the pool stays `Sync` without a cell.
+#[derive(Debug, Default)]
+pub(crate) struct RegistryLinks {
+    prev: AtomicPtr<PoolShared>,
+    next: AtomicPtr<PoolShared>,
+}
+
+impl RegistryLinks {
+    fn next(&self) -> Option<NonNull<PoolShared>> {
+        // Relaxed: under the registry's lock; see the type.
+        NonNull::new(self.next.load(Ordering::Relaxed))
+    }
+
+    fn prev(&self) -> Option<NonNull<PoolShared>> {
+        // Relaxed: under the registry's lock; see the type.
+        NonNull::new(self.prev.load(Ordering::Relaxed))
+    }
+
+    fn set(&self, prev: Option<NonNull<PoolShared>>, next: Option<NonNull<PoolShared>>) {
+        let raw = |p: Option<NonNull<PoolShared>>| p.map_or(ptr::null_mut(), NonNull::as_ptr);
+        // Relaxed: under the registry's lock; see the type.
+        self.prev.store(raw(prev), Ordering::Relaxed);
+        self.next.store(raw(next), Ordering::Relaxed);
+    }
+}
+
+/// Links `pool` into the registry.
+///
+/// # Safety
+/// `pool` is alive and not linked, and stays alive until [`unregister`].
+pub(crate) unsafe fn register(pool: &PoolShared) {
+    let mut registry = lock(registry());
+    let this = NonNull::from(pool);
+    pool.registry_links().set(None, registry.head);
+    if let Some(head) = registry.head {
+        // SAFETY: `head` is linked, so alive while we hold the lock.
+        unsafe { head.as_ref() }.registry_links().prev.store(this.as_ptr(), Ordering::Relaxed);
+    }
+    registry.head = Some(this);
+}
+
+/// Unlinks `pool` from the registry, if it is linked.
+pub(crate) fn unregister(pool: &PoolShared) {
+    let mut registry = lock(registry());
+    let this = NonNull::from(pool);
+    let links = pool.registry_links();
+    let (prev, next) = (links.prev(), links.next());
+    if prev.is_none() && registry.head != Some(this) {
+        return;
+    }
+    match prev {
+        // SAFETY: `prev` is linked, so alive while we hold the lock.
+        // Relaxed: under the registry's lock; see `RegistryLinks`.
+        Some(prev) => unsafe { prev.as_ref() }
+            .registry_links()
+            .next
+            .store(links.next.load(Ordering::Relaxed), Ordering::Relaxed),
+        None => registry.head = next,
+    }
+    if let Some(next) = next {
+        // SAFETY: `next` is linked, so alive while we hold the lock.
+        // Relaxed: under the registry's lock; see `RegistryLinks`.
+        unsafe { next.as_ref() }
+            .registry_links()
+            .prev
+            .store(links.prev.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+    links.set(None, None);
+}
+
+#[cfg(not(loom))]
+fn registry() -> &'static Mutex<Registry> {
+    static REGISTRY: Mutex<Registry> = Mutex::new(Registry { head: None });
+    &REGISTRY
+}
+
+#[cfg(not(loom))]
+fn taken_slots() -> &'static AtomicU64 {
+    static TAKEN: AtomicU64 = AtomicU64::new(0);
+    &TAKEN
+}
+
+#[cfg(loom)]
+loom::lazy_static! {
+    static ref REGISTRY: Mutex<Registry> = Mutex::new(Registry { head: None });
+    static ref TAKEN: AtomicU64 = AtomicU64::new(0);
+}
+
+#[cfg(loom)]
+fn registry() -> &'static Mutex<Registry> {
+    &REGISTRY
+}
+
+#[cfg(loom)]
+fn taken_slots() -> &'static AtomicU64 {
+    &TAKEN
+}
