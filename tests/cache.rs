@@ -1,0 +1,352 @@
+//! Per-thread caches: a thread takes back what it released without the
+//! pool's lock, and the caches stay within every memory policy: the stats,
+//! `trim`, the idle timeout, the idle cap, the budget, `close`, a thread's
+//! exit, and the pool's own end.
+//!
+//! A counting global allocator shows that a pool whose handles and slices
+//! are all gone frees everything, cached bufs included, while a thread that
+//! used it lives on. It counts the whole process, so every test here holds
+//! `ONE_AT_A_TIME`.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::{Arc, Barrier, Mutex, MutexGuard, PoisonError};
+use std::thread;
+use std::time::Duration;
+
+use refbuf::{AllocError, DEFAULT_THREAD_CACHE_BUFS, Pool, PoolStats, Slice};
+
+/// Live heap bytes of the whole process.
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+struct Counting;
+
+// SAFETY: every method forwards its arguments unchanged to `System`, which
+// implements `GlobalAlloc` correctly, and returns `System`'s result; the
+// bookkeeping is one atomic add, which neither allocates, unwinds nor touches
+// the memory being managed.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: our caller upholds `GlobalAlloc::alloc`'s contract, which
+        // is `System::alloc`'s.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: as for `alloc`.
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: our caller guarantees `ptr` came from this allocator, that
+        // is from `System`, with `layout`.
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A pool of 64-byte bufs.
+fn small_pool() -> Pool {
+    Pool::builder().buf_size(64).build()
+}
+
+/// A slice filling a whole 64-byte buf, so that dropping it releases the buf.
+fn whole_buf(pool: &Pool) -> Slice {
+    pool.allocator(0).alloc(64)
+}
+
+/// (bufs_created, bufs_in_use, bufs_idle, bufs_cached).
+fn counts(pool: &Pool) -> (u64, usize, usize, usize) {
+    let PoolStats { bufs_created, bufs_in_use, bufs_idle, bufs_cached, .. } = pool.stats();
+    (bufs_created, bufs_in_use, bufs_idle, bufs_cached)
+}
+
+/// Runs `f` on a new thread, which exits (flushing its cache) before this
+/// returns.
+fn on_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    thread::spawn(f).join().expect("the thread panicked")
+}
+
+/// A buf released on a thread is cached there, counted as idle and cached,
+/// and the same thread takes it back without making another.
+#[test]
+fn a_thread_takes_back_the_buf_it_released() {
+    let _one = one_at_a_time();
+    let pool = small_pool();
+    on_thread(move || {
+        drop(whole_buf(&pool));
+        assert_eq!(counts(&pool), (1, 0, 1, 1));
+        assert_eq!(pool.stats().bytes_idle, 64);
+        let again = whole_buf(&pool);
+        assert_eq!(counts(&pool), (1, 1, 0, 0), "reused from the cache");
+        assert_eq!(pool.stats().bytes_in_use, 64);
+        drop(again);
+    });
+}
+
+/// A cache keeps at most `thread_cache` bufs; the rest go to the shared
+/// lists, and every one is still counted once.
+#[test]
+fn a_cache_is_bounded() {
+    let _one = one_at_a_time();
+    for (limit, bufs) in [(DEFAULT_THREAD_CACHE_BUFS, 10), (1, 3), (0, 3)] {
+        let pool = Pool::builder().buf_size(64).thread_cache(limit).build();
+        let pool2 = pool.clone();
+        on_thread(move || {
+            let held: Vec<Slice> = (0..bufs).map(|_| whole_buf(&pool2)).collect();
+            drop(held);
+            assert_eq!(counts(&pool2), (bufs as u64, 0, bufs, limit.min(bufs)), "limit {limit}");
+        });
+        assert_eq!(counts(&pool), (bufs as u64, 0, bufs, 0), "flushed at exit");
+    }
+}
+
+/// When a thread exits, its cache goes to the pool's shared lists, where
+/// any thread takes it.
+#[test]
+fn a_threads_exit_flushes_its_cache() {
+    let _one = one_at_a_time();
+    let pool = small_pool();
+    let user = pool.clone();
+    on_thread(move || drop(whole_buf(&user)));
+    assert_eq!(counts(&pool), (1, 0, 1, 0));
+    let reused = whole_buf(&pool);
+    assert_eq!(counts(&pool), (1, 1, 0, 0), "the flushed buf is reused, not a fresh one");
+    drop(reused);
+}
+
+/// Once every handle and slice of a pool is gone, all of its memory is
+/// freed, cached bufs and the pool's state included, while the thread
+/// whose cache held them is still alive.
+#[test]
+fn caches_never_outlive_their_pool() {
+    let _one = one_at_a_time();
+    let handoff: Arc<Mutex<Option<Pool>>> = Arc::new(Mutex::new(None));
+    let step = Arc::new(Barrier::new(2));
+    let worker = {
+        let (handoff, step) = (Arc::clone(&handoff), Arc::clone(&step));
+        thread::spawn(move || {
+            // Claims this thread's cache slot (and whatever std allocates
+            // for the thread's destructors) before the count starts.
+            drop(whole_buf(&small_pool()));
+            step.wait();
+            step.wait();
+            let pool = handoff.lock().unwrap().take().expect("a pool");
+            let held: Vec<Slice> = (0..3).map(|_| whole_buf(&pool)).collect();
+            drop(held);
+            assert_eq!(counts(&pool).3, 3, "this thread's cache holds the bufs");
+            drop(pool);
+            step.wait();
+            // Alive, with its cache slot, until the main thread has counted.
+            step.wait();
+        })
+    };
+    step.wait();
+    let before = LIVE.load(Ordering::SeqCst);
+    *handoff.lock().unwrap() = Some(small_pool());
+    step.wait();
+    step.wait();
+    assert_eq!(LIVE.load(Ordering::SeqCst), before, "heap bytes left once the pool is gone");
+    step.wait();
+    worker.join().unwrap();
+}
+
+/// `trim` frees cached bufs, on any thread's cache, and counts them.
+#[test]
+fn trim_frees_cached_bufs() {
+    let _one = one_at_a_time();
+    let pool = small_pool();
+    let (step, parked) = park_with_cache(&pool, 2);
+    assert_eq!(counts(&pool), (2, 0, 2, 2));
+    assert_eq!(pool.trim(), 128);
+    assert_eq!(counts(&pool), (2, 0, 0, 0));
+    assert_eq!(pool.stats().bufs_trimmed, 2);
+    step.wait();
+    parked.join().unwrap();
+}
+
+/// Starts a thread that releases `bufs` whole bufs into its cache and then
+/// stays alive, cache unflushed, until the returned barrier is waited on.
+fn park_with_cache(pool: &Pool, bufs: usize) -> (Arc<Barrier>, thread::JoinHandle<()>) {
+    let step = Arc::new(Barrier::new(2));
+    let parked = {
+        let (pool, step) = (pool.clone(), Arc::clone(&step));
+        thread::spawn(move || {
+            let held: Vec<Slice> = (0..bufs).map(|_| whole_buf(&pool)).collect();
+            drop(held);
+            drop(pool);
+            step.wait();
+            step.wait();
+        })
+    };
+    step.wait();
+    (step, parked)
+}
+
+/// The idle timeout frees cached bufs during later pool operations on
+/// other threads, as it does idle bufs in the shared lists.
+#[test]
+fn idle_timeout_frees_cached_bufs() {
+    let _one = one_at_a_time();
+    let timeout = Duration::from_millis(20);
+    let pool = Pool::builder().buf_size(64).idle_timeout(timeout).build();
+    let (step, parked) = park_with_cache(&pool, 1);
+    assert_eq!(counts(&pool), (1, 0, 1, 1));
+    thread::sleep(timeout * 3);
+    // A larger class goes through the pool's lock, where expiry runs.
+    let other = pool.allocator(0).alloc(100);
+    assert_eq!(counts(&pool), (2, 1, 0, 0), "the cached buf expired");
+    assert_eq!(pool.stats().bufs_trimmed, 1);
+    drop(other);
+    step.wait();
+    parked.join().unwrap();
+}
+
+/// A buf cached by another live thread counts against the budget, and a
+/// request that needs it takes it out of that cache rather than failing:
+/// `try_alloc` included.
+#[test]
+fn the_budget_reaches_other_threads_caches() {
+    let _one = one_at_a_time();
+    let pool = Pool::builder().buf_size(64).max_bytes(128).build();
+    let (step, parked) = park_with_cache(&pool, 2);
+    assert_eq!(counts(&pool), (2, 0, 2, 2));
+    let mut alloc = pool.allocator(0);
+    let a = alloc.try_alloc(64).expect("a cached buf");
+    let b = alloc.try_alloc(64).expect("the other cached buf");
+    assert_eq!(alloc.try_alloc(64).unwrap_err(), AllocError::Exhausted);
+    let stats = pool.stats();
+    assert_eq!((stats.bufs_created, stats.bufs_in_use, stats.bufs_cached), (2, 2, 0), "{stats:?}");
+    assert!(stats.high_water_bytes <= 128, "{stats:?}");
+    // A larger request frees the cached standard bufs to make room.
+    drop((a, b));
+    let large = alloc.try_alloc(128).expect("room made by freeing idle bufs");
+    assert_eq!(pool.stats().bufs_trimmed, 2);
+    drop(large);
+    step.wait();
+    parked.join().unwrap();
+}
+
+/// A request waiting for the budget is woken by a release on a thread with
+/// a cache: the release sees the waiter and goes to the shared lists.
+#[test]
+fn a_release_on_a_caching_thread_wakes_a_waiter() {
+    let _one = one_at_a_time();
+    let pool = Pool::builder().buf_size(64).max_bytes(64).build();
+    let held = whole_buf(&pool);
+    let waiter = {
+        let pool = pool.clone();
+        // Long enough for any machine, short enough that a lost wakeup
+        // fails rather than hangs.
+        thread::spawn(move || pool.allocator(0).alloc_timeout(64, Duration::from_secs(60)).map(drop))
+    };
+    while pool.stats().waits == 0 {
+        thread::yield_now();
+    }
+    // A thread with a cache slot, where the release could otherwise stay.
+    on_thread(move || drop(held));
+    assert_eq!(waiter.join().unwrap(), Ok(()));
+    assert_eq!(pool.stats().bufs_created, 1);
+}
+
+/// With `max_idle_bytes`, caches and shared lists together keep at most the
+/// cap, however many threads release; a cap too small to share out turns
+/// the caches off.
+#[test]
+fn the_idle_cap_covers_caches() {
+    let _one = one_at_a_time();
+    let buf = 64;
+    for cap in [buf * 4, 64 * buf * 2, 64 * buf * 8] {
+        let pool = Pool::builder().buf_size(buf).max_idle_bytes(cap).build();
+        let threads = 8;
+        let step = Arc::new(Barrier::new(threads + 1));
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                let (pool, step) = (pool.clone(), Arc::clone(&step));
+                thread::spawn(move || {
+                    let held: Vec<Slice> = (0..24).map(|_| whole_buf(&pool)).collect();
+                    step.wait();
+                    drop(held);
+                    step.wait();
+                    step.wait();
+                })
+            })
+            .collect();
+        step.wait();
+        step.wait();
+        let stats = pool.stats();
+        assert!(stats.bytes_idle <= cap, "cap {cap}: {stats:?}");
+        assert_eq!(stats.bufs_in_use, 0);
+        assert_eq!(stats.bufs_idle as u64 + stats.bufs_trimmed, stats.bufs_created, "{stats:?}");
+        if cap == buf * 4 {
+            assert_eq!(stats.bufs_cached, 0, "too small a cap for caches");
+        } else {
+            assert!(stats.bufs_cached > 0, "cap {cap}: {stats:?}");
+        }
+        step.wait();
+        for w in workers {
+            w.join().unwrap();
+        }
+        assert!(pool.stats().bytes_idle <= cap);
+    }
+}
+
+/// `close` frees cached bufs too.
+#[test]
+fn close_frees_cached_bufs() {
+    let _one = one_at_a_time();
+    let pool = small_pool();
+    let (step, parked) = park_with_cache(&pool, 2);
+    pool.close();
+    assert_eq!(counts(&pool), (2, 0, 0, 0));
+    step.wait();
+    parked.join().unwrap();
+}
+
+/// More threads than there are cache slots: the extra threads work without
+/// a cache, and everything balances at the end.
+#[test]
+fn more_threads_than_cache_slots() {
+    let _one = one_at_a_time();
+    let pool = small_pool();
+    let threads = 80;
+    let step = Arc::new(Barrier::new(threads));
+    let workers: Vec<_> = (0..threads)
+        .map(|i| {
+            let (pool, step) = (pool.clone(), Arc::clone(&step));
+            thread::spawn(move || {
+                let mut alloc = pool.allocator(0);
+                step.wait();
+                for k in 0..50u8 {
+                    let s = alloc.copy_from_slice(&[i as u8, k]);
+                    assert_eq!(&s[..], &[i as u8, k]);
+                }
+                drop(alloc);
+                step.wait();
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let stats = pool.stats();
+    assert_eq!((stats.bufs_in_use, stats.bufs_cached), (0, 0), "{stats:?}");
+    assert_eq!(stats.bufs_idle as u64, stats.bufs_created, "{stats:?}");
+}
