@@ -1,45 +1,118 @@
 //! Stress: many threads share one pool for a bounded time, each making
 //! messages by every allocation path, reshaping them (split, join, coalesce,
 //! prepend, `Chain`) and sending them to random other threads, which verify
-//! and drop them; each thread also reads frames from a pipe that a feeder
-//! thread writes into. At the end every message checked out intact, the pool
-//! has nothing in use, and a counting global allocator shows that dropping
-//! the pool freed every byte.
+//! and drop them; each thread also takes frames that a `Reader` of its own
+//! reads from a pipe a feeder thread writes into. At the end every message
+//! checked out intact, the pool has nothing in use and its counters balance,
+//! and a counting global allocator shows that dropping the pool freed every
+//! byte.
+//!
+//! Each shape (2 × cores and 16 threads, 64-byte and 4 KiB bufs) runs under
+//! four memory policies: none; idle trimming alone (a 2 ms idle timeout, an
+//! idle cap and `Pool::trim` calls from the workers); a budget
+//! (`max_bytes`), tight enough that requests are refused and wait; and the
+//! budget with idle trimming. Under a budget the pool must also never have
+//! held more than the budget (`high_water_bytes`), and must have refused or
+//! made wait some request; with trimming it must have trimmed.
+//!
+//! # Under a budget, nothing waits holding what others wait for
+//!
+//! Inboxes are unbounded, so a worker that waited for memory could wait for
+//! bufs sitting in its own inbox, or in those of workers waiting too. So
+//! under a budget a worker never waits without bound: it allocates with the
+//! `try_` forms and `alloc_timeout`, and calls `fill_with` and `Writer`
+//! writes, which have no `try_` form, only on an allocator given a buf of
+//! its own beforehand (`secure`). On `Exhausted` it sheds what it holds (its
+//! backlog, and everything in its inbox, verified) and tries again.
+//!
+//! The `Reader` does wait for the budget, so each reader runs on a thread of
+//! its own and hands its frames to its worker through a channel of one
+//! slot, which the worker empties when it likes and drops when it stops.
+//! See [`Config::max_bytes`] for why the budget cannot deadlock this.
 //!
 //! `REFBUF_STRESS_SECS` sets the seconds per configuration of the CI test
-//! (default 2; there are four configurations). The soak runs the same for
-//! about ten minutes (`REFBUF_SOAK_SECS`, default 600):
+//! (default 2; there are 16 configurations). The soak runs the same for
+//! about ten minutes in all (`REFBUF_SOAK_SECS`, default 600):
 //!
 //! ```sh
 //! cargo test --release --test stress -- --ignored
 //! ```
+//!
+//! A watchdog aborts the process, printing the pool's stats, if a
+//! configuration is still running two minutes after its deadline: a
+//! deadlock fails the test rather than hang it.
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicIsize, Ordering};
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, channel, sync_channel};
 use std::sync::{Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use refbuf::{Allocator, Chain, Pool, Reader, Slice, coalesce};
+use refbuf::{
+    AllocError, Allocator, Chain, DEFAULT_MAX_POOLED_MULTIPLE, Pool, PoolStats, Reader, Slice, coalesce,
+};
 
-/// Live heap bytes of the whole process.
+/// Live heap bytes allocated and freed by the threads that [`counts`].
 static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+/// Set while `run_all` runs: a thread that first touches the heap then
+/// counts.
+static COUNTING: AtomicBool = AtomicBool::new(false);
+
+/// `COUNTED` before a thread's first allocation.
+const UNDECIDED: u8 = 2;
+
+thread_local! {
+    /// Whether this thread's allocations count: 1 or 0, decided at its first
+    /// allocation or free (or set by `run_all` for the test's own thread).
+    /// `const`-initialised with no destructor, so reading it never allocates
+    /// and works at any point in a thread's life.
+    static COUNTED: Cell<u8> = const { Cell::new(UNDECIDED) };
+}
+
+/// Whether this thread's heap traffic goes into [`LIVE`]: the test's own
+/// thread and every thread that first touches the heap while [`COUNTING`]
+/// is set (the threads a run spawns, from their very first allocation), but
+/// not the test harness's other threads, which touched it long before. The
+/// harness's main thread makes allocations of its own at some moment while
+/// a test runs (752 bytes, once, seen racing a count of the whole process),
+/// which made a whole-process count flaky.
+fn counts() -> bool {
+    COUNTED
+        .try_with(|c| {
+            if c.get() == UNDECIDED {
+                // Relaxed: `run_all` sets the flag before spawning, and the
+                // spawn orders that before every access in the new thread.
+                c.set(u8::from(COUNTING.load(Ordering::Relaxed)));
+            }
+            c.get() == 1
+        })
+        .unwrap_or(true)
+}
+
+/// Adds `bytes` to [`LIVE`] if this thread counts.
+fn record(bytes: isize) {
+    if counts() {
+        LIVE.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
 
 struct Counting;
 
 // SAFETY: every method forwards its arguments unchanged to `System`, which
 // implements `GlobalAlloc` correctly, and returns `System`'s result; the
-// bookkeeping is one atomic add, which neither allocates, unwinds nor touches
-// the memory being managed.
+// bookkeeping is a thread-local `Cell` and one atomic add, which neither
+// allocate, unwind nor touch the memory being managed.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: our caller upholds `GlobalAlloc::alloc`'s contract
         // (non-zero size), which is `System::alloc`'s.
         let p = unsafe { System.alloc(layout) };
         if !p.is_null() {
-            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+            record(layout.size() as isize);
         }
         p
     }
@@ -48,7 +121,7 @@ unsafe impl GlobalAlloc for Counting {
         // SAFETY: as for `alloc`.
         let p = unsafe { System.alloc_zeroed(layout) };
         if !p.is_null() {
-            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+            record(layout.size() as isize);
         }
         p
     }
@@ -57,7 +130,7 @@ unsafe impl GlobalAlloc for Counting {
         // SAFETY: our caller guarantees `ptr` was allocated by this allocator,
         // that is by `System`, with `layout`.
         unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        record(-(layout.size() as isize));
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
@@ -65,7 +138,7 @@ unsafe impl GlobalAlloc for Counting {
         // and that `new_size` is valid, as `System::realloc` requires.
         let p = unsafe { System.realloc(ptr, layout, new_size) };
         if !p.is_null() {
-            LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+            record(new_size as isize - layout.size() as isize);
         }
         p
     }
@@ -131,11 +204,33 @@ impl Msg {
     }
 }
 
+/// A memory policy for the pool under stress.
+#[derive(Debug, Clone, Copy)]
+struct Policy {
+    /// A budget: [`Config::max_bytes`].
+    budget: bool,
+    /// Idle trimming: an idle timeout of [`IDLE_TIMEOUT`], an idle cap, and
+    /// workers calling [`Pool::trim`] now and then.
+    idle: bool,
+}
+
+/// Every policy, each run with every shape of [`run_all`].
+const POLICIES: [Policy; 4] = [
+    Policy { budget: false, idle: false },
+    Policy { budget: false, idle: true },
+    Policy { budget: true, idle: false },
+    Policy { budget: true, idle: true },
+];
+
+/// Configurations in a run: 4 policies × 2 thread counts × 2 buf sizes.
+const CONFIGS: usize = 16;
+
 /// The shape of a stress run.
 #[derive(Debug, Clone, Copy)]
 struct Config {
     threads: usize,
     buf_size: usize,
+    policy: Policy,
     secs: f64,
 }
 
@@ -143,33 +238,168 @@ struct Config {
 const MAX_LEN: usize = 600;
 /// Headroom of each worker's allocator, for prepending.
 const RESERVE: usize = 16;
+/// The most bytes `fill_with` is offered beyond the message it fills.
+const FILL_SLACK: usize = 7;
+/// How long `alloc_timeout` waits for the budget.
+const ALLOC_WAIT: Duration = Duration::from_millis(1);
+/// The idle timeout of the trimming policies.
+const IDLE_TIMEOUT: Duration = Duration::from_millis(2);
+/// How long a configuration may run past its deadline before the watchdog
+/// declares it hung. Natively a run ends within milliseconds of its
+/// deadline; this leaves room for valgrind.
+const GRACE: Duration = Duration::from_secs(120);
+
+/// The data size of the buf a request for `need` bytes gets: the smallest
+/// size class, `buf_size` × 2^k, that holds it (as the README documents).
+fn class_cap(buf_size: usize, need: usize) -> usize {
+    let cap = buf_size * need.div_ceil(buf_size).max(1).next_power_of_two();
+    assert!(cap <= buf_size * DEFAULT_MAX_POOLED_MULTIPLE, "{need} bytes would get an unpooled buf");
+    cap
+}
+
+impl Config {
+    /// The largest frame a reader is asked for.
+    fn max_frame(&self) -> usize {
+        3 * self.buf_size.min(MAX_LEN)
+    }
+
+    /// The budget, under a budget policy: `threads × (3 × R + W)` bytes,
+    /// where `R` is the size of the largest buf a reader takes (the class of
+    /// the largest frame) and `W` that of the largest buf a worker takes (the
+    /// class of `RESERVE` + the largest `fill_with`). With 64-byte bufs that
+    /// is 1792 bytes per thread, 28 bufs; with 4 KiB bufs 16 KiB, 4 bufs.
+    ///
+    /// # Why the run cannot deadlock
+    ///
+    /// - *Who waits.* Only reader threads wait for memory without bound, in
+    ///   `Reader::read`. Workers never do (the module docs say how), and
+    ///   feeders wait only for their pipe, which their reader empties or
+    ///   drops.
+    /// - *What a reader holds.* Its `Reader` holds at most one buf, two
+    ///   while it moves buffered bytes into a new one, and waits holding at
+    ///   most one (it lets go of an empty buf before taking another). Its
+    ///   thread holds one frame in hand and its channel one more, each a
+    ///   single slice. So a reader thread holds at most 3 bufs of at most
+    ///   `R` bytes, and while it waits with its channel gone, at most one.
+    /// - *Every run ends.* Workers never wait, so each reaches the deadline,
+    ///   drops its frame channel (with any frame in it), its allocator and its
+    ///   backlog, and then only verifies and drops what reaches its inbox
+    ///   until every other worker has stopped too. Once all have, the only
+    ///   memory in use is the readers', at most `R` per waiting reader. With
+    ///   all `threads` readers waiting, `threads × R` bytes are in use, and
+    ///   one more reader buf fits since the budget is at least
+    ///   `(threads + 1) × R`. Idle bufs never stand in the way: a request
+    ///   that does not fit frees idle bufs of other classes first (`Pool`'s
+    ///   `make_room`; per-thread caches must keep that true, or this budget
+    ///   must grow by what they can hold). Every release wakes every waiter,
+    ///   so some reader gets its buf and reads on, to the end of its pipe
+    ///   (the feeder closes it at the deadline) or to a send its worker no
+    ///   longer takes; either way it returns, and so, one by one, do all.
+    /// - *Workers make progress meanwhile.* Were every worker refused, each
+    ///   would have shed its backlog and its inbox, leaving in use at most
+    ///   the readers' `threads × 3 × R` bytes: `threads × W` would be free,
+    ///   room for any worker's request. So some worker always gets its
+    ///   memory.
+    ///
+    /// # Why it is tight
+    ///
+    /// Left alone, a worker holds its allocator's buf and up to 8 received
+    /// messages, mostly in bufs of different senders: with 64-byte bufs,
+    /// where a message's buf is 512 bytes on average, over 4 KiB; with 4 KiB
+    /// bufs, where every buf is `W`, about 36 KiB. That is two to three times
+    /// its share of the budget, so requests are refused (`exhausted`) and
+    /// wait (`waits`, readers and `alloc_timeout`) tens of thousands of
+    /// times a run, hundreds under valgrind; `stress` checks that some did.
+    fn max_bytes(&self) -> Option<usize> {
+        let reader_buf = class_cap(self.buf_size, self.max_frame());
+        let worker_buf = class_cap(self.buf_size, RESERVE + MAX_LEN + FILL_SLACK);
+        self.policy.budget.then(|| self.threads * (3 * reader_buf + worker_buf))
+    }
+
+    /// A pool with this configuration's buf size and policy.
+    fn pool(&self) -> Pool {
+        let mut builder = Pool::builder().buf_size(self.buf_size);
+        if let Some(max) = self.max_bytes() {
+            builder = builder.max_bytes(max);
+        }
+        if self.policy.idle {
+            builder = builder.idle_timeout(IDLE_TIMEOUT).max_idle_bytes(2 * self.threads * self.buf_size);
+        }
+        builder.build()
+    }
+}
+
+/// Gives `alloc` a buf of its own, taken without waiting, from which the
+/// next `n` bytes after the reserve come without taking another; returns
+/// where they will start. `fill_with` and `Writer` writes wait for the budget
+/// and have no `try_` forms, so under a budget they run only after this.
+///
+/// A fresh allocator's first slice here fills its whole buf (`class_cap`),
+/// so once it is dropped the allocator is the buf's sole holder with no room
+/// left, and its next allocation rewinds to the buf's start rather than take
+/// another from the pool. The callers check that it did.
+fn secure(alloc: &mut Allocator, n: usize) -> Result<*const u8, AllocError> {
+    let pool = alloc.pool().clone();
+    *alloc = pool.allocator(RESERVE);
+    let whole = class_cap(pool.buf_size(), RESERVE + n);
+    let probe = alloc.try_alloc_for_overwrite(whole - RESERVE)?;
+    Ok(probe.as_ptr())
+}
+
+/// A copy of `data`, with `try_copy_from_slice` under a budget.
+fn copy(alloc: &mut Allocator, data: &[u8], budget: bool) -> Result<Slice, AllocError> {
+    if budget { alloc.try_copy_from_slice(data) } else { Ok(alloc.copy_from_slice(data)) }
+}
 
 /// Message `seq` of worker `src`, `len` bytes, made from `alloc` by one of
 /// the allocation paths.
-fn make(alloc: &mut Allocator, rng: &mut u64, src: usize, seq: u64, len: usize) -> Vec<Slice> {
-    match below(rng, 6) {
+///
+/// Without a budget this uses the forms that wait for memory, which then
+/// never wait. Under one it uses only forms that never wait without bound:
+/// the `try_` forms, `alloc_timeout`, and `fill_with` and the `Writer` after
+/// [`secure`]; and it fails, having made nothing, with `Exhausted` when the
+/// budget is used up.
+fn make(
+    alloc: &mut Allocator,
+    rng: &mut u64,
+    src: usize,
+    seq: u64,
+    len: usize,
+    budget: bool,
+) -> Result<Vec<Slice>, AllocError> {
+    Ok(match below(rng, 6) {
         0 => {
-            let mut s = alloc.alloc(len);
+            let mut s = match (budget, below(rng, 2)) {
+                (false, _) => alloc.alloc(len),
+                (true, 0) => alloc.try_alloc(len)?,
+                (true, _) => alloc.alloc_timeout(len, ALLOC_WAIT)?,
+            };
             assert!(s.iter().all(|&b| b == 0), "alloc is zeroed");
             s.iter_mut().zip(pattern_range(src, seq, 0, len)).for_each(|(d, b)| *d = b);
             vec![s]
         }
         1 => {
-            let mut s = alloc.alloc_for_overwrite(len);
+            let mut s =
+                if budget { alloc.try_alloc_for_overwrite(len)? } else { alloc.alloc_for_overwrite(len) };
             s.iter_mut().zip(pattern_range(src, seq, 0, len)).for_each(|(d, b)| *d = b);
             vec![s]
         }
         2 => {
             let data: Vec<u8> = pattern_range(src, seq, 0, len).collect();
-            vec![alloc.copy_from_slice(&data)]
+            vec![copy(alloc, &data, budget)?]
         }
         3 => {
+            let max = len + below(rng, FILL_SLACK + 1);
+            let at = if budget { Some(secure(alloc, max)?) } else { None };
             let s = alloc
-                .fill_with(len + below(rng, 8), |buf| {
+                .fill_with(max, |buf| {
                     buf.iter_mut().zip(pattern_range(src, seq, 0, len)).for_each(|(d, b)| *d = b);
                     Ok(len)
                 })
                 .expect("fill_with");
+            if let Some(at) = at {
+                assert_eq!(s.as_ptr(), at, "fill_with filled the secured buf, taking no other");
+            }
             vec![s]
         }
         4 => {
@@ -177,20 +407,27 @@ fn make(alloc: &mut Allocator, rng: &mut u64, src: usize, seq: u64, len: usize) 
             let h = below(rng, RESERVE + 1).min(len);
             let body: Vec<u8> = pattern_range(src, seq, h, len).collect();
             let header: Vec<u8> = pattern_range(src, seq, 0, h).collect();
-            let mut s = alloc.copy_from_slice(&body);
+            let mut s = copy(alloc, &body, budget)?;
             assert!(s.prepend(&header), "the reserve holds the header");
             vec![s]
         }
         _ => {
             let data: Vec<u8> = pattern_range(src, seq, 0, len).collect();
+            let at = if budget { Some(secure(alloc, len)?) } else { None };
             let mut w = alloc.writer();
             for piece in data.chunks(1 + below(rng, 100)) {
                 w.write_all(piece).expect("write");
             }
             let mut chain = w.finish();
+            if let Some(at) = at
+                && len > 0
+            {
+                let parts: Vec<*const u8> = chain.iter().map(|part| part.as_ptr()).collect();
+                assert_eq!(parts, [at], "the writer grew one slice in the secured buf, taking no other");
+            }
             std::iter::from_fn(|| chain.pop_front()).collect()
         }
-    }
+    })
 }
 
 /// Reshapes the parts without changing their bytes: splits, joins,
@@ -251,54 +488,91 @@ fn feed(mut pipe: io::PipeWriter, src: usize, deadline: Instant) {
     }
 }
 
-/// One worker: makes, reshapes and sends messages, reads frames from its
-/// pipe and sends those too, verifies and drops what it receives. Returns
-/// (messages sent, messages verified).
+/// Reads frames of random sizes from the pipe of feeder `src` and hands
+/// them to its worker through `out`, until the pipe ends or the worker stops
+/// taking them. A thread of its own, since `Reader::read` waits for the
+/// budget, and a worker must not.
+fn read_frames(mut reader: Reader<io::PipeReader>, src: usize, max_frame: usize, out: SyncSender<Msg>) {
+    let mut rng = 0xF4A3_u64 ^ ((src as u64 + 1) << 24);
+    let mut at = 0;
+    loop {
+        let n = below(&mut rng, max_frame + 1);
+        let frame = match reader.read(n) {
+            Ok(frame) => frame,
+            Err(e) => {
+                // The feeder stops at the deadline, which may cut a frame.
+                assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
+                return;
+            }
+        };
+        let msg = Msg { src, seq: 0, offset: at, parts: vec![frame] };
+        at += n;
+        if out.send(msg).is_err() {
+            return; // the worker has stopped
+        }
+    }
+}
+
+/// Verifies and drops every message waiting in `inbox`; returns how many.
+fn drain(inbox: &Receiver<Msg>) -> u64 {
+    let mut n = 0;
+    while let Ok(msg) = inbox.try_recv() {
+        msg.verify();
+        n += 1;
+    }
+    n
+}
+
+/// One worker: makes, reshapes and sends messages, takes frames from its
+/// reader and sends those too, verifies and drops what it receives (keeping
+/// up to 8 a while, dropped in random order). Returns (messages sent,
+/// messages verified, frames among those sent).
 fn work(
     pool: Pool,
     tid: usize,
     config: Config,
     mut peers: Vec<Sender<Msg>>,
     inbox: Receiver<Msg>,
-    mut reader: Reader<io::PipeReader>,
+    frames: Receiver<Msg>,
     deadline: Instant,
-) -> (u64, u64) {
+) -> (u64, u64, u64) {
     let mut rng = 0x1234_5678_9ABC_DEF1 ^ ((tid as u64 + 1) << 32);
     let mut alloc = pool.allocator(RESERVE);
     let mut backlog: Vec<Msg> = Vec::new();
-    let (mut sent, mut verified) = (0, 0);
+    let (mut sent, mut verified, mut framed) = (0, 0, 0);
     let mut seq = 0;
-    let mut pipe_at = 0;
-    let mut pipe_open = true;
-    let feeder = config.threads + tid;
-    let mut receive = |msg: Msg, backlog: &mut Vec<Msg>, rng: &mut u64| {
-        msg.verify();
-        verified += 1;
-        backlog.push(msg);
-        while backlog.len() > 8 {
-            drop(backlog.swap_remove(below(rng, backlog.len())));
-        }
-    };
-    while Instant::now() < deadline {
-        let mut msg = if pipe_open && below(&mut rng, 4) == 0 {
-            let n = below(&mut rng, 3 * config.buf_size.min(MAX_LEN) + 1);
-            match reader.read(n) {
-                Ok(frame) => {
-                    let msg = Msg { src: feeder, seq: 0, offset: pipe_at, parts: vec![frame] };
-                    pipe_at += n;
-                    msg
-                }
-                Err(e) => {
-                    // The feeder stops at the deadline, which may cut a frame.
-                    assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
-                    pipe_open = false;
-                    continue;
+    'run: while Instant::now() < deadline {
+        let frame = if below(&mut rng, 4) == 0 { frames.try_recv().ok() } else { None };
+        let mut msg = match frame {
+            Some(frame) => {
+                framed += 1;
+                frame
+            }
+            None => {
+                seq += 1;
+                let len = below(&mut rng, MAX_LEN + 1);
+                loop {
+                    match make(&mut alloc, &mut rng, tid, seq, len, config.policy.budget) {
+                        Ok(parts) => break Msg { src: tid, seq, offset: 0, parts },
+                        Err(AllocError::Exhausted) => {
+                            // The budget is used up: let go of every message
+                            // held here, so that none stays pinned by this
+                            // worker while others are refused, then try again.
+                            let drained = drain(&inbox);
+                            verified += drained;
+                            let shed = drained + backlog.len() as u64;
+                            backlog.clear();
+                            if Instant::now() >= deadline {
+                                break 'run;
+                            }
+                            if shed == 0 {
+                                thread::yield_now();
+                            }
+                        }
+                        Err(e) => panic!("{config:?}: {e}"),
+                    }
                 }
             }
-        } else {
-            seq += 1;
-            let len = below(&mut rng, MAX_LEN + 1);
-            Msg { src: tid, seq, offset: 0, parts: make(&mut alloc, &mut rng, tid, seq, len) }
         };
         msg.verify();
         reshape(&mut msg.parts, &mut rng);
@@ -309,43 +583,103 @@ fn work(
             // Let go of the current buf now and then.
             alloc = pool.allocator(RESERVE);
         }
+        if config.policy.idle && below(&mut rng, 128) == 0 {
+            pool.trim();
+        }
         while let Ok(msg) = inbox.try_recv() {
-            receive(msg, &mut backlog, &mut rng);
+            msg.verify();
+            verified += 1;
+            backlog.push(msg);
+            while backlog.len() > 8 {
+                drop(backlog.swap_remove(below(&mut rng, backlog.len())));
+            }
         }
     }
+    // The frame channel first: its reader stops at its next frame.
+    drop((frames, alloc, backlog));
     peers.clear();
-    drop((alloc, reader));
     for msg in inbox {
-        receive(msg, &mut backlog, &mut rng);
+        msg.verify();
+        verified += 1;
     }
-    drop(backlog);
-    (sent, verified)
+    (sent, verified, framed)
 }
 
-/// Runs one configuration; returns the messages sent (all verified).
-fn stress(config: Config) -> u64 {
-    let pool = Pool::builder().buf_size(config.buf_size).build();
+/// Aborts the process, printing the pool's stats, unless `done` reports
+/// (or is dropped) within [`GRACE`] of the deadline: a deadlock fails the
+/// test instead of hanging it. (A panic on this thread would not end the
+/// run.)
+fn watchdog(pool: &Pool, config: Config, deadline: Instant, done: Receiver<()>) {
+    let limit = deadline.saturating_duration_since(Instant::now()) + GRACE;
+    if let Err(RecvTimeoutError::Timeout) = done.recv_timeout(limit) {
+        // Straight to stderr: `eprintln!` would go to the test's captured
+        // output, which the abort throws away.
+        let _ = writeln!(
+            io::stderr(),
+            "stress {config:?}: still running {GRACE:?} after its deadline, hung: {:?}",
+            pool.stats()
+        );
+        std::process::abort();
+    }
+}
+
+/// Runs one configuration; returns the messages sent (all verified), the
+/// frames among them, and the pool's stats at the end.
+fn stress(config: Config) -> (u64, u64, PoolStats) {
+    let pool = config.pool();
     let deadline = Instant::now() + Duration::from_secs_f64(config.secs);
     let (senders, inboxes): (Vec<_>, Vec<_>) = (0..config.threads).map(|_| channel::<Msg>()).unzip();
-    let (sent, verified) = thread::scope(|scope| {
-        let mut workers = Vec::new();
+    let (done, done_rx) = channel::<()>();
+    let (sent, verified, framed) = thread::scope(|scope| {
+        let pool = &pool;
+        let watchdog = scope.spawn(move || watchdog(pool, config, deadline, done_rx));
+        let (mut workers, mut helpers) = (Vec::new(), Vec::new());
         for (tid, inbox) in inboxes.into_iter().enumerate() {
             let (pipe_r, pipe_w) = io::pipe().expect("a pipe");
             let feeder = config.threads + tid;
-            scope.spawn(move || feed(pipe_w, feeder, deadline));
+            helpers.push(scope.spawn(move || feed(pipe_w, feeder, deadline)));
+            let (frames_in, frames) = sync_channel(1);
+            let reader = pool.reader(pipe_r);
+            helpers.push(scope.spawn(move || read_frames(reader, feeder, config.max_frame(), frames_in)));
             let peers =
                 senders.iter().enumerate().filter(|&(t, _)| t != tid).map(|(_, s)| s.clone()).collect();
-            let reader = pool.reader(pipe_r);
             let pool = pool.clone();
-            workers.push(scope.spawn(move || work(pool, tid, config, peers, inbox, reader, deadline)));
+            workers.push(scope.spawn(move || work(pool, tid, config, peers, inbox, frames, deadline)));
         }
         drop(senders);
-        workers.into_iter().map(|w| w.join().expect("worker")).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+        let totals = workers
+            .into_iter()
+            .map(|w| w.join().expect("worker"))
+            .fold((0, 0, 0), |a, b| (a.0 + b.0, a.1 + b.1, a.2 + b.2));
+        // Joined, not left to the scope: a join waits for the thread to
+        // exit, thread-local destructors included, so their memory is back
+        // when the caller counts the heap.
+        for helper in helpers {
+            helper.join().expect("feeder or reader");
+        }
+        drop(done);
+        watchdog.join().expect("watchdog");
+        totals
     });
-    assert_eq!(sent, verified, "every message sent was received and verified");
+    assert_eq!(sent, verified, "{config:?}: every message sent was received and verified");
     let stats = pool.stats();
     assert_eq!((stats.bufs_in_use, stats.bytes_in_use), (0, 0), "{config:?}: {stats:?}");
-    sent
+    assert_eq!(
+        stats.bufs_created,
+        stats.bufs_trimmed + stats.bufs_idle as u64,
+        "{config:?}: every buf made is idle or was trimmed: {stats:?}"
+    );
+    if let Some(max) = config.max_bytes() {
+        assert!(stats.high_water_bytes <= max, "{config:?}: over the budget of {max}: {stats:?}");
+        assert!(
+            stats.waits + stats.exhausted > 0,
+            "{config:?}: no request waited or was refused, so the budget of {max} tested nothing: {stats:?}"
+        );
+    }
+    if config.policy.idle {
+        assert!(stats.bufs_trimmed > 0, "{config:?}: nothing was trimmed: {stats:?}");
+    }
+    (sent, framed, stats)
 }
 
 /// Seconds from an environment variable, or a default.
@@ -355,8 +689,9 @@ fn secs(var: &str, default: f64) -> f64 {
         .map_or(default, |s| s.parse().unwrap_or_else(|_| panic!("{var}={s}: not a number")))
 }
 
-/// Runs every configuration once, `secs` each, and checks nothing stayed
-/// allocated once the pools are gone.
+/// Runs every configuration once, `secs` each, checks nothing stayed
+/// allocated once the pools are gone, and prints what each run did (shown
+/// with `--nocapture`).
 fn run_all(secs: f64) {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     let cores = thread::available_parallelism().map_or(2, |n| n.get());
@@ -364,11 +699,20 @@ fn run_all(secs: f64) {
     // std allocates to run its destructor at thread exit) until the thread
     // ends: make it before counting.
     drop(Pool::new().allocator(0).alloc(1));
+    // Filled as the runs go and printed after the heap is counted: captured
+    // test output is heap memory too.
+    let mut runs = Vec::with_capacity(CONFIGS);
+    COUNTED.with(|c| c.set(1));
+    COUNTING.store(true, Ordering::SeqCst);
     let before = LIVE.load(Ordering::SeqCst);
-    for threads in [2 * cores, 16] {
-        for buf_size in [64, 4096] {
-            let sent = stress(Config { threads, buf_size, secs });
-            assert!(sent > 0, "{threads} threads, buf_size {buf_size}: nothing was sent");
+    for policy in POLICIES {
+        for threads in [2 * cores, 16] {
+            for buf_size in [64, 4096] {
+                let config = Config { threads, buf_size, policy, secs };
+                let (sent, framed, stats) = stress(config);
+                assert!(sent > 0, "{config:?}: nothing was sent");
+                runs.push((config, sent, framed, stats));
+            }
         }
     }
     assert_eq!(
@@ -376,9 +720,20 @@ fn run_all(secs: f64) {
         before,
         "heap bytes still allocated after the pools were dropped"
     );
+    COUNTING.store(false, Ordering::SeqCst);
+    COUNTED.with(|c| c.set(0));
+    for (config, sent, framed, s) in runs {
+        let Config { threads, buf_size, policy, .. } = config;
+        let budget = config.max_bytes().map_or("none".to_string(), |max| max.to_string());
+        println!(
+            "{policy:?}, {threads} threads, {buf_size}-byte bufs: {sent} messages, {framed} of them frames; budget {budget}, \
+             high water {}, waits {}, exhausted {}, bufs created {}, trimmed {}",
+            s.high_water_bytes, s.waits, s.exhausted, s.bufs_created, s.bufs_trimmed
+        );
+    }
 }
 
-/// 2 x cores and 16 threads, small and large bufs, a few seconds each: every message intact, no buf in use, no heap byte leaked.
+/// 2 x cores and 16 threads, small and large bufs, four memory policies, a few seconds each: every message intact, no buf in use, the budget kept, no heap byte leaked.
 #[test]
 #[cfg_attr(
     miri,
@@ -392,5 +747,5 @@ fn stress_ci() {
 #[test]
 #[ignore = "soak, about ten minutes: cargo test --release --test stress -- --ignored"]
 fn soak() {
-    run_all(secs("REFBUF_SOAK_SECS", 600.0) / 4.0);
+    run_all(secs("REFBUF_SOAK_SECS", 600.0) / CONFIGS as f64);
 }
