@@ -8,7 +8,8 @@
 //! byte.
 //!
 //! Each shape (2 × cores and 16 threads, 64-byte and 4 KiB bufs) runs under
-//! four memory policies: none; idle trimming alone (a 2 ms idle timeout, an
+//! five memory policies: none, with per-thread caches off; none, with
+//! caches (the default, as in every policy below); idle trimming alone (a 2 ms idle timeout, an
 //! idle cap and `Pool::trim` calls from the workers); a budget
 //! (`max_bytes`), tight enough that requests are refused and wait; and the
 //! budget with idle trimming. Under a budget the pool must also never have
@@ -31,7 +32,7 @@
 //! See [`Config::max_bytes`] for why the budget cannot deadlock this.
 //!
 //! `REFBUF_STRESS_SECS` sets the seconds per configuration of the CI test
-//! (default 2; there are 16 configurations). The soak runs the same for
+//! (default 1.5; there are 20 configurations). The soak runs the same for
 //! about ten minutes in all (`REFBUF_SOAK_SECS`, default 600):
 //!
 //! ```sh
@@ -212,18 +213,22 @@ struct Policy {
     /// Idle trimming: an idle timeout of [`IDLE_TIMEOUT`], an idle cap, and
     /// workers calling [`Pool::trim`] now and then.
     idle: bool,
+    /// Per-thread caches (the default); off, every take and release goes
+    /// through the pool's lock.
+    caches: bool,
 }
 
 /// Every policy, each run with every shape of [`run_all`].
-const POLICIES: [Policy; 4] = [
-    Policy { budget: false, idle: false },
-    Policy { budget: false, idle: true },
-    Policy { budget: true, idle: false },
-    Policy { budget: true, idle: true },
+const POLICIES: [Policy; 5] = [
+    Policy { budget: false, idle: false, caches: false },
+    Policy { budget: false, idle: false, caches: true },
+    Policy { budget: false, idle: true, caches: true },
+    Policy { budget: true, idle: false, caches: true },
+    Policy { budget: true, idle: true, caches: true },
 ];
 
-/// Configurations in a run: 4 policies × 2 thread counts × 2 buf sizes.
-const CONFIGS: usize = 16;
+/// Configurations in a run: 5 policies × 2 thread counts × 2 buf sizes.
+const CONFIGS: usize = 20;
 
 /// The shape of a stress run.
 #[derive(Debug, Clone, Copy)]
@@ -323,7 +328,14 @@ impl Config {
             builder = builder.max_bytes(max);
         }
         if self.policy.idle {
-            builder = builder.idle_timeout(IDLE_TIMEOUT).max_idle_bytes(2 * self.threads * self.buf_size);
+            // Large enough that the caches get a share of it (a cap too
+            // small to share out over every possible cache turns them off),
+            // small enough for a burst to go over; the timeout and `trim`
+            // do most of the trimming.
+            builder = builder.idle_timeout(IDLE_TIMEOUT).max_idle_bytes(1024 * self.buf_size);
+        }
+        if !self.policy.caches {
+            builder = builder.thread_cache(0);
         }
         builder.build()
     }
@@ -679,6 +691,7 @@ fn stress(config: Config) -> (u64, u64, PoolStats) {
     if config.policy.idle {
         assert!(stats.bufs_trimmed > 0, "{config:?}: nothing was trimmed: {stats:?}");
     }
+    assert_eq!(stats.bufs_cached, 0, "{config:?}: every thread has exited, flushing its cache: {stats:?}");
     (sent, framed, stats)
 }
 
@@ -733,14 +746,14 @@ fn run_all(secs: f64) {
     }
 }
 
-/// 2 x cores and 16 threads, small and large bufs, four memory policies, a few seconds each: every message intact, no buf in use, the budget kept, no heap byte leaked.
+/// 2 x cores and 16 threads, small and large bufs, five memory policies (caches on and off), a few seconds each: every message intact, no buf in use, the budget kept, no heap byte leaked.
 #[test]
 #[cfg_attr(
     miri,
     ignore = "time-bounded and full speed; tests/threads.rs runs the same kind of traffic under Miri"
 )]
 fn stress_ci() {
-    run_all(secs("REFBUF_STRESS_SECS", 2.0));
+    run_all(secs("REFBUF_STRESS_SECS", 1.5));
 }
 
 /// The same for about ten minutes in all (`REFBUF_SOAK_SECS`, default 600).
