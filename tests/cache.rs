@@ -205,7 +205,10 @@ fn park_with_cache(pool: &Pool, bufs: usize) -> (Arc<Barrier>, thread::JoinHandl
 #[test]
 fn idle_timeout_frees_cached_bufs() {
     let _one = one_at_a_time();
-    let timeout = Duration::from_millis(20);
+    // Long enough that the release below, soon after the pool is built,
+    // comes before the first cache sweep is due even under Miri or valgrind
+    // (a release after that goes through the pool's lock, to sweep).
+    let timeout = Duration::from_millis(200);
     let pool = Pool::builder().buf_size(64).idle_timeout(timeout).build();
     let (step, parked) = park_with_cache(&pool, 1);
     assert_eq!(counts(&pool), (1, 0, 1, 1));
