@@ -294,16 +294,24 @@ impl Header {
     unsafe fn last_release(this: NonNull<Header>) {
         // SAFETY: the caller owns `this`, so its header is valid to read.
         let (pool, class) = match unsafe { &(*this.as_ptr()).owner } {
-            // A clone, so that no reference into the header (or, through it,
-            // to the pool) is alive once `take_back` has published the buf:
-            // from then on another thread may reuse or free both.
-            Owner::Pool { pool, class } => (Arc::clone(pool), *class),
+            Owner::Pool { pool, class } => (pool, *class),
             Owner::Vec { .. } => {
                 // SAFETY: the caller owns `this`, which no pool can keep.
                 unsafe { Header::destroy(this) };
                 return;
             }
         };
+        // SAFETY: `this` is ours, with no references, and holds an `Arc` to
+        // `pool`. Once the call returns `true`, neither `this` nor `pool` (a
+        // reference into the header) is touched again.
+        if unsafe { PoolShared::release_to_cache(NonNull::from(&**pool), this, class) } {
+            return;
+        }
+        // A clone, so that no reference into the header (or, through it, to
+        // the pool) is alive once `take_back` has published the buf: from
+        // then on another thread may reuse or free both, while `take_back`
+        // still wakes waiters through the pool.
+        let pool = Arc::clone(pool);
         // SAFETY: the caller owns `this`, which has no references.
         unsafe { pool.take_back(this, class) };
     }

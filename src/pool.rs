@@ -23,12 +23,13 @@ use std::time::{Duration, Instant};
 
 use crate::allocator::Allocator;
 use crate::buf::{Header, Lease, MAX_POOLED_CAP, UNPOOLED};
-use crate::cache::{self, RegistryLinks, SLOTS, Slot};
+use crate::cache::{self, Cached, RegistryLinks, SLOTS, Slot};
 use crate::error::AllocError;
 use crate::free_list::FreeList;
 use crate::reader::Reader;
 use crate::sync::{
-    Arc, AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering, lock, wait_on, wait_timeout,
+    Arc, AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, MutexGuard, Ordering, lock, wait_on,
+    wait_timeout,
 };
 
 /// The data size of a buf when none is configured: 64 KiB.
@@ -194,7 +195,7 @@ pub(crate) struct PoolShared {
     /// Live `Pool`, `Allocator` and `Reader` values of this pool.
     handles: AtomicUsize,
     /// A copy of `State::waiters` that a release into a cache reads under
-    /// its slot's lock; see [`PoolShared::push_cached`].
+    /// its slot's lock; see [`PoolShared::lock_cache_for_release`].
     waiting: AtomicUsize,
     /// No cached buf can be past the idle timeout before this time (in
     /// `idle_clock` nanoseconds); written under the lock by
@@ -799,42 +800,83 @@ impl PoolShared {
         Some(buf)
     }
 
-    /// Keeps `buf`, a standard-size buf just released, in the current
-    /// thread's cache. Returns `false`, leaving the caller with `buf`, where
-    /// it may not: no slot, the slot full, the pool closed, a request
-    /// waiting for the budget (which has emptied the caches and must be
-    /// woken by a release), or a cached buf possibly past the idle timeout.
+    /// The first step in taking back a buf whose last reference was just
+    /// dropped: keeps a standard-size buf in the current thread's cache,
+    /// where it may go (see [`PoolShared::lock_cache_for_release`]).
+    /// Returns `false`, leaving the caller with `buf`, where it may not; the
+    /// caller then hands it to [`PoolShared::take_back`] through an `Arc`.
+    ///
+    /// Unlike `take_back`, this takes no `Arc` to the pool: cloning and
+    /// dropping one would be two atomic read-modify-writes on a count every
+    /// thread shares, for each buf.
+    ///
+    /// # Safety
+    /// `this` is the pool of `buf`, which holds an `Arc` to it; `buf` has no
+    /// references and is owned by the caller, who gives it up if this
+    /// returns `true`. Then the caller must touch neither `buf` nor the pool
+    /// again: once the slot's lock is released, another thread may take the
+    /// buf, free it, and with it the pool. For the same reason no reference
+    /// to either may be a function argument across this call, which is why
+    /// `this` is a raw pointer.
+    pub(crate) unsafe fn release_to_cache(
+        this: NonNull<PoolShared>,
+        buf: NonNull<Header>,
+        class: u8,
+    ) -> bool {
+        // SAFETY: `buf` is ours and holds an `Arc` to the pool, so the pool
+        // is alive until `buf` is published below. `pool` is a local, not a
+        // function argument, and is not used after that.
+        let pool = unsafe { this.as_ref() };
+        // SAFETY: `take` registered every buf it handed out, and `buf` is
+        // ours; we hold the lock for the call.
+        #[cfg(feature = "diagnostics")]
+        unsafe {
+            lock(&pool.state).in_use.unlink(buf)
+        };
+        if class != 0 {
+            return false;
+        }
+        let Some((mut cached, now)) = pool.lock_cache_for_release() else { return false };
+        // SAFETY: the caller gives us `buf`, in no list; we hold the slot's
+        // lock.
+        unsafe { cached.list.push_newest(buf, now) };
+        cached.len += 1;
+        // Publishes `buf`. From here another thread may take it, free it,
+        // and with it the pool: nothing below touches either. Unlocking is
+        // the last access to the slot, as std's `Mutex` allows of a mutex
+        // another thread frees as soon as it can lock it.
+        drop(cached);
+        true
+    }
+
+    /// The current thread's cache slot, locked, with the time to stamp a
+    /// released buf with, if the buf may go there now: not if the thread
+    /// has no slot, the slot is full, the pool is closed, a request is
+    /// waiting for the budget (it has emptied the caches and must be woken
+    /// by a release to the shared lists), or a cached buf may be past the
+    /// idle timeout (the shared path sweeps the caches).
     ///
     /// `closed` and `waiting` are read under the slot's lock. `close` and a
     /// waiter set them under the state's lock and then take every slot's
     /// lock in turn to empty it, so a release either pushes before its slot
     /// is emptied (and the buf is found there) or reads the new value.
-    ///
-    /// # Safety
-    /// As for [`PoolShared::take_back`], for a buf of class 0; the caller
-    /// gives `buf` up only if this returns `true`.
     #[inline]
-    unsafe fn push_cached(&self, buf: NonNull<Header>) -> bool {
-        let Some(slot) = self.my_slot() else { return false };
-        let mut cached = lock(&slot.cached);
+    fn lock_cache_for_release(&self) -> Option<(MutexGuard<'_, Cached>, u64)> {
+        let cached = lock(&self.my_slot()?.cached);
         // Relaxed (both): ordered by the slot's lock; see above.
         if cached.len >= self.cache_bufs
             || self.closed.load(Ordering::Relaxed)
             || self.waiting.load(Ordering::Relaxed) > 0
         {
-            return false;
+            return None;
         }
         // Read under the slot's lock, for `sweep_caches`.
         let now = self.idle_clock();
         // Relaxed: see `sweep_caches`.
         if self.idle_timeout.is_some() && now > self.next_cache_sweep.load(Ordering::Relaxed) {
-            return false;
+            return None;
         }
-        // SAFETY: the caller gives us `buf`, in no list; we hold the slot's
-        // lock.
-        unsafe { cached.list.push_newest(buf, now) };
-        cached.len += 1;
-        true
+        Some((cached, now))
     }
 
     /// Empties every cache slot: into the shared lists where `keep` (bufs
@@ -927,24 +969,15 @@ impl PoolShared {
         stats
     }
 
-    /// Takes back a buf whose last reference was just dropped: keeps it in
-    /// the current thread's cache, or idle in the shared lists, or frees it,
-    /// and wakes any request waiting for the budget.
+    /// Takes back a buf whose last reference was just dropped and that
+    /// [`PoolShared::release_to_cache`] did not keep: keeps it idle in the
+    /// shared lists or frees it, and wakes any request waiting for the
+    /// budget.
     ///
     /// # Safety
     /// `buf` is a buf of this pool of class `class`, with no references,
     /// owned by the caller, who gives it up.
     pub(crate) unsafe fn take_back(&self, buf: NonNull<Header>, class: u8) {
-        // SAFETY: `take` registered every buf it handed out, and `buf` is
-        // ours; we hold the lock for the call.
-        #[cfg(feature = "diagnostics")]
-        unsafe {
-            lock(&self.state).in_use.unlink(buf)
-        };
-        // SAFETY: the caller gives us `buf`, of class 0 here.
-        if class == 0 && unsafe { self.push_cached(buf) } {
-            return;
-        }
         // SAFETY: the caller owns `buf`.
         let cap = unsafe { Header::cap(buf) };
         let now = self.idle_clock();
@@ -1029,7 +1062,7 @@ impl PoolShared {
             state.closed = true;
             // Relaxed: the flag is a hint for the allocation fast path, and
             // releases into a cache read it under a slot's lock, which
-            // `take_all_idle` takes after this store (see `push_cached`);
+            // `take_all_idle` takes after this store (see `lock_cache_for_release`);
             // `state.closed` under the lock decides.
             self.closed.store(true, Ordering::Relaxed);
             // SAFETY: `doomed` is ours and we hold the lock.
