@@ -43,12 +43,20 @@ fn run(pool: &Pool, threads: usize, window: usize, iters: u64) -> Duration {
                 let mut kept: VecDeque<Slice> = VecDeque::with_capacity(window + 1);
                 barrier.wait();
                 let start = Instant::now();
-                for _ in 0..iters {
-                    let mut s = alloc.alloc_for_overwrite(black_box(FRAME));
-                    s[0] = 1;
-                    kept.push_back(s);
-                    if kept.len() > window {
-                        black_box(kept.pop_front());
+                if window == 0 {
+                    for _ in 0..iters {
+                        let mut s = alloc.alloc_for_overwrite(black_box(FRAME));
+                        s[0] = 1;
+                        black_box(s);
+                    }
+                } else {
+                    for _ in 0..iters {
+                        let mut s = alloc.alloc_for_overwrite(black_box(FRAME));
+                        s[0] = 1;
+                        kept.push_back(s);
+                        if kept.len() > window {
+                            black_box(kept.pop_front());
+                        }
                     }
                 }
                 let elapsed = start.elapsed();

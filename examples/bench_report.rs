@@ -222,6 +222,29 @@ fn main() {
         rows.push(Row::new("window of 32 x 1500 B".into(), "Vec", refbuf, vec, Some(3.0)));
     }
 
+    // Two threads sharing one pool against one thread doing the same work
+    // alone: the speed-up is the ratio of their times per slice.
+    for (workload, buf_size, window) in [
+        ("2 threads, 1500 B, dropped at once", refbuf::DEFAULT_BUF_SIZE, 0),
+        ("2 threads, 1500 B, 4 KiB bufs turning over", 4096, 64),
+    ] {
+        let shared = Pool::builder().buf_size(buf_size).build();
+        let [two, one] = interleaved(
+            2 * SHARING_SLICES,
+            [&mut sharing(&shared, 2, window), &mut sharing(&shared, 1, window)],
+        );
+        rows.push(Row::new(workload.into(), "1 thread", two, one, Some(1.8)));
+    }
+    {
+        // The per-thread caches against the pool's shared lock alone, on the
+        // pool's own path.
+        let cached = Pool::builder().buf_size(4096).build();
+        let locked = Pool::builder().buf_size(4096).thread_cache(0).build();
+        let [with, without] =
+            interleaved(2 * SHARING_SLICES, [&mut sharing(&cached, 2, 64), &mut sharing(&locked, 2, 64)]);
+        rows.push(Row::new("2 threads, 4 KiB bufs turning over".into(), "no caches", with, without, None));
+    }
+
     print_table(&rows);
     println!("\n{} rounds per side, about {:.0?} in all.", ROUNDS, started.elapsed());
     if let Some(path) = svg_path {
@@ -401,6 +424,47 @@ fn time(calls: usize, op: &mut dyn FnMut()) -> Duration {
         op();
     }
     start.elapsed()
+}
+
+/// Slices each call of a [`sharing`] closure makes, over all its threads.
+const SHARING_SLICES: usize = 100_000;
+
+/// A closure for [`interleaved`] that has `threads` threads make
+/// `2 * SHARING_SLICES` slices of 1500 bytes in all from `pool`, each thread
+/// through its own allocator, keeping its last `window` slices alive (none:
+/// each is dropped at once). The threads are spawned afresh by each call and
+/// released together; spawning costs a few tens of microseconds against the
+/// milliseconds of work.
+fn sharing(pool: &Pool, threads: usize, window: usize) -> impl FnMut() {
+    let pool = pool.clone();
+    move || {
+        let start = std::sync::Arc::new(std::sync::Barrier::new(threads));
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                let (pool, start) = (pool.clone(), std::sync::Arc::clone(&start));
+                thread::spawn(move || {
+                    let mut alloc = pool.allocator(0);
+                    let mut kept = VecDeque::with_capacity(window + 1);
+                    start.wait();
+                    for _ in 0..2 * SHARING_SLICES / threads {
+                        let mut s = alloc.alloc_for_overwrite(black_box(1500));
+                        s[0] = 1;
+                        if window > 0 {
+                            kept.push_back(s);
+                            if kept.len() > window {
+                                black_box(kept.pop_front());
+                            }
+                        } else {
+                            black_box(s);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().expect("a sharing thread panicked");
+        }
+    }
 }
 
 /// The cross-thread workload: the calling thread makes a batch with

@@ -959,7 +959,15 @@ impl PoolShared {
         let state = lock(&self.state);
         let mut stats = state.stats;
         if self.cache_bufs > 0 {
+            // The slots are read one at a time while threads take from and
+            // release into their caches without the state's lock, so a buf
+            // can move from one slot read late to one read early and be
+            // counted twice. The state counts every cached buf as in use, so
+            // capping at that keeps the snapshot consistent (in use plus idle
+            // is what the pool holds); with no take or release under way it
+            // is exact.
             let cached: usize = self.slots.iter().map(|slot| lock(&slot.cached).len).sum();
+            let cached = cached.min(stats.bufs_in_use);
             stats.bufs_cached = cached;
             stats.bufs_in_use -= cached;
             stats.bytes_in_use -= cached * self.buf_size;
