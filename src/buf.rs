@@ -63,8 +63,8 @@ pub(crate) struct Header {
     cap: usize,
     /// Who owns the memory and takes it back at the last release.
     owner: Owner,
-    /// The buf's place in its pool's free list. Read and written only while
-    /// the buf is idle and only under the pool's lock.
+    /// The buf's place in a free list (its pool's, or a cache slot's). Read
+    /// and written only while the buf is idle, under that list's lock.
     idle: IdleLinks,
     /// Shows loom who uses the data area; zero-sized outside loom.
     access: BufAccess,
@@ -378,8 +378,9 @@ impl Header {
     /// The buf's free-list links.
     ///
     /// # Safety
-    /// The caller owns `this` (it is idle or about to be) and holds its
-    /// pool's lock, for as long as the returned reference is used.
+    /// The caller owns `this` (it is idle or about to be) and holds the lock
+    /// of the list it is in or goes into (its pool's, or a cache slot's), for
+    /// as long as the returned reference is used.
     pub(crate) unsafe fn idle_links<'a>(this: NonNull<Header>) -> &'a mut IdleLinks {
         // SAFETY: the caller owns `this`, so nobody else reads or writes the
         // header; the reference covers the `idle` field alone.
@@ -415,8 +416,8 @@ impl Lease {
     /// `buf` is a live pooled buf with no references, owned by the caller.
     pub(crate) unsafe fn adopt(buf: NonNull<Header>) -> Lease {
         // Relaxed: the caller owns the buf, and whoever had it before handed
-        // it over through the pool's lock (or it is fresh from the system),
-        // which orders their writes before ours.
+        // it over through the pool's lock or a cache slot's (or it is fresh
+        // from the system), which orders their writes before ours.
         // SAFETY: the caller owns `buf`.
         unsafe { Header::access(buf) }.exclusive();
         // SAFETY: as above.

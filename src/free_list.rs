@@ -172,6 +172,7 @@ impl FreeList {
 }
 
 // SAFETY: the pointers are idle bufs owned by whoever owns the list and
-// touched only under the pool's lock (or by the list's sole owner once they
-// are off the pool), so the list may move between threads.
+// touched only under the lock that guards the list (the pool's, or a cache
+// slot's), or by the list's sole owner once they are off the pool, so the
+// list may move between threads.
 unsafe impl Send for FreeList {}

@@ -959,15 +959,15 @@ impl PoolShared {
         let state = lock(&self.state);
         let mut stats = state.stats;
         if self.cache_bufs > 0 {
-            // The slots are read one at a time while threads take from and
-            // release into their caches without the state's lock, so a buf
-            // can move from one slot read late to one read early and be
-            // counted twice. The state counts every cached buf as in use, so
-            // capping at that keeps the snapshot consistent (in use plus idle
-            // is what the pool holds); with no take or release under way it
-            // is exact.
-            let cached: usize = self.slots.iter().map(|slot| lock(&slot.cached).len).sum();
-            let cached = cached.min(stats.bufs_in_use);
+            // Every slot locked at once, in index order (no other path holds
+            // two slot locks, so this cannot deadlock): read one at a time,
+            // a buf could move from a slot already read to one not yet read,
+            // by its thread taking it and another releasing it, without the
+            // state's lock, and be counted twice.
+            let slots: [MutexGuard<'_, Cached>; SLOTS] =
+                core::array::from_fn(|i| lock(&self.slots[i].cached));
+            let cached: usize = slots.iter().map(|slot| slot.len).sum();
+            drop(slots);
             stats.bufs_cached = cached;
             stats.bufs_in_use -= cached;
             stats.bytes_in_use -= cached * self.buf_size;
@@ -1095,7 +1095,8 @@ impl Pool {
         let mut bufs = Vec::new();
         let state = lock(&shared.state);
         // SAFETY: the state owns its lists and we hold the lock, so every buf
-        // in `in_use` stays live: `take_back` unlinks it before freeing it.
+        // in `in_use` stays live: `release_to_cache` unlinks it before the
+        // buf is cached, kept or freed.
         unsafe {
             state.in_use.for_each(|buf, since| {
                 bufs.push(crate::diagnostics::BufReport::of(

@@ -5,8 +5,7 @@
 //! gives each buf a loom-only access tracker: every holder makes a shared
 //! access just before its `Release` decrement, and whoever takes the whole
 //! buf (to recycle, reuse or free it) makes an exclusive one. Each model in `tests/` runs a
-//! tiny scenario (one pool of 64-byte bufs, a few slices, at most two spawned
-//! threads besides the main one) through every interleaving loom explores,
+//! tiny scenario (one pool of 64-byte bufs, a few slices, a few threads) through every interleaving loom explores,
 //! so that:
 //!
 //! - a too-weak ordering in the reference count shows up as a loom data race
@@ -34,7 +33,12 @@
 //!   on another thread (a lost wakeup shows up as loom's deadlock report)
 //!   or by `close`, two waiters served in turn by one buf, `trim` racing a
 //!   release, and the byte accounting under concurrent takes and releases
-//!   (never over the budget, never below zero).
+//!   (never over the budget, never below zero);
+//! - `cache`: a thread's exit flushing its per-thread cache, alone and
+//!   racing the pool's close; a request for the budget reaching a buf in
+//!   another live thread's cache; and the stats counting a buf that moves
+//!   between two caches once (this one needs `LOOM_MAX_PREEMPTIONS=4`, which
+//!   `.ci/run` uses for this file).
 //!
 //! # Running
 //!

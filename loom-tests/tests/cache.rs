@@ -73,3 +73,45 @@ fn request_takes_a_buf_from_another_threads_cache() {
         assert_eq!(pool.allocator(0).try_alloc(65).unwrap_err(), AllocError::TooLarge);
     });
 }
+
+/// A buf moves from one thread's cache to another's while a third thread
+/// takes a snapshot of the stats: one thread takes it out of its cache and
+/// sends a slice of it over, and the other drops the slice, caching the buf
+/// in its own slot, neither under the pool's lock. While a buf of the main
+/// thread is held, every snapshot counts that one in use and the moving buf
+/// once: in use or cached, never in two slots at once (which would make
+/// `bufs_in_use` negative, or hide the held buf).
+#[test]
+fn stats_count_a_buf_moving_between_caches_once() {
+    run_model("cache: stats while a buf moves between caches", || {
+        let pool = Pool::builder().buf_size(64).build();
+        let held = pool.allocator(0).alloc(64);
+        let owner = pool.clone();
+        let (to_other, from_owner) = loom::sync::mpsc::channel();
+        let (cached_tx, cached_rx) = loom::sync::mpsc::channel::<()>();
+        let (moved_tx, moved_rx) = loom::sync::mpsc::channel::<()>();
+        let (done_tx, done_rx) = loom::sync::mpsc::channel::<()>();
+        let first = thread::spawn(move || {
+            drop(owner.allocator(0).alloc(64));
+            cached_tx.send(()).unwrap();
+            to_other.send(owner.allocator(0).alloc(64)).unwrap();
+            // Alive, its cache slot claimed, until the buf has moved.
+            moved_rx.recv().unwrap();
+        });
+        let second = thread::spawn(move || {
+            drop(from_owner.recv().unwrap());
+            moved_tx.send(()).unwrap();
+            // Alive, its cache unflushed, until the snapshot is taken.
+            done_rx.recv().unwrap();
+        });
+        cached_rx.recv().unwrap();
+        let stats = pool.stats();
+        assert_eq!(stats.bufs_created, 2, "{stats:?}");
+        assert_eq!(stats.bufs_in_use + stats.bufs_idle, 2, "{stats:?}");
+        assert!(stats.bufs_in_use >= 1 && stats.bufs_cached <= 1, "{stats:?}");
+        done_tx.send(()).unwrap();
+        first.join().unwrap();
+        second.join().unwrap();
+        drop(held);
+    });
+}
