@@ -229,10 +229,7 @@ fn main() {
         ("2 threads, 1500 B, 4 KiB bufs turning over", 4096, 64),
     ] {
         let shared = Pool::builder().buf_size(buf_size).build();
-        let [two, one] = interleaved(
-            2 * SHARING_SLICES,
-            [&mut sharing(&shared, 2, window), &mut sharing(&shared, 1, window)],
-        );
+        let [two, one] = interleaved_sharing([(&shared, 2, window), (&shared, 1, window)]);
         rows.push(Row::new(workload.into(), "1 thread", two, one, Some(1.8)));
     }
     {
@@ -240,8 +237,7 @@ fn main() {
         // pool's own path.
         let cached = Pool::builder().buf_size(4096).build();
         let locked = Pool::builder().buf_size(4096).thread_cache(0).build();
-        let [with, without] =
-            interleaved(2 * SHARING_SLICES, [&mut sharing(&cached, 2, 64), &mut sharing(&locked, 2, 64)]);
+        let [with, without] = interleaved_sharing([(&cached, 2, 64), (&locked, 2, 64)]);
         rows.push(Row::new("2 threads, 4 KiB bufs turning over".into(), "no caches", with, without, None));
     }
 
@@ -426,27 +422,43 @@ fn time(calls: usize, op: &mut dyn FnMut()) -> Duration {
     start.elapsed()
 }
 
-/// Slices each call of a [`sharing`] closure makes, over all its threads.
-const SHARING_SLICES: usize = 100_000;
+/// Slices each run of [`sharing`] makes, over all its threads.
+const SHARING_SLICES: usize = 200_000;
 
-/// A closure for [`interleaved`] that has `threads` threads make
-/// `2 * SHARING_SLICES` slices of 1500 bytes in all from `pool`, each thread
-/// through its own allocator, keeping its last `window` slices alive (none:
-/// each is dropped at once). The threads are spawned afresh by each call and
-/// released together; spawning costs a few tens of microseconds against the
-/// milliseconds of work.
-fn sharing(pool: &Pool, threads: usize, window: usize) -> impl FnMut() {
-    let pool = pool.clone();
-    move || {
-        let start = std::sync::Arc::new(std::sync::Barrier::new(threads));
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                let (pool, start) = (pool.clone(), std::sync::Arc::clone(&start));
-                thread::spawn(move || {
-                    let mut alloc = pool.allocator(0);
-                    let mut kept = VecDeque::with_capacity(window + 1);
-                    start.wait();
-                    for _ in 0..2 * SHARING_SLICES / threads {
+/// Median nanoseconds per slice of each `(pool, threads, window)` run of
+/// [`sharing`], in interleaved rounds as in [`interleaved`].
+fn interleaved_sharing<const N: usize>(runs: [(&Pool, usize, usize); N]) -> [f64; N] {
+    let mut samples: [Vec<f64>; N] = std::array::from_fn(|_| Vec::with_capacity(ROUNDS));
+    for _ in 0..ROUNDS {
+        for (&(pool, threads, window), samples) in runs.iter().zip(&mut samples) {
+            samples.push(sharing(pool, threads, window).as_nanos() as f64 / SHARING_SLICES as f64);
+        }
+    }
+    samples.map(|mut s| {
+        s.sort_by(f64::total_cmp);
+        s[ROUNDS / 2]
+    })
+}
+
+/// Has `threads` threads make `SHARING_SLICES` slices of 1500 bytes in all
+/// from `pool`, each thread through its own allocator, keeping its last
+/// `window` slices alive (none: each is dropped at once). Returns the time
+/// from their common start to the last one's finish, as the criterion bench
+/// does: thread start-up is not timed, nor a warm-up of a tenth as many
+/// slices first, which each thread runs before the common start. The rounds
+/// alternate between runs, so without it a run would also time the wake-up
+/// of a virtual CPU left idle by the run before (a good part of a
+/// millisecond on this project's machine) and its cold caches.
+fn sharing(pool: &Pool, threads: usize, window: usize) -> Duration {
+    let start = std::sync::Arc::new(std::sync::Barrier::new(threads));
+    let workers: Vec<_> = (0..threads)
+        .map(|_| {
+            let (pool, start) = (pool.clone(), std::sync::Arc::clone(&start));
+            thread::spawn(move || {
+                let mut alloc = pool.allocator(0);
+                let mut kept = VecDeque::with_capacity(window + 1);
+                let mut make = |slices: usize| {
+                    for _ in 0..slices {
                         let mut s = alloc.alloc_for_overwrite(black_box(1500));
                         s[0] = 1;
                         if window > 0 {
@@ -458,13 +470,20 @@ fn sharing(pool: &Pool, threads: usize, window: usize) -> impl FnMut() {
                             black_box(s);
                         }
                     }
-                })
+                };
+                make(SHARING_SLICES / threads / 10);
+                start.wait();
+                let began = Instant::now();
+                make(SHARING_SLICES / threads);
+                (began, Instant::now())
             })
-            .collect();
-        for w in workers {
-            w.join().expect("a sharing thread panicked");
-        }
-    }
+        })
+        .collect();
+    let spans: Vec<(Instant, Instant)> =
+        workers.into_iter().map(|w| w.join().expect("a sharing thread panicked")).collect();
+    let began = spans.iter().map(|s| s.0).min().expect("at least one thread");
+    let ended = spans.iter().map(|s| s.1).max().expect("at least one thread");
+    ended - began
 }
 
 /// The cross-thread workload: the calling thread makes a batch with
