@@ -119,9 +119,7 @@ impl ThreadSlot {
             }
         }
     }
-}
 
-impl ThreadSlot {
     /// Flushes this thread's slot in every open pool, then gives the index
     /// back.
     fn leave(&self) {
@@ -192,11 +190,14 @@ impl RegistryLinks {
         NonNull::new(self.prev.load(Ordering::Relaxed))
     }
 
-    fn set(&self, prev: Option<NonNull<PoolShared>>, next: Option<NonNull<PoolShared>>) {
-        let raw = |p: Option<NonNull<PoolShared>>| p.map_or(ptr::null_mut(), NonNull::as_ptr);
+    fn set_prev(&self, prev: Option<NonNull<PoolShared>>) {
         // Relaxed: under the registry's lock; see the type.
-        self.prev.store(raw(prev), Ordering::Relaxed);
-        self.next.store(raw(next), Ordering::Relaxed);
+        self.prev.store(prev.map_or(ptr::null_mut(), NonNull::as_ptr), Ordering::Relaxed);
+    }
+
+    fn set_next(&self, next: Option<NonNull<PoolShared>>) {
+        // Relaxed: under the registry's lock; see the type.
+        self.next.store(next.map_or(ptr::null_mut(), NonNull::as_ptr), Ordering::Relaxed);
     }
 }
 
@@ -207,10 +208,11 @@ impl RegistryLinks {
 pub(crate) unsafe fn register(pool: &PoolShared) {
     let mut registry = lock(registry());
     let this = NonNull::from(pool);
-    pool.registry_links().set(None, registry.head);
+    pool.registry_links().set_prev(None);
+    pool.registry_links().set_next(registry.head);
     if let Some(head) = registry.head {
         // SAFETY: `head` is linked, so alive while we hold the lock.
-        unsafe { head.as_ref() }.registry_links().prev.store(this.as_ptr(), Ordering::Relaxed);
+        unsafe { head.as_ref() }.registry_links().set_prev(Some(this));
     }
     registry.head = Some(this);
 }
@@ -226,22 +228,15 @@ pub(crate) fn unregister(pool: &PoolShared) {
     }
     match prev {
         // SAFETY: `prev` is linked, so alive while we hold the lock.
-        // Relaxed: under the registry's lock; see `RegistryLinks`.
-        Some(prev) => unsafe { prev.as_ref() }
-            .registry_links()
-            .next
-            .store(links.next.load(Ordering::Relaxed), Ordering::Relaxed),
+        Some(prev) => unsafe { prev.as_ref() }.registry_links().set_next(next),
         None => registry.head = next,
     }
     if let Some(next) = next {
         // SAFETY: `next` is linked, so alive while we hold the lock.
-        // Relaxed: under the registry's lock; see `RegistryLinks`.
-        unsafe { next.as_ref() }
-            .registry_links()
-            .prev
-            .store(links.prev.load(Ordering::Relaxed), Ordering::Relaxed);
+        unsafe { next.as_ref() }.registry_links().set_prev(prev);
     }
-    links.set(None, None);
+    links.set_prev(None);
+    links.set_next(None);
 }
 
 #[cfg(not(loom))]

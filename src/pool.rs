@@ -420,6 +420,9 @@ impl PoolBuilder {
     /// caches off, so that every take and release goes through the pool's
     /// shared lock. [`DEFAULT_THREAD_CACHE_BUFS`] by default.
     ///
+    /// Up to 64 threads of the process have a cache at once (the first to
+    /// use one); further threads go through the shared lock.
+    ///
     /// With [`PoolBuilder::max_idle_bytes`], the caches get at most half of
     /// the idle cap, shared out over every possible thread's cache, and the
     /// shared lists the rest, so that a hard cap holds without the caches

@@ -5,10 +5,12 @@
 //!
 //! A counting global allocator shows that a pool whose handles and slices
 //! are all gone frees everything, cached bufs included, while a thread that
-//! used it lives on. It counts the whole process, so every test here holds
-//! `ONE_AT_A_TIME`.
+//! used it lives on. It counts only the threads that ask to be counted, so
+//! the test harness's own allocations do not interfere; the tests here also
+//! run one at a time (`ONE_AT_A_TIME`), as some start many threads.
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex, MutexGuard, PoisonError};
 use std::thread;
@@ -16,22 +18,40 @@ use std::time::Duration;
 
 use refbuf::{AllocError, DEFAULT_THREAD_CACHE_BUFS, Pool, PoolStats, Slice};
 
-/// Live heap bytes of the whole process.
+/// Live heap bytes allocated and freed by counted threads.
 static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+thread_local! {
+    /// Whether this thread's allocations count in `LIVE`; `const`, with no
+    /// destructor, so reading it never allocates.
+    static COUNTED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Adds `bytes` to `LIVE` if this thread is counted.
+fn record(bytes: isize) {
+    if COUNTED.try_with(Cell::get).unwrap_or(false) {
+        LIVE.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
+
+/// Counts this thread's allocations in `LIVE`, or stops.
+fn count_this_thread(on: bool) {
+    COUNTED.with(|c| c.set(on));
+}
 
 struct Counting;
 
 // SAFETY: every method forwards its arguments unchanged to `System`, which
 // implements `GlobalAlloc` correctly, and returns `System`'s result; the
-// bookkeeping is one atomic add, which neither allocates, unwinds nor touches
-// the memory being managed.
+// bookkeeping is a thread-local read and one atomic add, which neither
+// allocate, unwind nor touch the memory being managed.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: our caller upholds `GlobalAlloc::alloc`'s contract, which
         // is `System::alloc`'s.
         let p = unsafe { System.alloc(layout) };
         if !p.is_null() {
-            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+            record(layout.size() as isize);
         }
         p
     }
@@ -40,7 +60,7 @@ unsafe impl GlobalAlloc for Counting {
         // SAFETY: as for `alloc`.
         let p = unsafe { System.alloc_zeroed(layout) };
         if !p.is_null() {
-            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+            record(layout.size() as isize);
         }
         p
     }
@@ -49,7 +69,7 @@ unsafe impl GlobalAlloc for Counting {
         // SAFETY: our caller guarantees `ptr` came from this allocator, that
         // is from `System`, with `layout`.
         unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        record(-(layout.size() as isize));
     }
 }
 
@@ -132,6 +152,34 @@ fn a_threads_exit_flushes_its_cache() {
     drop(reused);
 }
 
+/// A thread's exit flushes its cache in every open pool, and a pool closed
+/// before that (unlinked from the middle of the open pools) is skipped.
+#[test]
+fn a_threads_exit_flushes_every_pool() {
+    let _one = one_at_a_time();
+    let pools: Vec<Pool> = (0..3).map(|_| small_pool()).collect();
+    let (users, step) = (pools.clone(), Arc::new(Barrier::new(2)));
+    let worker = {
+        let step = Arc::clone(&step);
+        thread::spawn(move || {
+            for pool in &users {
+                drop(whole_buf(pool));
+                assert_eq!(counts(pool), (1, 0, 1, 1));
+            }
+            drop(users);
+            step.wait();
+            step.wait();
+        })
+    };
+    step.wait();
+    pools[1].close();
+    step.wait();
+    worker.join().unwrap();
+    assert_eq!(counts(&pools[0]), (1, 0, 1, 0));
+    assert_eq!(counts(&pools[1]), (1, 0, 0, 0), "closed: its cache was emptied and freed");
+    assert_eq!(counts(&pools[2]), (1, 0, 1, 0));
+}
+
 /// Once every handle and slice of a pool is gone, all of its memory is
 /// freed, cached bufs and the pool's state included, while the thread
 /// whose cache held them is still alive.
@@ -146,6 +194,7 @@ fn caches_never_outlive_their_pool() {
             // Claims this thread's cache slot (and whatever std allocates
             // for the thread's destructors) before the count starts.
             drop(whole_buf(&small_pool()));
+            count_this_thread(true);
             step.wait();
             step.wait();
             let pool = handoff.lock().unwrap().take().expect("a pool");
@@ -154,16 +203,21 @@ fn caches_never_outlive_their_pool() {
             assert_eq!(counts(&pool).3, 3, "this thread's cache holds the bufs");
             drop(pool);
             step.wait();
+            count_this_thread(false);
             // Alive, with its cache slot, until the main thread has counted.
             step.wait();
         })
     };
     step.wait();
+    // The pool is made on this thread and freed on the other: both count.
+    count_this_thread(true);
     let before = LIVE.load(Ordering::SeqCst);
     *handoff.lock().unwrap() = Some(small_pool());
     step.wait();
     step.wait();
-    assert_eq!(LIVE.load(Ordering::SeqCst), before, "heap bytes left once the pool is gone");
+    let after = LIVE.load(Ordering::SeqCst);
+    count_this_thread(false);
+    assert_eq!(after, before, "heap bytes left once the pool is gone");
     step.wait();
     worker.join().unwrap();
 }
