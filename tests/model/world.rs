@@ -6,7 +6,10 @@
 use std::collections::HashMap;
 use std::io::{self, Read};
 
-use refbuf::{AllocError, DEFAULT_MAX_POOLED_MULTIPLE, MAX_SIZE_CLASSES, Pool, Reader, Slice, coalesce};
+use refbuf::{
+    AllocError, DEFAULT_MAX_POOLED_MULTIPLE, DEFAULT_THREAD_CACHE_BUFS, MAX_SIZE_CLASSES, Pool, Reader,
+    Slice, coalesce,
+};
 
 const BS: usize = 64;
 const MAX_LIVE: usize = 10;
@@ -165,6 +168,10 @@ struct World {
     bufs: HashMap<u64, BufModel>,
     /// The pool's free lists, top of stack last.
     idle: Vec<Vec<BufModel>>,
+    /// This thread's cache in the pool: standard-size bufs, at most
+    /// `DEFAULT_THREAD_CACHE_BUFS`, top of stack last. A released standard
+    /// buf goes here while there is room, and a take looks here first.
+    cached: Vec<BufModel>,
     closed: bool,
     created: u64,
     next_id: u64,
@@ -195,6 +202,7 @@ impl World {
             live: Vec::new(),
             bufs: HashMap::new(),
             idle: (0..MAX_SIZE_CLASSES).map(|_| Vec::new()).collect(),
+            cached: Vec::new(),
             closed: false,
             created: 0,
             next_id: 0,
@@ -223,7 +231,22 @@ impl World {
         if let Kind::Pooled { class: Some(class) } = bm.kind
             && !self.closed
         {
-            self.idle[class].push(bm);
+            if class == 0 && self.cached.len() < DEFAULT_THREAD_CACHE_BUFS {
+                self.cached.push(bm);
+            } else {
+                self.idle[class].push(bm);
+            }
+        }
+    }
+
+    /// The model side of taking an idle buf of `class`: the newest in this
+    /// thread's cache for the standard size, else the newest in its free
+    /// list.
+    fn take_idle(&mut self, class: Option<usize>) -> Option<BufModel> {
+        match class {
+            Some(0) => self.cached.pop().or_else(|| self.idle[0].pop()),
+            Some(c) => self.idle[c].pop(),
+            None => None,
         }
     }
 
@@ -276,12 +299,10 @@ impl World {
         assert_eq!(stats.bufs_created, self.created, "step {step}: {stats:?}");
         assert_eq!(stats.bufs_in_use, pooled.len(), "step {step}: {stats:?}");
         assert_eq!(stats.bytes_in_use, pooled.iter().map(|b| b.cap).sum::<usize>(), "step {step}: {stats:?}");
-        assert_eq!(stats.bufs_idle, self.idle.iter().map(Vec::len).sum::<usize>(), "step {step}: {stats:?}");
-        assert_eq!(
-            stats.bytes_idle,
-            self.idle.iter().flatten().map(|b| b.cap).sum::<usize>(),
-            "step {step}: {stats:?}"
-        );
+        let idle = || self.idle.iter().flatten().chain(&self.cached);
+        assert_eq!(stats.bufs_idle, idle().count(), "step {step}: {stats:?}");
+        assert_eq!(stats.bytes_idle, idle().map(|b| b.cap).sum::<usize>(), "step {step}: {stats:?}");
+        assert_eq!(stats.bufs_cached, self.cached.len(), "step {step}: {stats:?}");
         assert_eq!(self.pool.is_closed(), self.closed);
     }
 
@@ -334,7 +355,7 @@ impl World {
                 let old = self.amodels[a].cur.take().map(|(old, _)| old);
                 self.release_if_unheld(old);
                 let (cap, class) = size_class(need);
-                match class.and_then(|c| self.idle[c].pop()) {
+                match self.take_idle(class) {
                     Some(bm) => Source::Recycled(bm),
                     None => Source::Fresh(cap, class),
                 }
@@ -434,7 +455,7 @@ impl World {
                         self.release_if_unheld(cur);
                     }
                     let (cap, class) = size_class(n);
-                    let (mut bm, unknown) = match class.and_then(|c| self.idle[c].pop()) {
+                    let (mut bm, unknown) = match self.take_idle(class) {
                         Some(bm) => (bm, false),
                         None => {
                             self.created += 1;
@@ -704,6 +725,7 @@ impl World {
                 self.pool.close();
                 self.closed = true;
                 self.idle.iter_mut().for_each(Vec::clear);
+                self.cached.clear();
                 self.tally.closes += 1;
             }
         }
