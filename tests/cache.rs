@@ -5,76 +5,22 @@
 //!
 //! A counting global allocator shows that a pool whose handles and slices
 //! are all gone frees everything, cached bufs included, while a thread that
-//! used it lives on. It counts only the threads that ask to be counted, so
-//! the test harness's own allocations do not interfere; the tests here also
-//! run one at a time (`ONE_AT_A_TIME`), as some start many threads.
+//! used it lives on. It counts only the test's own threads (see
+//! `tests/common/counting.rs`), so the test harness's allocations do not
+//! interfere; the tests here also run one at a time (`ONE_AT_A_TIME`), as
+//! some start many threads.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::Duration;
 
 use refbuf::{AllocError, DEFAULT_THREAD_CACHE_BUFS, Pool, PoolStats, Slice};
 
-/// Live heap bytes allocated and freed by counted threads.
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-thread_local! {
-    /// Whether this thread's allocations count in `LIVE`; `const`, with no
-    /// destructor, so reading it never allocates.
-    static COUNTED: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Adds `bytes` to `LIVE` if this thread is counted.
-fn record(bytes: isize) {
-    if COUNTED.try_with(Cell::get).unwrap_or(false) {
-        LIVE.fetch_add(bytes, Ordering::Relaxed);
-    }
-}
-
-/// Counts this thread's allocations in `LIVE`, or stops.
-fn count_this_thread(on: bool) {
-    COUNTED.with(|c| c.set(on));
-}
-
-struct Counting;
-
-// SAFETY: every method forwards its arguments unchanged to `System`, which
-// implements `GlobalAlloc` correctly, and returns `System`'s result; the
-// bookkeeping is a thread-local read and one atomic add, which neither
-// allocate, unwind nor touch the memory being managed.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: our caller upholds `GlobalAlloc::alloc`'s contract, which
-        // is `System::alloc`'s.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            record(layout.size() as isize);
-        }
-        p
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: as for `alloc`.
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            record(layout.size() as isize);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: our caller guarantees `ptr` came from this allocator, that
-        // is from `System`, with `layout`.
-        unsafe { System.dealloc(ptr, layout) };
-        record(-(layout.size() as isize));
-    }
-}
+#[path = "common/counting.rs"]
+mod counting;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting::Counting = counting::Counting;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -220,7 +166,7 @@ fn caches_never_outlive_their_pool() {
             // Claims this thread's cache slot (and whatever std allocates
             // for the thread's destructors) before the count starts.
             drop(whole_buf(&small_pool()));
-            count_this_thread(true);
+            counting::count_this_thread(true);
             step.wait();
             step.wait();
             let pool = handoff.lock().unwrap().take().expect("a pool");
@@ -229,20 +175,20 @@ fn caches_never_outlive_their_pool() {
             assert_eq!(counts(&pool).3, 3, "this thread's cache holds the bufs");
             drop(pool);
             step.wait();
-            count_this_thread(false);
+            counting::count_this_thread(false);
             // Alive, with its cache slot, until the main thread has counted.
             step.wait();
         })
     };
     step.wait();
     // The pool is made on this thread and freed on the other: both count.
-    count_this_thread(true);
-    let before = LIVE.load(Ordering::SeqCst);
+    counting::start_counting();
+    let before = counting::live();
     *handoff.lock().unwrap() = Some(small_pool());
     step.wait();
     step.wait();
-    let after = LIVE.load(Ordering::SeqCst);
-    count_this_thread(false);
+    let after = counting::live();
+    counting::stop_counting();
     assert_eq!(after, before, "heap bytes left once the pool is gone");
     step.wait();
     worker.join().unwrap();

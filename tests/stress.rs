@@ -43,10 +43,7 @@
 //! configuration is still running two minutes after its deadline: a
 //! deadlock fails the test rather than hang it.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, channel, sync_channel};
 use std::sync::{Mutex, PoisonError};
 use std::thread;
@@ -56,100 +53,14 @@ use refbuf::{
     AllocError, Allocator, Chain, DEFAULT_MAX_POOLED_MULTIPLE, Pool, PoolStats, Reader, Slice, coalesce,
 };
 
-/// Live heap bytes allocated and freed by the threads that [`counts`].
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-/// Set while `run_all` runs: a thread that first touches the heap then
-/// counts.
-static COUNTING: AtomicBool = AtomicBool::new(false);
-
-/// `COUNTED` before a thread's first allocation.
-const UNDECIDED: u8 = 2;
-
-thread_local! {
-    /// Whether this thread's allocations count: 1 or 0, decided at its first
-    /// allocation or free (or set by `run_all` for the test's own thread).
-    /// `const`-initialised with no destructor, so reading it never allocates
-    /// and works at any point in a thread's life.
-    static COUNTED: Cell<u8> = const { Cell::new(UNDECIDED) };
-}
-
-/// Whether this thread's heap traffic goes into [`LIVE`]: the test's own
-/// thread and every thread that first touches the heap while [`COUNTING`]
-/// is set (the threads a run spawns, from their very first allocation), but
-/// not the test harness's other threads, which touched it long before. The
-/// harness's main thread makes allocations of its own at some moment while
-/// a test runs (752 bytes, once, seen racing a count of the whole process),
-/// which made a whole-process count flaky.
-fn counts() -> bool {
-    COUNTED
-        .try_with(|c| {
-            if c.get() == UNDECIDED {
-                // Relaxed: `run_all` sets the flag before spawning, and the
-                // spawn orders that before every access in the new thread.
-                c.set(u8::from(COUNTING.load(Ordering::Relaxed)));
-            }
-            c.get() == 1
-        })
-        .unwrap_or(true)
-}
-
-/// Adds `bytes` to [`LIVE`] if this thread counts.
-fn record(bytes: isize) {
-    if counts() {
-        LIVE.fetch_add(bytes, Ordering::Relaxed);
-    }
-}
-
-struct Counting;
-
-// SAFETY: every method forwards its arguments unchanged to `System`, which
-// implements `GlobalAlloc` correctly, and returns `System`'s result; the
-// bookkeeping is a thread-local `Cell` and one atomic add, which neither
-// allocate, unwind nor touch the memory being managed.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: our caller upholds `GlobalAlloc::alloc`'s contract
-        // (non-zero size), which is `System::alloc`'s.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            record(layout.size() as isize);
-        }
-        p
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: as for `alloc`.
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            record(layout.size() as isize);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: our caller guarantees `ptr` was allocated by this allocator,
-        // that is by `System`, with `layout`.
-        unsafe { System.dealloc(ptr, layout) };
-        record(-(layout.size() as isize));
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: our caller guarantees `ptr` came from `System` with `layout`
-        // and that `new_size` is valid, as `System::realloc` requires.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            record(new_size as isize - layout.size() as isize);
-        }
-        p
-    }
-}
+#[path = "common/counting.rs"]
+mod counting;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting::Counting = counting::Counting;
 
 /// Keeps the two tests of this binary from running at once, so each sees
-/// only its own allocations in `LIVE`.
+/// only its own allocations in `counting::live`.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn xorshift(state: &mut u64) -> u64 {
@@ -715,9 +626,8 @@ fn run_all(secs: f64) {
     // Filled as the runs go and printed after the heap is counted: captured
     // test output is heap memory too.
     let mut runs = Vec::with_capacity(CONFIGS);
-    COUNTED.with(|c| c.set(1));
-    COUNTING.store(true, Ordering::SeqCst);
-    let before = LIVE.load(Ordering::SeqCst);
+    counting::start_counting();
+    let before = counting::live();
     for policy in POLICIES {
         for threads in [2 * cores, 16] {
             for buf_size in [64, 4096] {
@@ -728,13 +638,8 @@ fn run_all(secs: f64) {
             }
         }
     }
-    assert_eq!(
-        LIVE.load(Ordering::SeqCst),
-        before,
-        "heap bytes still allocated after the pools were dropped"
-    );
-    COUNTING.store(false, Ordering::SeqCst);
-    COUNTED.with(|c| c.set(0));
+    assert_eq!(counting::live(), before, "heap bytes still allocated after the pools were dropped");
+    counting::stop_counting();
     for (config, sent, framed, s) in runs {
         let Config { threads, buf_size, policy, .. } = config;
         let budget = config.max_bytes().map_or("none".to_string(), |max| max.to_string());
