@@ -182,13 +182,13 @@ fn caches_never_outlive_their_pool() {
     };
     step.wait();
     // The pool is made on this thread and freed on the other: both count.
-    counting::start_counting();
+    counting::count_this_thread(true);
     let before = counting::live();
     *handoff.lock().unwrap() = Some(small_pool());
     step.wait();
     step.wait();
     let after = counting::live();
-    counting::stop_counting();
+    counting::count_this_thread(false);
     assert_eq!(after, before, "heap bytes left once the pool is gone");
     step.wait();
     worker.join().unwrap();

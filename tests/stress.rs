@@ -546,6 +546,18 @@ fn watchdog(pool: &Pool, config: Config, deadline: Instant, done: Receiver<()>) 
     }
 }
 
+/// Spawns `f` on a thread of `scope` whose heap traffic counts in
+/// `counting::live`, from the thread's start on.
+fn spawn_counted<'scope, T: Send + 'scope>(
+    scope: &'scope thread::Scope<'scope, '_>,
+    f: impl FnOnce() -> T + Send + 'scope,
+) -> thread::ScopedJoinHandle<'scope, T> {
+    scope.spawn(move || {
+        counting::count_from_birth();
+        f()
+    })
+}
+
 /// Runs one configuration; returns the messages sent (all verified), the
 /// frames among them, and the pool's stats at the end.
 fn stress(config: Config) -> (u64, u64, PoolStats) {
@@ -555,19 +567,22 @@ fn stress(config: Config) -> (u64, u64, PoolStats) {
     let (done, done_rx) = channel::<()>();
     let (sent, verified, framed) = thread::scope(|scope| {
         let pool = &pool;
-        let watchdog = scope.spawn(move || watchdog(pool, config, deadline, done_rx));
+        let watchdog = spawn_counted(scope, move || watchdog(pool, config, deadline, done_rx));
         let (mut workers, mut helpers) = (Vec::new(), Vec::new());
         for (tid, inbox) in inboxes.into_iter().enumerate() {
             let (pipe_r, pipe_w) = io::pipe().expect("a pipe");
             let feeder = config.threads + tid;
-            helpers.push(scope.spawn(move || feed(pipe_w, feeder, deadline)));
+            helpers.push(spawn_counted(scope, move || feed(pipe_w, feeder, deadline)));
             let (frames_in, frames) = sync_channel(1);
             let reader = pool.reader(pipe_r);
-            helpers.push(scope.spawn(move || read_frames(reader, feeder, config.max_frame(), frames_in)));
+            helpers.push(spawn_counted(scope, move || {
+                read_frames(reader, feeder, config.max_frame(), frames_in)
+            }));
             let peers =
                 senders.iter().enumerate().filter(|&(t, _)| t != tid).map(|(_, s)| s.clone()).collect();
             let pool = pool.clone();
-            workers.push(scope.spawn(move || work(pool, tid, config, peers, inbox, frames, deadline)));
+            workers
+                .push(spawn_counted(scope, move || work(pool, tid, config, peers, inbox, frames, deadline)));
         }
         drop(senders);
         let totals = workers
@@ -626,7 +641,7 @@ fn run_all(secs: f64) {
     // Filled as the runs go and printed after the heap is counted: captured
     // test output is heap memory too.
     let mut runs = Vec::with_capacity(CONFIGS);
-    counting::start_counting();
+    counting::count_this_thread(true);
     let before = counting::live();
     for policy in POLICIES {
         for threads in [2 * cores, 16] {
@@ -639,7 +654,7 @@ fn run_all(secs: f64) {
         }
     }
     assert_eq!(counting::live(), before, "heap bytes still allocated after the pools were dropped");
-    counting::stop_counting();
+    counting::count_this_thread(false);
     for (config, sent, framed, s) in runs {
         let Config { threads, buf_size, policy, .. } = config;
         let budget = config.max_bytes().map_or("none".to_string(), |max| max.to_string());

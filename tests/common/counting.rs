@@ -3,57 +3,40 @@
 //! which includes this file with `#[path]` and installs [`Counting`] as its
 //! `#[global_allocator]`.
 //!
-//! It counts only some threads, so that the test harness's own allocations
-//! do not interfere: between [`start_counting`] and [`stop_counting`], the
-//! thread that started and every thread that first touches the heap
-//! meanwhile, plus any thread that opts in with [`count_this_thread`].
+//! It counts only the threads a test chooses, so that the test harness's
+//! own threads do not interfere: a thread counts from the moment it calls
+//! [`count_this_thread`], or from its very first heap access if it calls
+//! [`count_from_birth`] (for threads the test spawns; `thread::spawn` is not
+//! the start of a thread's heap traffic, std's start-up comes first). The
+//! harness's threads never count, including those it starts while a count
+//! runs (one freeing 25 bytes it had not counted failed a count under
+//! valgrind, which had counted every thread started meanwhile), and the
+//! harness's main thread, which allocates at some moment while a test runs.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
+use std::sync::atomic::{AtomicIsize, Ordering};
 
-/// Live heap bytes allocated and freed by the threads that [`counts`].
+/// Live heap bytes allocated and freed by the threads that count.
 static LIVE: AtomicIsize = AtomicIsize::new(0);
 
-/// Set between [`start_counting`] and [`stop_counting`]: a thread that
-/// first touches the heap then counts.
-static COUNTING: AtomicBool = AtomicBool::new(false);
-
-/// `COUNTED` before a thread's first allocation.
-const UNDECIDED: u8 = 2;
-
 thread_local! {
-    /// Whether this thread's allocations count: 1 or 0, decided at its first
-    /// allocation or free (or set by [`count_this_thread`]).
-    /// `const`-initialised with no destructor, so reading it never allocates
-    /// and works at any point in a thread's life.
-    static COUNTED: Cell<u8> = const { Cell::new(UNDECIDED) };
+    /// Whether this thread's heap traffic goes into [`LIVE`].
+    /// `const`-initialised with no destructor, like [`UNCLAIMED`], so
+    /// reading it never allocates and works at any point in a thread's life.
+    static COUNTS: Cell<bool> = const { Cell::new(false) };
+    /// This thread's net heap bytes since it began, while it has never
+    /// counted: what [`count_from_birth`] adds to [`LIVE`].
+    static UNCLAIMED: Cell<isize> = const { Cell::new(0) };
 }
 
-/// Whether this thread's heap traffic goes into [`LIVE`]: the test's own
-/// thread and every thread that first touches the heap while [`COUNTING`]
-/// is set (the threads a run spawns, from their very first allocation), but
-/// not the test harness's other threads, which touched it long before. The
-/// harness's main thread makes allocations of its own at some moment while
-/// a test runs (752 bytes, once, seen racing a count of the whole process),
-/// which made a whole-process count flaky.
-fn counts() -> bool {
-    COUNTED
-        .try_with(|c| {
-            if c.get() == UNDECIDED {
-                // Relaxed: `start_counting` sets the flag before the test spawns, and the
-                // spawn orders that before every access in the new thread.
-                c.set(u8::from(COUNTING.load(Ordering::Relaxed)));
-            }
-            c.get() == 1
-        })
-        .unwrap_or(true)
-}
-
-/// Adds `bytes` to [`LIVE`] if this thread counts.
+/// Adds `bytes` to [`LIVE`] if this thread counts, or to its unclaimed
+/// bytes otherwise.
 fn record(bytes: isize) {
-    if counts() {
+    if COUNTS.get() {
         LIVE.fetch_add(bytes, Ordering::Relaxed);
+    } else {
+        UNCLAIMED.set(UNCLAIMED.get().wrapping_add(bytes));
     }
 }
 
@@ -102,22 +85,16 @@ unsafe impl GlobalAlloc for Counting {
     }
 }
 
-/// Counts the heap traffic of this thread, and of every thread that first
-/// touches the heap from now on.
-pub fn start_counting() {
-    count_this_thread(true);
-    COUNTING.store(true, Ordering::SeqCst);
-}
-
-/// Stops what [`start_counting`] started, for new threads and this one.
-pub fn stop_counting() {
-    COUNTING.store(false, Ordering::SeqCst);
-    count_this_thread(false);
-}
-
 /// Counts this thread's heap traffic from now on, or stops.
 pub fn count_this_thread(on: bool) {
-    COUNTED.with(|c| c.set(u8::from(on)));
+    COUNTS.set(on);
+}
+
+/// Counts this thread's heap traffic from its first heap access on: call it
+/// first thing in a thread the test spawned, and before it has ever counted.
+pub fn count_from_birth() {
+    LIVE.fetch_add(UNCLAIMED.replace(0), Ordering::Relaxed);
+    COUNTS.set(true);
 }
 
 /// Live heap bytes allocated and freed by the counted threads.
