@@ -8,10 +8,11 @@
 //! [`count_this_thread`], or from its very first heap access if it calls
 //! [`count_from_birth`] (for threads the test spawns; `thread::spawn` is not
 //! the start of a thread's heap traffic, std's start-up comes first). The
-//! harness's threads never count, including those it starts while a count
-//! runs (one freeing 25 bytes it had not counted failed a count under
-//! valgrind, which had counted every thread started meanwhile), and the
-//! harness's main thread, which allocates at some moment while a test runs.
+//! harness's threads never count: not its main thread, which allocates at
+//! some moment while a test runs, nor a thread it starts for another test
+//! while a count runs. (Counting every thread whose first heap access fell
+//! inside the count once failed under valgrind at -25 bytes, most likely
+//! from such a thread freeing what the main thread had allocated.)
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
