@@ -194,6 +194,31 @@ fn caches_never_outlive_their_pool() {
     worker.join().unwrap();
 }
 
+/// A thread that used a pool's cache and exited leaves no heap byte behind
+/// once the pool is gone, counted from the thread's first heap access to its
+/// end: the claim on a cache slot, std's bookkeeping of thread-local
+/// destructors and the flush at exit included.
+#[test]
+fn an_exited_thread_leaves_nothing_behind() {
+    let _one = one_at_a_time();
+    counting::count_this_thread(true);
+    let before = counting::live();
+    let pool = small_pool();
+    let user = pool.clone();
+    thread::spawn(move || {
+        counting::count_from_birth();
+        drop(whole_buf(&user));
+        assert_eq!(counts(&user).3, 1, "this thread's cache holds the buf");
+    })
+    .join()
+    .expect("the thread panicked");
+    assert_eq!(counts(&pool), (1, 0, 1, 0), "the exit flushed the cache");
+    drop(pool);
+    let after = counting::live();
+    counting::count_this_thread(false);
+    assert_eq!(after, before, "heap bytes left once the thread and the pool are gone");
+}
+
 /// `trim` frees cached bufs, on any thread's cache, and counts them.
 #[test]
 fn trim_frees_cached_bufs() {
