@@ -302,8 +302,50 @@ impl Allocator {
     where
         F: FnOnce(&mut [u8]) -> io::Result<usize>,
     {
+        self.filled(max, f, Wait::Forever)
+    }
+
+    /// [`fill_with`](Allocator::fill_with), failing at once rather than
+    /// waiting where the pool's budget is used up: for a receive loop that
+    /// must not block, such as one driven by readiness events.
+    ///
+    /// # Errors
+    /// As for [`fill_with`](Allocator::fill_with), where a used-up budget is
+    /// an error of kind `OutOfMemory` wrapping [`AllocError::Exhausted`]
+    /// (counted in [`PoolStats::exhausted`](crate::PoolStats::exhausted)),
+    /// and `f` is not called, so nothing is received and nothing is lost.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::io::{ErrorKind, Read};
+    ///
+    /// let pool = refbuf::Pool::builder().buf_size(64).max_bytes(64).build();
+    /// let mut alloc = pool.allocator(0);
+    /// let held = alloc.alloc(64); // the whole budget
+    /// let mut src = &b"datagram"[..];
+    /// let err = alloc.try_fill_with(64, |buf| src.read(buf)).unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::OutOfMemory);
+    /// assert_eq!(src, b"datagram"); // nothing was read
+    /// drop(held);
+    /// let packet = alloc.try_fill_with(64, |buf| src.read(buf))?;
+    /// assert_eq!(&packet[..], b"datagram");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn try_fill_with<F>(&mut self, max: usize, f: F) -> io::Result<Slice>
+    where
+        F: FnOnce(&mut [u8]) -> io::Result<usize>,
+    {
+        self.filled(max, f, Wait::Never)
+    }
+
+    /// The slice `f` fills, waiting for the budget as `wait` allows.
+    fn filled<F>(&mut self, max: usize, f: F, wait: Wait) -> io::Result<Slice>
+    where
+        F: FnOnce(&mut [u8]) -> io::Result<usize>,
+    {
         let reserve = self.reserve;
-        let bump = self.cursor(reserve.checked_add(max).ok_or(AllocError::TooLarge)?, Wait::Forever)?;
+        let bump = self.cursor(reserve.checked_add(max).ok_or(AllocError::TooLarge)?, wait)?;
         let (headroom, data) = bump.spare().split_at_mut(reserve);
         headroom.fill(0);
         // Nothing is carved until `f` has succeeded, so a failure takes nothing.

@@ -174,6 +174,29 @@ fn fill_with_and_writer_wait_for_the_budget() {
     assert_eq!(pool.stats().exhausted, 0, "nothing was refused, only delayed");
 }
 
+/// try_fill_with under a used-up budget fails at once with OutOfMemory wrapping Exhausted, counted, without calling the closure or waiting; once memory is released it receives into it.
+#[test]
+fn try_fill_with_refuses_at_once_under_the_budget() {
+    let pool = Pool::builder().buf_size(64).max_bytes(64).build();
+    let held = hold(&pool, 1);
+    let mut alloc = pool.allocator(4);
+    let err = alloc.try_fill_with(5, |_| unreachable!("no memory, so nothing is received")).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::OutOfMemory);
+    assert_eq!(err.get_ref().and_then(|e| e.downcast_ref::<AllocError>()), Some(&AllocError::Exhausted));
+    let stats = pool.stats();
+    assert_eq!((stats.waits, stats.exhausted, stats.bufs_created), (0, 1, 1), "{stats:?}");
+    drop(held);
+    let s = alloc.try_fill_with(5, |buf| (&b"fill!"[..]).read(buf)).expect("memory was released");
+    assert_eq!(&s[..], b"fill!");
+    assert_eq!(s.headroom(), 4);
+    assert_eq!(pool.stats().bufs_created, 1, "the released buf was reused");
+    let err = alloc.try_fill_with(usize::MAX, |_| unreachable!("reserve + max overflows")).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    pool.close();
+    let err = alloc.try_fill_with(1, |_| unreachable!("the pool is closed")).unwrap_err();
+    assert_eq!(err.get_ref().and_then(|e| e.downcast_ref::<AllocError>()), Some(&AllocError::Closed));
+}
+
 /// A reader alone under a budget with room for one larger buf lets its current buf go before taking the larger one, rather than waiting on itself.
 #[test]
 fn reader_alone_under_a_tight_budget_does_not_wait_on_itself() {

@@ -21,10 +21,11 @@
 //! Inboxes are unbounded, so a worker that waited for memory could wait for
 //! bufs sitting in its own inbox, or in those of workers waiting too. So
 //! under a budget a worker never waits without bound: it allocates with the
-//! `try_` forms and `alloc_timeout`, and calls `fill_with` and `Writer`
-//! writes, which have no `try_` form, only on an allocator given a buf of
-//! its own beforehand (`secure`). On `Exhausted` it sheds what it holds (its
-//! backlog, and everything in its inbox, verified) and tries again.
+//! `try_` forms (`try_fill_with` included) and `alloc_timeout`, and makes
+//! `Writer` writes, which have no `try_` form, only on an allocator given a
+//! buf of its own beforehand (`secure`). On `Exhausted` it sheds what it
+//! holds (its backlog, and everything in its inbox, verified) and tries
+//! again.
 //!
 //! The `Reader` does wait for the budget, so each reader runs on a thread of
 //! its own and hands its frames to its worker through a channel of one
@@ -254,13 +255,13 @@ impl Config {
 
 /// Gives `alloc` a buf of its own, taken without waiting, from which the
 /// next `n` bytes after the reserve come without taking another; returns
-/// where they will start. `fill_with` and `Writer` writes wait for the budget
-/// and have no `try_` forms, so under a budget they run only after this.
+/// where they will start. `Writer` writes wait for the budget and have no
+/// `try_` form, so under a budget they run only after this.
 ///
 /// A fresh allocator's first slice here fills its whole buf (`class_cap`),
 /// so once it is dropped the allocator is the buf's sole holder with no room
 /// left, and its next allocation rewinds to the buf's start rather than take
-/// another from the pool. The callers check that it did.
+/// another from the pool. The caller checks that it did.
 fn secure(alloc: &mut Allocator, n: usize) -> Result<*const u8, AllocError> {
     let pool = alloc.pool().clone();
     *alloc = pool.allocator(RESERVE);
@@ -279,9 +280,9 @@ fn copy(alloc: &mut Allocator, data: &[u8], budget: bool) -> Result<Slice, Alloc
 ///
 /// Without a budget this uses the forms that wait for memory, which then
 /// never wait. Under one it uses only forms that never wait without bound:
-/// the `try_` forms, `alloc_timeout`, and `fill_with` and the `Writer` after
-/// [`secure`]; and it fails, having made nothing, with `Exhausted` when the
-/// budget is used up.
+/// the `try_` forms, `alloc_timeout`, and the `Writer` after [`secure`]; and
+/// it fails, having made nothing, with `Exhausted` when the budget is used
+/// up.
 fn make(
     alloc: &mut Allocator,
     rng: &mut u64,
@@ -313,17 +314,18 @@ fn make(
         }
         3 => {
             let max = len + below(rng, FILL_SLACK + 1);
-            let at = if budget { Some(secure(alloc, max)?) } else { None };
-            let s = alloc
-                .fill_with(max, |buf| {
-                    buf.iter_mut().zip(pattern_range(src, seq, 0, len)).for_each(|(d, b)| *d = b);
-                    Ok(len)
-                })
-                .expect("fill_with");
-            if let Some(at) = at {
-                assert_eq!(s.as_ptr(), at, "fill_with filled the secured buf, taking no other");
+            let fill = |buf: &mut [u8]| {
+                buf.iter_mut().zip(pattern_range(src, seq, 0, len)).for_each(|(d, b)| *d = b);
+                Ok(len)
+            };
+            let filled = if budget { alloc.try_fill_with(max, fill) } else { alloc.fill_with(max, fill) };
+            match filled {
+                Ok(s) => vec![s],
+                Err(e) => match e.get_ref().and_then(|e| e.downcast_ref::<AllocError>()) {
+                    Some(&AllocError::Exhausted) => return Err(AllocError::Exhausted),
+                    _ => panic!("fill_with: {e}"),
+                },
             }
-            vec![s]
         }
         4 => {
             // A body, then its header prepended in place.
