@@ -1,119 +1,22 @@
 //! No heap allocation once warm, and nothing left allocated once every handle
-//! and slice is gone, proved with a counting global allocator.
+//! and slice is gone, proved with a counting global allocator
+//! (`tests/common/counting.rs`).
 //!
-//! The allocator counts per thread, and only while a thread has switched
-//! counting on, so the test harness's own allocations on other threads and
-//! tests running in parallel do not interfere. Every test here runs on one
-//! thread, so memory it allocates is also freed on that thread.
+//! The counts are per thread, so tests running in parallel do not disturb
+//! each other. Every test here frees on one thread what it allocates there,
+//! except the cross-thread one, which counts allocations on both threads.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io::{self, Read};
 
 use refbuf::{Pool, Slice, coalesce};
 
-/// Per-thread counters; `const`-initialised with no destructor, so reading
-/// them never allocates and works at any point in a thread's life.
-struct Counters {
-    on: Cell<bool>,
-    allocs: Cell<u64>,
-    live: Cell<isize>,
-}
+#[path = "common/counting.rs"]
+mod counting;
 
-thread_local! {
-    static COUNTERS: Counters = const {
-        Counters { on: Cell::new(false), allocs: Cell::new(0), live: Cell::new(0) }
-    };
-}
-
-/// Records `allocs` new allocations and a change of `bytes` in live bytes,
-/// if this thread is counting.
-fn record(allocs: u64, bytes: isize) {
-    let _ = COUNTERS.try_with(|c| {
-        if c.on.get() {
-            c.allocs.set(c.allocs.get() + allocs);
-            c.live.set(c.live.get() + bytes);
-        }
-    });
-}
-
-struct Counting;
-
-// SAFETY: every method forwards its arguments unchanged to `System`, which
-// implements `GlobalAlloc` correctly, and returns `System`'s result; the
-// bookkeeping only updates thread-local `Cell`s, which neither allocates,
-// unwinds nor touches the memory being managed.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: our caller upholds `GlobalAlloc::alloc`'s contract
-        // (non-zero size), which is `System::alloc`'s.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            record(1, layout.size() as isize);
-        }
-        p
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: as for `alloc`.
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            record(1, layout.size() as isize);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: our caller guarantees `ptr` was allocated by this allocator,
-        // that is by `System`, with `layout`.
-        unsafe { System.dealloc(ptr, layout) };
-        record(0, -(layout.size() as isize));
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: our caller guarantees `ptr` came from `System` with `layout`
-        // and that `new_size` is valid, as `System::realloc` requires.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            record(1, new_size as isize - layout.size() as isize);
-        }
-        p
-    }
-}
+use counting::{allocations_in, thread_live};
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-/// Counting on this thread while alive.
-struct Counted;
-
-impl Counted {
-    fn start() -> Counted {
-        COUNTERS.with(|c| c.on.set(true));
-        Counted
-    }
-
-    fn allocs(&self) -> u64 {
-        COUNTERS.with(|c| c.allocs.get())
-    }
-
-    fn live(&self) -> isize {
-        COUNTERS.with(|c| c.live.get())
-    }
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        COUNTERS.with(|c| c.on.set(false));
-    }
-}
-
-/// Runs `f` and returns how many allocations it made.
-fn allocs_in(counted: &Counted, f: impl FnOnce()) -> u64 {
-    let before = counted.allocs();
-    f();
-    counted.allocs() - before
-}
+static GLOBAL: counting::Counting = counting::Counting;
 
 /// A source that never allocates: `data` over and over.
 struct Cycle {
@@ -149,27 +52,25 @@ fn size(i: usize) -> usize {
 /// The counting allocator sees allocations, frees and live bytes, so the zero counts below mean something.
 #[test]
 fn counter_works() {
-    let counted = Counted::start();
-    let live = counted.live();
+    let live = thread_live();
     let mut v: Vec<u8> = Vec::new();
-    assert_eq!(allocs_in(&counted, || v.reserve_exact(100)), 1);
-    assert_eq!(counted.live() - live, 100);
-    assert_eq!(allocs_in(&counted, || v.reserve_exact(300)), 1, "realloc counts");
-    assert_eq!(counted.live() - live, 300);
+    assert_eq!(allocations_in(|| v.reserve_exact(100)), 1);
+    assert_eq!(thread_live() - live, 100);
+    assert_eq!(allocations_in(|| v.reserve_exact(300)), 1, "realloc counts");
+    assert_eq!(thread_live() - live, 300);
     drop(v);
-    assert_eq!(counted.live(), live);
+    assert_eq!(thread_live(), live);
     // The pool's own first allocations are seen too.
     let pool = Pool::builder().buf_size(BS).build();
     let mut alloc = pool.allocator(0);
-    assert_eq!(allocs_in(&counted, || drop(alloc.alloc(1))), 1, "a fresh buf is one allocation");
-    assert!(counted.live() - live >= BS as isize);
+    assert_eq!(allocations_in(|| drop(alloc.alloc(1))), 1, "a fresh buf is one allocation");
+    assert!(thread_live() - live >= BS as isize);
 }
 
 /// Once warm: alloc, copy_from_slice, slice surgery, Reader::read and coalesce make no heap allocation.
 #[test]
 fn steady_state_allocates_nothing() {
     let (warm, iters) = if cfg!(miri) { (300, 200) } else { (5000, 20_000) };
-    let counted = Counted::start();
     let pool = Pool::builder().buf_size(BS).build();
     let mut plain = pool.allocator(0);
     let mut reserved = pool.allocator(16);
@@ -219,7 +120,7 @@ fn steady_state_allocates_nothing() {
         step(i);
     }
     let created = pool.stats().bufs_created;
-    let n = allocs_in(&counted, || {
+    let n = allocations_in(|| {
         for i in 0..iters {
             step(i);
         }
@@ -246,7 +147,7 @@ fn steady_state_allocates_nothing() {
         for i in 0..warm {
             op(i);
         }
-        let n = allocs_in(&counted, || {
+        let n = allocations_in(|| {
             for i in 0..iters {
                 op(i);
             }
@@ -258,8 +159,7 @@ fn steady_state_allocates_nothing() {
 /// Dropping every handle and slice, in any order, frees all memory; the last handle frees the idle bufs.
 #[test]
 fn nothing_stays_allocated() {
-    let counted = Counted::start();
-    let baseline = counted.live();
+    let baseline = thread_live();
 
     // Idle bufs are freed when the last handle, here an allocator, goes.
     let pool = Pool::builder().buf_size(BS).build();
@@ -268,10 +168,10 @@ fn nothing_stays_allocated() {
     drop(held);
     assert!(pool.stats().bufs_idle > 1);
     drop(pool);
-    let with_idle = counted.live();
+    let with_idle = thread_live();
     assert!(with_idle - baseline >= (2 * BS) as isize, "idle bufs are still held");
     drop(alloc);
-    assert_eq!(counted.live(), baseline, "the last handle freed the idle bufs");
+    assert_eq!(thread_live(), baseline, "the last handle freed the idle bufs");
 
     // Slices outlive every handle; the bufs go when the slices do.
     let pool = Pool::builder().buf_size(BS).build();
@@ -281,12 +181,12 @@ fn nothing_stays_allocated() {
     let b = reader.read(BS + 1).unwrap();
     drop(alloc.alloc(BS * 20)); // an unpooled, oversized buf
     drop((pool, alloc, reader));
-    assert_ne!(counted.live(), baseline);
+    assert_ne!(thread_live(), baseline);
     assert_eq!(&a[..], b"outlives the pool");
     assert!(b.iter().all(|&x| x == 1));
     drop(b);
     drop(a);
-    assert_eq!(counted.live(), baseline, "the last slices freed their bufs");
+    assert_eq!(thread_live(), baseline, "the last slices freed their bufs");
 
     // Closing first, then dropping in a mixed order.
     let pool = Pool::builder().buf_size(BS).build();
@@ -303,34 +203,33 @@ fn nothing_stays_allocated() {
     drop(clone);
     drop(parts);
     drop(alloc);
-    assert_eq!(counted.live(), baseline);
+    assert_eq!(thread_live(), baseline);
 }
 
 /// `Slice::from_vec` makes one small allocation, and frees the Vec with its last slice.
 #[test]
 fn from_vec_frees_vec() {
-    let counted = Counted::start();
-    let baseline = counted.live();
+    let baseline = thread_live();
     let v = vec![9u8; 1000];
     let mut s = None;
-    assert_eq!(allocs_in(&counted, || s = Some(Slice::from_vec(v))), 1, "one header allocation");
+    assert_eq!(allocations_in(|| s = Some(Slice::from_vec(v))), 1, "one header allocation");
     let mut s = s.unwrap();
-    assert!(counted.live() - baseline >= 1000);
+    assert!(thread_live() - baseline >= 1000);
     let back = s.split_off(600);
     let front = s.split_to(100);
     drop(s);
-    assert!(counted.live() - baseline >= 1000, "still held by two slices");
+    assert!(thread_live() - baseline >= 1000, "still held by two slices");
     drop(back);
     assert_eq!(&front[..], &[9u8; 100][..]);
     drop(front);
-    assert_eq!(counted.live(), baseline, "the Vec and the header are freed");
+    assert_eq!(thread_live(), baseline, "the Vec and the header are freed");
 
     // An empty Vec with capacity, and a Vec wrapped but never split.
     let s = Slice::from_vec(Vec::with_capacity(64));
     assert!(s.is_empty());
     drop(s);
     drop(Slice::from_vec(vec![1, 2, 3]));
-    assert_eq!(counted.live(), baseline);
+    assert_eq!(thread_live(), baseline);
 }
 
 /// Once warm, the speed workloads' other patterns allocate nothing either: a window keeping the last 32
@@ -352,9 +251,7 @@ fn window_and_cross_thread_allocate_nothing() {
         }
     };
     slide(warm);
-    let counted = Counted::start();
-    assert_eq!(allocs_in(&counted, || slide(iters)), 0, "window");
-    drop(counted);
+    assert_eq!(allocations_in(|| slide(iters)), 0, "window");
 
     const BATCH: usize = 100;
     // Three batch `Vec`s circulate, so at most three batches of slices are
@@ -370,15 +267,12 @@ fn window_and_cross_thread_allocate_nothing() {
         to_maker.send(Vec::with_capacity(BATCH)).unwrap();
     }
     let dropper = std::thread::spawn(move || {
-        let mut counted = None;
         let mut allocs = 0;
         for (i, mut batch) in full.into_iter().enumerate() {
-            if i == batches / 2 {
-                counted = Some(Counted::start());
+            let n = allocations_in(|| batch.clear());
+            if i >= batches / 2 {
+                allocs += n;
             }
-            let before = counted.as_ref().map_or(0, Counted::allocs);
-            batch.clear();
-            allocs += counted.as_ref().map_or(0, Counted::allocs) - before;
             if to_maker.send(batch).is_err() {
                 break;
             }
@@ -386,18 +280,14 @@ fn window_and_cross_thread_allocate_nothing() {
         allocs
     });
     let mut maker_allocs = 0;
-    let mut counted = None;
     for i in 0..batches {
-        if i == batches / 2 {
-            counted = Some(Counted::start());
-        }
         let mut batch = empty.recv().unwrap();
-        let before = counted.as_ref().map_or(0, Counted::allocs);
-        batch.extend((0..BATCH).map(|_| alloc.alloc_for_overwrite(1500)));
-        maker_allocs += counted.as_ref().map_or(0, Counted::allocs) - before;
+        let n = allocations_in(|| batch.extend((0..BATCH).map(|_| alloc.alloc_for_overwrite(1500))));
+        if i >= batches / 2 {
+            maker_allocs += n;
+        }
         to_dropper.send(batch).unwrap();
     }
-    drop(counted);
     drop(to_dropper);
     let dropper_allocs = dropper.join().unwrap();
     assert_eq!((maker_allocs, dropper_allocs), (0, 0), "cross-thread: (making, dropping)");

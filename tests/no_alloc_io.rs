@@ -2,57 +2,20 @@
 //! once the pool is warm, `Chain::write_to`, `fill_with` and `Writer`
 //! allocate nothing, and `into_bytes` allocates once (the owner record).
 //!
-//! Counts are per thread, so tests running in parallel do not disturb
-//! each other.
+//! Counts are per thread (`tests/common/counting.rs`), so tests running in
+//! parallel do not disturb each other.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io::{self, IoSlice, Read, Write};
 
 use refbuf::{Chain, Pool};
 
-struct Counting;
+#[path = "common/counting.rs"]
+mod counting;
 
-thread_local! {
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-}
-
-// SAFETY: every call is forwarded to `System` unchanged; counting touches
-// only a thread-local `Cell`, which never allocates.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = ALLOCS.try_with(|n| n.set(n.get() + 1));
-        // SAFETY: the caller's obligations for `alloc` are passed on as they are.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let _ = ALLOCS.try_with(|n| n.set(n.get() + 1));
-        // SAFETY: as for `alloc`.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = ALLOCS.try_with(|n| n.set(n.get() + 1));
-        // SAFETY: as for `alloc`.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: as for `alloc`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use counting::allocations_in;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-/// Heap allocations made by this thread while running `f`.
-fn allocations_in(f: impl FnOnce()) -> u64 {
-    let before = ALLOCS.with(Cell::get);
-    f();
-    ALLOCS.with(Cell::get) - before
-}
+static GLOBAL: counting::Counting = counting::Counting;
 
 /// Heap allocations made by `rounds` runs of `round`, after as many runs to
 /// warm the pool up (it needs a second buf once a round straddles the end

@@ -1,44 +1,64 @@
-//! A counting global allocator for the test binaries that check no heap
-//! byte outlives a pool: `tests/stress.rs` and `tests/cache.rs`, each of
-//! which includes this file with `#[path]` and installs [`Counting`] as its
-//! `#[global_allocator]`.
+//! A counting global allocator, for the test binaries that count heap
+//! traffic: `tests/no_alloc.rs` and `tests/no_alloc_io.rs` (no allocation
+//! once warm), `tests/stress.rs` and `tests/cache.rs` (no heap byte outlives
+//! a pool). Each includes this file with `#[path]` and installs [`Counting`]
+//! as its `#[global_allocator]`.
 //!
-//! It counts only the threads a test chooses, so that the test harness's
-//! own threads do not interfere: a thread counts from the moment it calls
-//! [`count_this_thread`], or from its very first heap access if it calls
-//! [`count_from_birth`] (for threads the test spawns; `thread::spawn` is not
-//! the start of a thread's heap traffic, std's start-up comes first). The
-//! harness's threads never count: not its main thread, which allocates at
-//! some moment while a test runs, nor a thread it starts for another test
-//! while a count runs. (Counting every thread whose first heap access fell
-//! inside the count once failed under valgrind at -25 bytes, most likely
-//! from such a thread freeing what the main thread had allocated.)
+//! Two kinds of count:
+//! - **Per thread**, always: the allocations a thread makes
+//!   ([`allocations_in`]) and its net heap bytes since it began
+//!   ([`thread_live`]). Tests running in parallel on other threads do not
+//!   disturb them.
+//! - **Across threads**, for memory one thread allocates and another frees:
+//!   [`live`] sums the net heap bytes of the threads a test chooses. A thread
+//!   counts there from the moment it calls [`count_this_thread`], or from its
+//!   very first heap access if it calls [`count_from_birth`] (for threads the
+//!   test spawns: `thread::spawn` is not the start of a thread's heap
+//!   traffic, std's start-up comes first). The harness's threads never
+//!   count: not its main thread, which allocates at some moment while a test
+//!   runs, nor a thread it starts for another test while a count runs.
+//!   (Counting every thread whose first heap access fell inside the count
+//!   once failed under valgrind at -25 bytes, most likely from such a thread
+//!   freeing what the main thread had allocated.)
+//!
+//! Each binary uses only some of the functions here.
+#![allow(dead_code, reason = "each test binary that includes this module uses a part of it")]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicIsize, Ordering};
 
-/// Live heap bytes allocated and freed by the threads that count.
+/// Net heap bytes of the threads that count across threads.
 static LIVE: AtomicIsize = AtomicIsize::new(0);
 
-thread_local! {
-    /// Whether this thread's heap traffic goes into [`LIVE`].
-    /// `const`-initialised with no destructor, like [`UNCLAIMED`], so
-    /// reading it never allocates and works at any point in a thread's life.
-    static COUNTS: Cell<bool> = const { Cell::new(false) };
-    /// This thread's net heap bytes since it began, while it has never
-    /// counted: what [`count_from_birth`] adds to [`LIVE`].
-    static UNCLAIMED: Cell<isize> = const { Cell::new(0) };
+/// One thread's counts.
+struct Counts {
+    /// Allocations made (`alloc`, `alloc_zeroed` and `realloc` each count one).
+    allocs: Cell<u64>,
+    /// Net heap bytes allocated less freed since the thread began.
+    live: Cell<isize>,
+    /// Whether this thread's heap traffic also goes into [`LIVE`].
+    in_live: Cell<bool>,
 }
 
-/// Adds `bytes` to [`LIVE`] if this thread counts, or to its unclaimed
-/// bytes otherwise.
-fn record(bytes: isize) {
-    if COUNTS.get() {
-        LIVE.fetch_add(bytes, Ordering::Relaxed);
-    } else {
-        UNCLAIMED.set(UNCLAIMED.get().wrapping_add(bytes));
-    }
+thread_local! {
+    /// `const`-initialised with no destructor, so reading it never allocates
+    /// and works at any point in a thread's life.
+    static THREAD: Counts = const {
+        Counts { allocs: Cell::new(0), live: Cell::new(0), in_live: Cell::new(false) }
+    };
+}
+
+/// Records `allocs` allocations and a change of `bytes` in live bytes for
+/// this thread, and in [`LIVE`] if it counts there.
+fn record(allocs: u64, bytes: isize) {
+    THREAD.with(|t| {
+        t.allocs.set(t.allocs.get() + allocs);
+        t.live.set(t.live.get().wrapping_add(bytes));
+        if t.in_live.get() {
+            LIVE.fetch_add(bytes, Ordering::Relaxed);
+        }
+    });
 }
 
 /// The allocator: `System`'s, with the bookkeeping above.
@@ -46,7 +66,7 @@ pub struct Counting;
 
 // SAFETY: every method forwards its arguments unchanged to `System`, which
 // implements `GlobalAlloc` correctly, and returns `System`'s result; the
-// bookkeeping is a thread-local `Cell` and one atomic add, which neither
+// bookkeeping is thread-local `Cell`s and one atomic add, which neither
 // allocate, unwind nor touch the memory being managed.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
@@ -54,7 +74,7 @@ unsafe impl GlobalAlloc for Counting {
         // (non-zero size), which is `System::alloc`'s.
         let p = unsafe { System.alloc(layout) };
         if !p.is_null() {
-            record(layout.size() as isize);
+            record(1, layout.size() as isize);
         }
         p
     }
@@ -63,7 +83,7 @@ unsafe impl GlobalAlloc for Counting {
         // SAFETY: as for `alloc`.
         let p = unsafe { System.alloc_zeroed(layout) };
         if !p.is_null() {
-            record(layout.size() as isize);
+            record(1, layout.size() as isize);
         }
         p
     }
@@ -72,7 +92,7 @@ unsafe impl GlobalAlloc for Counting {
         // SAFETY: our caller guarantees `ptr` was allocated by this allocator,
         // that is by `System`, with `layout`.
         unsafe { System.dealloc(ptr, layout) };
-        record(-(layout.size() as isize));
+        record(0, -(layout.size() as isize));
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
@@ -80,25 +100,40 @@ unsafe impl GlobalAlloc for Counting {
         // and that `new_size` is valid, as `System::realloc` requires.
         let p = unsafe { System.realloc(ptr, layout, new_size) };
         if !p.is_null() {
-            record(new_size as isize - layout.size() as isize);
+            record(1, new_size as isize - layout.size() as isize);
         }
         p
     }
 }
 
-/// Counts this thread's heap traffic from now on, or stops.
+/// The heap allocations this thread makes while running `f`.
+pub fn allocations_in(f: impl FnOnce()) -> u64 {
+    let before = THREAD.with(|t| t.allocs.get());
+    f();
+    THREAD.with(|t| t.allocs.get()) - before
+}
+
+/// This thread's net heap bytes, allocated less freed, since it began.
+pub fn thread_live() -> isize {
+    THREAD.with(|t| t.live.get())
+}
+
+/// Counts this thread's heap traffic in [`live`] from now on, or stops.
 pub fn count_this_thread(on: bool) {
-    COUNTS.set(on);
+    THREAD.with(|t| t.in_live.set(on));
 }
 
-/// Counts this thread's heap traffic from its first heap access on: call it
-/// first thing in a thread the test spawned, and before it has ever counted.
+/// Counts this thread's heap traffic in [`live`] from its first heap access
+/// on: call it first thing in a thread the test spawned, before the thread
+/// has ever counted there.
 pub fn count_from_birth() {
-    LIVE.fetch_add(UNCLAIMED.replace(0), Ordering::Relaxed);
-    COUNTS.set(true);
+    THREAD.with(|t| {
+        LIVE.fetch_add(t.live.get(), Ordering::Relaxed);
+        t.in_live.set(true);
+    });
 }
 
-/// Live heap bytes allocated and freed by the counted threads.
+/// Net heap bytes of the threads that count across threads.
 pub fn live() -> isize {
     LIVE.load(Ordering::SeqCst)
 }
