@@ -517,11 +517,16 @@ impl PoolShared {
         Ok(size)
     }
 
-    /// Nanoseconds since the pool was built, for idle timestamps; 0 when the
-    /// pool has no idle timeout, so that it never reads the clock.
+    /// Nanoseconds since the pool was built.
+    fn clock(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// [`PoolShared::clock`], for idle timestamps; 0 when the pool has no
+    /// idle timeout, so that it never reads the clock.
     fn idle_clock(&self) -> u64 {
         match self.idle_timeout {
-            Some(_) => u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX),
+            Some(_) => self.clock(),
             None => 0,
         }
     }
@@ -539,7 +544,7 @@ impl PoolShared {
         };
         #[cfg(feature = "diagnostics")]
         {
-            let since = u64::try_from(this.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            let since = this.clock();
             // SAFETY: the lease holds the buf, which is in no list; the
             // lock is held for the call.
             unsafe { lock(&this.state).in_use.push_newest(lease.buf(), since) };
@@ -1094,7 +1099,7 @@ impl Pool {
     /// [`PoolReport`]: crate::PoolReport
     pub fn report(&self) -> crate::PoolReport {
         let shared = &*self.shared;
-        let now = u64::try_from(shared.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let now = shared.clock();
         let mut bufs = Vec::new();
         let state = lock(&shared.state);
         // SAFETY: the state owns its lists and we hold the lock, so every buf
