@@ -40,6 +40,13 @@ pub struct Allocator {
     current: Option<Bump>,
 }
 
+/// A cursor position to come back to; see [`Allocator::rewind_to`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Mark {
+    buf: NonNull<Header>,
+    next: NonNull<u8>,
+}
+
 /// The buf an allocator is cutting slices from.
 struct Bump {
     lease: Lease,
@@ -385,10 +392,19 @@ impl Allocator {
     /// Where bytes appended after `tail` go: the rest of the current buf
     /// when `tail` ends at the cursor (so they would grow `tail` in place),
     /// else the room after `reserve` bytes of headroom in the current buf or
-    /// a new one. Never empty; the bytes are as found.
-    pub(crate) fn append_room(&mut self, tail: Option<&Slice>) -> Result<&mut [u8], AllocError> {
+    /// a new one, waiting for the budget as `wait` allows. Never empty; the
+    /// bytes are as found.
+    ///
+    /// `held` tells, where a new buf is needed, the data bytes of the bufs
+    /// the caller's earlier parts keep alive; see [`Pool::useful_wait`].
+    pub(crate) fn append_room(
+        &mut self,
+        tail: Option<&Slice>,
+        wait: Wait,
+        held: impl FnOnce() -> usize,
+    ) -> Result<&mut [u8], AllocError> {
         let front = self.append_front(tail);
-        let bump = self.cursor(front.checked_add(1).ok_or(AllocError::TooLarge)?, Wait::Forever)?;
+        let bump = self.cursor_holding(front.checked_add(1).ok_or(AllocError::TooLarge)?, wait, held)?;
         Ok(&mut bump.spare()[front..])
     }
 
@@ -410,6 +426,30 @@ impl Allocator {
         }
     }
 
+    /// Where the next slice would be carved from: the current buf and the
+    /// cursor in it; `None` without a buf.
+    pub(crate) fn mark(&self) -> Option<Mark> {
+        self.current.as_ref().map(|bump| Mark { buf: bump.lease.buf(), next: bump.next })
+    }
+
+    /// Moves the cursor back to `mark`, giving the bytes carved since back
+    /// to the allocator, where it is still in the buf `mark` was taken in
+    /// and has not rewound to before it; otherwise does nothing.
+    ///
+    /// # Safety
+    /// No slice owns any byte that was carved after `mark` was taken: every
+    /// slice made since has been dropped, or truncated back to bytes it
+    /// owned before.
+    pub(crate) unsafe fn rewind_to(&mut self, mark: Mark) {
+        let Some(bump) = self.current.as_mut() else { return };
+        if bump.lease.buf() != mark.buf || mark.next > bump.next {
+            return;
+        }
+        // Both lie in the same buf's data area, `mark.next` first.
+        bump.remaining += bump.next.as_ptr().addr() - mark.next.as_ptr().addr();
+        bump.next = mark.next;
+    }
+
     /// Headroom for bytes appended after `tail`: none where they grow it in
     /// place, else `reserve`.
     fn append_front(&self, tail: Option<&Slice>) -> usize {
@@ -423,45 +463,75 @@ impl Allocator {
     /// else a new one.
     #[inline]
     fn cursor(&mut self, need: usize, wait: Wait) -> Result<&mut Bump, AllocError> {
+        self.cursor_holding(need, wait, || 0)
+    }
+
+    /// [`cursor`](Allocator::cursor) for a caller that keeps `held()` data
+    /// bytes of other bufs alive while it waits; see
+    /// [`Pool::useful_wait`]. `held` is called only where a new buf is
+    /// needed.
+    #[inline]
+    fn cursor_holding(
+        &mut self,
+        need: usize,
+        wait: Wait,
+        held: impl FnOnce() -> usize,
+    ) -> Result<&mut Bump, AllocError> {
         if self.pool.is_closed() {
             return Err(AllocError::Closed);
         }
         // The arm that returns a borrow of the current buf comes last: taken
         // in a guard, the borrow would be held on the refill path as well.
         match self.current {
-            Some(ref bump) if need > bump.remaining => self.refill(need, wait),
-            None => self.refill(need, wait),
+            Some(ref bump) if need > bump.remaining => self.refill(need, wait, held()),
+            None => self.refill(need, wait, held()),
             Some(ref mut bump) => Ok(bump),
         }
     }
 
     /// Makes room for `need` bytes: rewinds to the start of the current buf
-    /// where no slice of it is alive and it is large enough, or else lets go
-    /// of it and takes one with at least `need` bytes.
+    /// where no slice of it is alive and it is large enough, or else takes
+    /// one with at least `need` bytes.
     ///
     /// Rewinding reuses the memory most recently touched, and skips the
-    /// pool's lock both ways. Otherwise the current buf goes first, so that
-    /// a buf whose slices are all gone by the time it reaches the pool is the
-    /// idle buf taken straight back. A request no buf size can hold fails
-    /// before that and keeps the current buf; a later failure (the pool
-    /// closed meanwhile, the system out of memory) leaves the allocator with
-    /// no buf, and the next allocation takes one anew.
+    /// pool's lock both ways. Otherwise, where no slice of the current buf
+    /// is alive, or the request may wait, the current buf goes first: its
+    /// memory may be what the new buf needs, and a wait must not hold a buf
+    /// whose slices may all be dropped meanwhile. A request that does not
+    /// wait keeps a buf that slices still use until the new one is in hand,
+    /// so that when it is refused the allocator carries on where it was. A
+    /// request no buf size can hold fails before any of this and keeps the
+    /// current buf too; any other failure leaves the allocator with no buf,
+    /// and the next allocation takes one anew.
+    ///
+    /// `held` is the data bytes of other bufs the caller keeps alive while
+    /// it waits; see [`Pool::useful_wait`].
     #[cold]
     #[inline(never)]
-    fn refill(&mut self, need: usize, wait: Wait) -> Result<&mut Bump, AllocError> {
-        if let Some(bump) = &self.current
-            && bump.cap() >= need
-            && bump.lease.is_sole_holder()
-        {
+    fn refill(&mut self, need: usize, wait: Wait, held: usize) -> Result<&mut Bump, AllocError> {
+        let sole_holder = self.current.as_ref().is_some_and(|bump| bump.lease.is_sole_holder());
+        if sole_holder && self.current.as_ref().is_some_and(|bump| bump.cap() >= need) {
             let bump = self.current.as_mut().expect("checked just above");
             bump.rewind();
             return Ok(bump);
         }
         let size = self.pool.size_class(need)?;
-        // Dropping the old `Bump` drops its lease, giving back its references.
-        self.current = None;
-        let lease = self.pool.take(size, wait)?;
-        Ok(self.current.insert(Bump::new(lease)))
+        let wait = self.pool.useful_wait(size, wait, held);
+        // Dropping a `Bump` drops its lease, giving back its references.
+        let kept = match wait {
+            Wait::Never if !sole_holder => self.current.take(),
+            _ => {
+                self.current = None;
+                None
+            }
+        };
+        match self.pool.take(size, wait) {
+            Ok(lease) => Ok(self.current.insert(Bump::new(lease))),
+            Err(e) => {
+                self.current = kept;
+                Err(e)
+            }
+        }
     }
 }
 

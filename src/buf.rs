@@ -8,6 +8,20 @@
 //! `Slice::from_vec` keeps the `Vec`'s own allocation as its data area and has
 //! a header allocated on its own.
 //!
+//! # Memory is committed as it is used
+//!
+//! A pooled buf is asked of the global allocator zeroed, with the alignment
+//! `malloc` gives anyway ([`SYSTEM_ALIGN`]), and the header is placed at the
+//! first 64-byte boundary inside it. With that alignment std's `System`
+//! allocator serves `alloc_zeroed` with `calloc`, which takes fresh pages
+//! from the kernel (already zero) without writing to them; asking for the
+//! buf's own 64-byte alignment instead makes it `posix_memalign` plus a
+//! `memset` of the whole block, which commits every page at once. So a large
+//! buf costs resident memory only for the pages actually written: a frame
+//! whose claimed length never arrives, or a slice never filled, takes
+//! address space, not memory. jemalloc and mimalloc zero lazily at any
+//! alignment; the slack of up to 48 bytes per buf costs them nothing else.
+//!
 //! # Reference counting
 //!
 //! `refs` counts references, and every holder (slice, allocator, reader) owns
@@ -40,8 +54,14 @@ use crate::sync::{Arc, AtomicUsize, BufAccess, Ordering, alloc_zeroed, dealloc};
 /// the header carries model state and is larger.
 pub(crate) const HEADER_SIZE: usize = size_of::<Header>();
 
-/// Alignment of a pooled buf, and so of its data area.
+/// Alignment of a pooled buf's header, and so of its data area.
 const BUF_ALIGN: usize = align_of::<Header>();
+
+/// The alignment a pooled buf's memory is asked for with: the most `malloc`
+/// guarantees on 64-bit platforms, so that zeroed memory comes from `calloc`
+/// (see the module docs). The header goes at the first `BUF_ALIGN` boundary,
+/// at most `BUF_ALIGN - SYSTEM_ALIGN` bytes in.
+const SYSTEM_ALIGN: usize = 16;
 
 /// The most references a buf may have. Above this, `retain` aborts, as
 /// std `Arc` does: the count can only get there through leaked references,
@@ -111,13 +131,17 @@ pub(crate) const UNPOOLED: u8 = u8::MAX;
 #[cfg(not(any(loom, feature = "diagnostics")))]
 const _: () = assert!(HEADER_SIZE == 64, "the header must fill exactly one 64-byte line");
 const _: () = assert!(BUF_ALIGN == 64, "data areas start on a cache line");
+const _: () = assert!(
+    SYSTEM_ALIGN <= BUF_ALIGN && BUF_ALIGN.is_multiple_of(SYSTEM_ALIGN),
+    "the slack is a whole number of steps"
+);
 
 /// Who owns a buf's memory.
 enum Owner {
     /// Header and data in one allocation made by `pool`. `class` is the
     /// index of the free list it returns to, or [`UNPOOLED`] for a buf too
-    /// large to keep.
-    Pool { pool: Arc<PoolShared>, class: u8 },
+    /// large to keep; the allocation starts `offset` bytes before the header.
+    Pool { pool: Arc<PoolShared>, class: u8, offset: u8 },
     /// The data area is a `Vec<u8>`'s buffer of `len` bytes and `capacity`.
     Vec { capacity: usize },
 }
@@ -128,6 +152,10 @@ impl Header {
     ///
     /// The data area is zero-filled so that no byte of it is ever
     /// uninitialised: every byte a slice can show is initialised memory.
+    ///
+    /// # Errors
+    /// `TooLarge` where no buf of `cap` bytes can be laid out, `OutOfMemory`
+    /// where the system refuses the memory.
     pub(crate) fn new_pooled(
         pool: Arc<PoolShared>,
         cap: usize,
@@ -136,14 +164,23 @@ impl Header {
         let layout = pooled_layout(cap).ok_or(AllocError::TooLarge)?;
         // SAFETY: `layout` has a non-zero size: it includes the header.
         let base = unsafe { alloc_zeroed(layout) };
-        let header = NonNull::new(base.cast::<Header>()).ok_or(AllocError::TooLarge)?;
-        // SAFETY: `base` is a fresh allocation of `HEADER_SIZE + cap` bytes, so
-        // `HEADER_SIZE` is in bounds; the pointer keeps the allocation's
-        // provenance, which covers the data area.
-        let data = unsafe { NonNull::new_unchecked(base.add(HEADER_SIZE)) };
-        let owner = Owner::Pool { pool, class };
-        // SAFETY: `header` is valid for writes of a `Header` and aligned to
-        // `BUF_ALIGN`, the layout's alignment.
+        if base.is_null() {
+            return Err(AllocError::OutOfMemory);
+        }
+        // `base` is `SYSTEM_ALIGN`-aligned, so this is a multiple of it below
+        // `BUF_ALIGN`: within the slack `pooled_layout` adds.
+        let offset = base.addr().wrapping_neg() & (BUF_ALIGN - 1);
+        // SAFETY: `offset + HEADER_SIZE + cap` is at most the layout's size,
+        // so both pointers are in bounds of the fresh allocation, whose
+        // provenance they keep; neither is null, being inside it.
+        let (header, data) = unsafe {
+            let header = base.add(offset);
+            (NonNull::new_unchecked(header.cast::<Header>()), NonNull::new_unchecked(header.add(HEADER_SIZE)))
+        };
+        let offset = u8::try_from(offset).expect("internal: the header offset is below BUF_ALIGN");
+        let owner = Owner::Pool { pool, class, offset };
+        // SAFETY: `header` is valid for writes of a `Header` (in bounds, as
+        // above) and aligned to `BUF_ALIGN`.
         unsafe { header.write(Header::new(data, cap, owner, 0)) };
         Ok(header)
     }
@@ -294,7 +331,7 @@ impl Header {
     unsafe fn last_release(this: NonNull<Header>) {
         // SAFETY: the caller owns `this`, so its header is valid to read.
         let (pool, class) = match unsafe { &(*this.as_ptr()).owner } {
-            Owner::Pool { pool, class } => (pool, *class),
+            Owner::Pool { pool, class, .. } => (pool, *class),
             Owner::Vec { .. } => {
                 // SAFETY: the caller owns `this`, which no pool can keep.
                 unsafe { Header::destroy(this) };
@@ -326,10 +363,12 @@ impl Header {
         // memory is not read again as a `Header`.
         let header = unsafe { this.read() };
         match header.owner {
-            Owner::Pool { .. } => {
+            Owner::Pool { offset, .. } => {
                 let layout = pooled_layout(header.cap).expect("internal: a live buf's layout is valid");
-                // SAFETY: `this` was allocated by `new_pooled` with this layout.
-                unsafe { dealloc(this.as_ptr().cast(), layout) };
+                // SAFETY: `new_pooled` placed the header `offset` bytes into
+                // the allocation it made with this layout, and `this` keeps
+                // that allocation's provenance.
+                unsafe { dealloc(this.as_ptr().cast::<u8>().sub(usize::from(offset)), layout) };
             }
             Owner::Vec { capacity } => {
                 // SAFETY: `data`, `cap` and `capacity` came from a `Vec<u8>`
@@ -388,14 +427,17 @@ impl Header {
     }
 }
 
-/// The layout of a pooled buf with `cap` data bytes, or `None` where it
-/// cannot be laid out (larger than `isize::MAX`).
+/// The layout of the allocation behind a pooled buf with `cap` data bytes:
+/// room for the header at a `BUF_ALIGN` boundary, then the data. `None`
+/// where it cannot be laid out (larger than `isize::MAX`).
 fn pooled_layout(cap: usize) -> Option<Layout> {
-    Layout::from_size_align(HEADER_SIZE.checked_add(cap)?, BUF_ALIGN).ok()
+    let size = (HEADER_SIZE + (BUF_ALIGN - SYSTEM_ALIGN)).checked_add(cap)?;
+    Layout::from_size_align(size, SYSTEM_ALIGN).ok()
 }
 
-/// The largest data area a pooled buf can have.
-pub(crate) const MAX_POOLED_CAP: usize = isize::MAX as usize - HEADER_SIZE - BUF_ALIGN;
+/// The largest data area a pooled buf can have: its allocation, header and
+/// slack included, rounded up to `SYSTEM_ALIGN`, stays within `isize::MAX`.
+pub(crate) const MAX_POOLED_CAP: usize = isize::MAX as usize - HEADER_SIZE - 2 * BUF_ALIGN;
 
 /// A holder's stake in one buf: `held` references, at least one, that it
 /// hands out one at a time to the slices it makes.
@@ -422,10 +464,21 @@ impl Lease {
         unsafe { Header::access(buf) }.exclusive();
         // SAFETY: as above.
         unsafe { Header::refs(buf) }.store(LEASE_BATCH, Ordering::Relaxed);
-        // Relaxed: statistics; see `Usage`.
         #[cfg(feature = "diagnostics")]
-        // SAFETY: as above.
-        unsafe { Header::usage(buf) }.leased.store(true, Ordering::Relaxed);
+        {
+            // SAFETY: as above.
+            let usage = unsafe { Header::usage(buf) };
+            // Relaxed: statistics; see `Usage`. A buf with no references
+            // has no slices, so both counts are zero; they are reset all the
+            // same, so that a miscount never passes to the buf's next user.
+            let (holders, live_bytes) =
+                (usage.holders.swap(0, Ordering::Relaxed), usage.live_bytes.swap(0, Ordering::Relaxed));
+            debug_assert!(
+                holders == 0 && live_bytes == 0,
+                "internal: an idle buf counted {holders} slices owning {live_bytes} bytes"
+            );
+            usage.leased.store(true, Ordering::Relaxed);
+        }
         Lease { buf, held: LEASE_BATCH }
     }
 

@@ -124,7 +124,7 @@ pub use pool::{
     DEFAULT_BUF_SIZE, DEFAULT_MAX_POOLED_MULTIPLE, DEFAULT_THREAD_CACHE_BUFS, MAX_SIZE_CLASSES, Pool,
     PoolBuilder, PoolStats,
 };
-pub use reader::Reader;
+pub use reader::{DEFAULT_MAX_FRAME_LEN, Reader, STASHED_TAIL_MAX};
 pub use slice::Slice;
 pub use writer::Writer;
 

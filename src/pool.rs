@@ -327,6 +327,15 @@ impl Pool {
         self.shared.size_class(need)
     }
 
+    /// How long a request for a buf of `size` may usefully wait, from a
+    /// caller that keeps `held` data bytes of other bufs alive meanwhile,
+    /// which only it can give back: as `wait` says, unless those bytes and
+    /// the new buf together exceed the whole budget. Then no release by
+    /// anyone else could ever make room, and the request must not wait.
+    pub(crate) fn useful_wait(&self, size: SizeClass, wait: Wait, held: usize) -> Wait {
+        if held.saturating_add(size.cap) > self.shared.max_bytes { Wait::Never } else { wait }
+    }
+
     /// Takes a buf of the given size for a new holder: an idle one if there
     /// is one, else a fresh one, waiting as `wait` allows for the budget.
     pub(crate) fn take(&self, size: SizeClass, wait: Wait) -> Result<Lease, AllocError> {
@@ -604,14 +613,13 @@ impl PoolShared {
                 // Checked: without a budget, `cap` can be nearly `isize::MAX`
                 // for a hostile request, and two of those in flight at once
                 // would overflow the count. Nothing has changed yet when this
-                // refuses.
+                // refuses. The high-water mark waits until the buf exists.
                 let Some(bytes_in_use) = state.stats.bytes_in_use.checked_add(cap) else {
                     break Err(AllocError::TooLarge);
                 };
                 state.stats.bufs_in_use += 1;
                 state.stats.bytes_in_use = bytes_in_use;
                 state.stats.bufs_created += 1;
-                state.stats.high_water_bytes = state.stats.high_water_bytes.max(state.bytes_held());
                 break Ok(None);
             }
             if !registered {
@@ -657,9 +665,18 @@ impl PoolShared {
             // and is ours alone.
             Some(buf) => Ok(unsafe { Lease::adopt(buf) }),
             None => match Header::new_pooled(Arc::clone(this), cap, class) {
-                // SAFETY: a fresh buf has no references and nobody else has
-                // seen it.
-                Ok(buf) => Ok(unsafe { Lease::adopt(buf) }),
+                Ok(buf) => {
+                    // Raised only now, so that a buf the system refused never
+                    // counts. The bytes held may include other fresh bufs
+                    // still being made, as any snapshot taken while other
+                    // threads take bufs may.
+                    let mut state = lock(&this.state);
+                    state.stats.high_water_bytes = state.stats.high_water_bytes.max(state.bytes_held());
+                    drop(state);
+                    // SAFETY: a fresh buf has no references and nobody else
+                    // has seen it.
+                    Ok(unsafe { Lease::adopt(buf) })
+                }
                 Err(e) => {
                     let mut state = lock(&this.state);
                     state.stats.bufs_in_use -= 1;

@@ -6,7 +6,7 @@ use std::io::{self, Read};
 
 use crate::buf::{Header, Lease};
 use crate::error::AllocError;
-use crate::pool::{Pool, Wait};
+use crate::pool::{Pool, SizeClass, Wait};
 use crate::slice::Slice;
 
 /// Reads from a source into pool memory and hands out exactly the frames
@@ -18,6 +18,37 @@ use crate::slice::Slice;
 /// buf touch and [`coalesce`](crate::coalesce) can join them. A frame larger
 /// than what is left of the buf moves the unread bytes into a buf big enough
 /// (or to the front of the current one, once no slice uses it).
+///
+/// # Memory grows with the bytes received
+///
+/// A length prefix is a claim, and a hostile peer can claim anything. So a
+/// frame longer than a standard buf does not get a buf of its claimed length
+/// up front: the reader takes a buf of twice the bytes it has buffered (at
+/// least a standard buf, at most the frame), fills it, and moves to one
+/// twice as large only when that is full. The memory a frame takes is
+/// therefore at most about twice the bytes that actually arrived, and a
+/// claim of gigabytes followed by one byte costs one standard buf. The
+/// moves copy each byte about once more on average, for frames larger than
+/// a standard buf only.
+///
+/// A frame longer than the reader's maximum ([`DEFAULT_MAX_FRAME_LEN`] by
+/// default; see [`with_max_frame_len`](Reader::with_max_frame_len)) is
+/// refused before anything is read, as tokio-util's `LengthDelimitedCodec`
+/// refuses frames over its `max_frame_length`.
+///
+/// # Under a budget
+///
+/// A reader waits for the pool's budget ([`PoolBuilder::max_bytes`]) as
+/// [`Allocator::alloc`](crate::Allocator::alloc) does, except where it
+/// would wait for its own memory: moving buffered bytes to a larger buf
+/// holds the current one meanwhile, and where the two together exceed the
+/// whole budget no release by anyone else could end the wait. Then a tail
+/// of at most [`STASHED_TAIL_MAX`] bytes is set aside on the stack while
+/// the reader lets its buf go and waits; a longer one makes the read fail
+/// at once with an error of kind `OutOfMemory` (wrapping
+/// [`AllocError::Exhausted`]), with every byte still buffered.
+///
+/// [`PoolBuilder::max_bytes`]: crate::PoolBuilder::max_bytes
 ///
 /// # Errors lose nothing
 ///
@@ -39,6 +70,8 @@ use crate::slice::Slice;
 pub struct Reader<R> {
     pool: Pool,
     src: R,
+    /// The longest frame `read` accepts.
+    max_frame_len: usize,
     /// The buf being filled; `None` until the first read.
     lease: Option<Lease>,
     /// Offset of the first buffered byte not yet handed out.
@@ -48,9 +81,47 @@ pub struct Reader<R> {
     end: usize,
 }
 
+/// The longest frame a [`Reader`] accepts unless told otherwise: 8 MiB, as
+/// tokio-util's `LengthDelimitedCodec`.
+pub const DEFAULT_MAX_FRAME_LEN: usize = 8 << 20;
+
+/// The most buffered bytes a [`Reader`] sets aside on the stack while it
+/// gives back its buf to wait for a larger one under a budget; see
+/// [`Reader`]'s docs.
+pub const STASHED_TAIL_MAX: usize = 4096;
+
 impl<R: Read> Reader<R> {
     pub(crate) fn new(pool: Pool, src: R) -> Reader<R> {
-        Reader { pool, src, lease: None, start: 0, end: 0 }
+        Reader { pool, src, max_frame_len: DEFAULT_MAX_FRAME_LEN, lease: None, start: 0, end: 0 }
+    }
+
+    /// Sets the longest frame [`read`](Reader::read) accepts; a longer one
+    /// is refused at once with `InvalidData`, and nothing is read or lost.
+    /// [`DEFAULT_MAX_FRAME_LEN`] by default; `usize::MAX` lifts the limit
+    /// (the memory a frame takes still grows only with the bytes received).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::io::ErrorKind;
+    ///
+    /// let pool = refbuf::Pool::new();
+    /// let mut reader = pool.reader(&b"\xff\xff\xff\xff..."[..]).with_max_frame_len(1 << 20);
+    /// let len = reader.read(4)?;
+    /// let claimed = u32::from_be_bytes(len[..].try_into().unwrap()) as usize;
+    /// let err = reader.read(claimed).unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::InvalidData);
+    /// assert_eq!(reader.buffered(), 3); // nothing lost
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn with_max_frame_len(mut self, max: usize) -> Reader<R> {
+        self.max_frame_len = max;
+        self
+    }
+
+    /// The longest frame [`read`](Reader::read) accepts.
+    pub fn max_frame_len(&self) -> usize {
+        self.max_frame_len
     }
 
     /// The next `n` bytes of the source, as one slice with no headroom.
@@ -58,6 +129,8 @@ impl<R: Read> Reader<R> {
     /// closed every read is refused, as below).
     ///
     /// # Errors
+    /// - `InvalidData` where `n` is over [`max_frame_len`](Reader::max_frame_len),
+    ///   before anything is read;
     /// - `UnexpectedEof` where the source ends before `n` bytes: the bytes
     ///   read so far stay buffered, so a later, smaller `read` gets them;
     /// - any error from the source other than `Interrupted` (which is
@@ -66,14 +139,38 @@ impl<R: Read> Reader<R> {
     ///   it was given room for;
     /// - the pool's [`AllocError`], converted, once the pool is closed
     ///   (`Other`, even with bytes still buffered, as an allocator refuses
-    ///   even with room left in its buf) or where no buf of `n` bytes can be
-    ///   made (`InvalidInput`). The buffered bytes stay buffered.
+    ///   even with room left in its buf), where no buf of `n` bytes can be
+    ///   made (`InvalidInput`), or where the system refuses memory
+    ///   (`OutOfMemory`). The buffered bytes stay buffered;
+    /// - `OutOfMemory` wrapping [`AllocError::Exhausted`] where the reader
+    ///   would wait for its own memory (see [`Reader`]'s docs), with every
+    ///   byte still buffered.
+    ///
+    /// The one exception to "nothing is lost": a tail set aside while the
+    /// reader waits for a larger buf is dropped where that buf never comes,
+    /// because the pool closed meanwhile (a closed pool refuses every later
+    /// read anyway) or the system refused it and then refused a buf to put
+    /// the tail back in.
     pub fn read(&mut self, n: usize) -> io::Result<Slice> {
         if self.pool.is_closed() {
             return Err(AllocError::Closed.into());
         }
-        while self.end - self.start < n {
-            self.fill(n)?;
+        if n > self.max_frame_len {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "a frame of {n} bytes is longer than the reader's max_frame_len of {}",
+                    self.max_frame_len
+                ),
+            ));
+        }
+        if self.end - self.start < n {
+            // A frame no buf could ever hold is refused before anything is
+            // read for it.
+            self.pool.size_class(n)?;
+            while self.end - self.start < n {
+                self.read_more(n)?;
+            }
         }
         let Some(lease) = &mut self.lease else {
             return Ok(Slice::new());
@@ -89,19 +186,25 @@ impl<R: Read> Reader<R> {
     }
 
     /// Reads from the source once (retrying `Interrupted`), first making
-    /// room for a frame of `n` bytes from `start`.
+    /// room, towards a frame of `n > buffered` bytes from `start`, for the
+    /// next step of its growth: twice the bytes buffered, at least a
+    /// standard buf, at most `n`.
     #[inline(never)]
-    fn fill(&mut self, n: usize) -> io::Result<()> {
-        if self.start == self.end && self.lease.as_ref().is_some_and(Lease::is_sole_holder) {
+    fn read_more(&mut self, n: usize) -> io::Result<()> {
+        let buffered = self.end - self.start;
+        debug_assert!(buffered < n, "internal: read more for a frame already buffered");
+        if buffered == 0 && self.lease.as_ref().is_some_and(Lease::is_sole_holder) {
             // Everything handed out has been dropped: reuse the buf from the top.
             self.start = 0;
             self.end = 0;
         }
-        if self.cap() - self.start < n {
-            self.make_room(n)?;
+        let want = n.min(self.pool.buf_size().max(buffered.saturating_mul(2)));
+        if self.cap() - self.start < want {
+            self.make_room(want)?;
         }
+        // `want > buffered`, so the room from `start` leaves some spare.
         let Some(lease) = &self.lease else {
-            unreachable!("internal: make_room leaves a buf of at least {n} > 0 bytes");
+            unreachable!("internal: make_room leaves a buf of at least {want} > 0 bytes");
         };
         let buf = lease.buf();
         let spare_len = self.cap() - self.end;
@@ -140,7 +243,8 @@ impl<R: Read> Reader<R> {
     /// With nothing buffered, the current buf goes before the new one is
     /// taken, as an allocator's does, so that a reader alone under a tight
     /// budget never waits for memory it holds itself. With bytes buffered it
-    /// holds both bufs for the copy.
+    /// holds both bufs for the copy, where the budget can cover both; see
+    /// [`Reader::stash_and_wait`] where it cannot.
     #[cold]
     #[inline(never)]
     fn make_room(&mut self, n: usize) -> io::Result<()> {
@@ -150,10 +254,16 @@ impl<R: Read> Reader<R> {
             _ => {
                 let size = self.pool.size_class(n)?;
                 if buffered == 0 {
-                    // Gives back the current buf's references.
+                    // Gives back the current buf's references; nothing of it
+                    // is the reader's any more.
                     self.lease = None;
+                    self.start = 0;
+                    self.end = 0;
                 }
-                Some(self.pool.take(size, Wait::Forever)?)
+                match self.pool.useful_wait(size, Wait::Forever, self.cap()) {
+                    Wait::Never if buffered <= STASHED_TAIL_MAX => return self.stash_and_wait(size),
+                    wait => Some(self.pool.take(size, wait)?),
+                }
             }
         };
         if let Some(old) = &self.lease {
@@ -174,6 +284,58 @@ impl<R: Read> Reader<R> {
         self.start = 0;
         self.end = buffered;
         Ok(())
+    }
+
+    /// Moves the buffered bytes into a new buf of `size` where the current
+    /// buf and the new one together exceed the pool's budget: the reader
+    /// sets them aside on the stack, lets its buf go and waits for the new
+    /// one, so the wait ends once everyone else has let go too.
+    #[cold]
+    #[inline(never)]
+    fn stash_and_wait(&mut self, size: SizeClass) -> io::Result<()> {
+        let buffered = self.end - self.start;
+        let mut stash = [0u8; STASHED_TAIL_MAX];
+        let stash = &mut stash[..buffered];
+        if let Some(lease) = self.lease.take() {
+            // SAFETY: the lease holds its buf, whose bytes from `start` to
+            // `end` are initialised and the reader's.
+            let tail = unsafe {
+                core::slice::from_raw_parts(Header::data(lease.buf()).as_ptr().add(self.start), buffered)
+            };
+            stash.copy_from_slice(tail);
+            // Dropping the lease gives back the buf's references.
+        }
+        self.start = 0;
+        self.end = 0;
+        let lease = match self.pool.take(size, Wait::Forever) {
+            Ok(lease) => lease,
+            // Somewhere to put the tail back, if the pool has room for it.
+            Err(e) => {
+                match self.pool.size_class(buffered).and_then(|small| self.pool.take(small, Wait::Never)) {
+                    Ok(lease) => {
+                        self.lease = Some(lease);
+                        self.fill_front(stash);
+                        return Err(e.into());
+                    }
+                    Err(_) => return Err(e.into()),
+                }
+            }
+        };
+        self.lease = Some(lease);
+        self.fill_front(stash);
+        Ok(())
+    }
+
+    /// Puts `bytes` at the front of the current buf as the buffered bytes.
+    fn fill_front(&mut self, bytes: &[u8]) {
+        debug_assert!(self.start == self.end, "internal: buffered bytes overwritten");
+        let Some(lease) = &self.lease else { unreachable!("internal: no buf to fill") };
+        debug_assert!(bytes.len() <= self.cap(), "internal: {} bytes over the buf", bytes.len());
+        // SAFETY: the lease holds its buf, no byte of which belongs to a
+        // slice (the reader just took it, or rewound it), and `bytes` fits.
+        unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), Header::data(lease.buf()).as_ptr(), bytes.len()) };
+        self.start = 0;
+        self.end = bytes.len();
     }
 
     /// Bytes read from the source and not yet handed out.
@@ -214,6 +376,7 @@ impl<R> fmt::Debug for Reader<R> {
         f.debug_struct("Reader")
             .field("src", &core::any::type_name::<R>())
             .field("buffered", &(self.end - self.start))
+            .field("max_frame_len", &self.max_frame_len)
             .finish_non_exhaustive()
     }
 }

@@ -237,6 +237,13 @@ impl Slice {
         Ok(())
     }
 
+    /// The buf this slice holds and the size of its data area; `None` for a
+    /// slice of no buf.
+    pub(crate) fn buf_and_cap(&self) -> Option<(NonNull<Header>, usize)> {
+        // SAFETY: this slice holds a reference to `buf`, so it is live.
+        self.buf.map(|buf| (buf, unsafe { Header::cap(buf) }))
+    }
+
     /// Whether `next` starts exactly where this slice ends, in the same buf.
     #[inline]
     pub(crate) fn is_followed_by(&self, next: &Slice) -> bool {
@@ -258,8 +265,9 @@ impl Slice {
     pub(crate) fn absorb_keeping_ref(&mut self, next: Slice) {
         debug_assert!(self.is_followed_by(&next), "internal: absorbed a slice that does not follow");
         self.len += next.len;
-        // `next` goes without a drop; its bytes stay owned, by this slice.
-        self.track(-1, 0);
+        // `next` goes without a drop. Its data is this slice's now, and its
+        // headroom is given up, as when a slice joined by `try_join` drops.
+        self.track(-1, -(next.headroom as isize));
         core::mem::forget(next);
     }
 

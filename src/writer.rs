@@ -8,6 +8,7 @@ use bytes::buf::UninitSlice;
 
 use crate::allocator::Allocator;
 use crate::chain::Chain;
+use crate::pool::Wait;
 
 /// Appends bytes into pool memory from an [`Allocator`], as
 /// [`io::Write`] and [`BufMut`]; [`finish`](Writer::finish) hands them over
@@ -21,7 +22,10 @@ use crate::chain::Chain;
 /// capped at a maximum length.
 ///
 /// Where the pool's budget is used up, a write waits for memory as
-/// [`Allocator::alloc`] does.
+/// [`Allocator::alloc`] does, except where the memory the writer itself
+/// holds leaves no room: then no release by anyone else could end the wait,
+/// and the write fails at once instead. [`try_write`](Writer::try_write)
+/// never waits.
 ///
 /// Dropping an unfinished writer releases everything it wrote.
 ///
@@ -81,10 +85,40 @@ impl<'a> Writer<'a> {
         self.written
     }
 
+    /// Appends all of `data`, or none of it, without waiting for memory:
+    /// where a new buf is needed and the pool's budget is used up, it fails
+    /// at once. For callers under a budget that must not block.
+    ///
+    /// # Errors
+    /// As for [`write`](Writer::write), and an error of kind `OutOfMemory`
+    /// wrapping [`AllocError::Exhausted`](crate::AllocError::Exhausted)
+    /// (counted in [`PoolStats::exhausted`](crate::PoolStats::exhausted))
+    /// where the budget is used up. Nothing of `data` is kept, and the
+    /// writer stays usable.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::io::ErrorKind;
+    ///
+    /// let pool = refbuf::Pool::builder().buf_size(64).max_bytes(64).build();
+    /// let mut alloc = pool.allocator(0);
+    /// let mut w = alloc.writer();
+    /// w.try_write(&[1; 60])?;
+    /// let err = w.try_write(&[2; 10]).unwrap_err(); // needs a second buf
+    /// assert_eq!(err.kind(), ErrorKind::OutOfMemory);
+    /// w.try_write(&[3; 4])?; // still fits the first
+    /// assert_eq!(w.len(), 64);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn try_write(&mut self, data: &[u8]) -> io::Result<()> {
+        self.append(data, Wait::Never)
+    }
+
     /// Appends all of `data`, or none of it with an error: `InvalidInput`
     /// past the cap, or the pool's [`AllocError`](crate::AllocError) once no
-    /// buf is to be had.
-    fn append(&mut self, data: &[u8]) -> io::Result<()> {
+    /// buf is to be had, waiting for the budget as `wait` allows.
+    fn append(&mut self, data: &[u8], wait: Wait) -> io::Result<()> {
         let room_left = self.max_len.saturating_sub(self.written.len());
         if data.len() > room_left {
             return Err(io::Error::new(
@@ -97,12 +131,21 @@ impl<'a> Writer<'a> {
             ));
         }
         let before = self.written.len();
+        let mark = self.alloc.mark();
         let mut rest = data;
         while !rest.is_empty() {
-            let room = match self.alloc.append_room(self.written.iter().next_back()) {
+            let written = &self.written;
+            let room = match self.alloc.append_room(written.iter().next_back(), wait, || held(written)) {
                 Ok(room) => room,
                 Err(e) => {
                     self.written.truncate(before);
+                    if let Some(mark) = mark {
+                        // SAFETY: every byte carved since `mark` went to this
+                        // write's parts, which `truncate` just dropped or cut
+                        // back to what they held before it, and the writer
+                        // holds the allocator, so nothing else carved meanwhile.
+                        unsafe { self.alloc.rewind_to(mark) };
+                    }
                     return Err(e.into());
                 }
             };
@@ -121,16 +164,40 @@ impl<'a> Writer<'a> {
     }
 }
 
+/// Data bytes of the bufs `written`'s parts keep alive: memory a writer
+/// holds while it waits for another buf, which nobody else can give back.
+fn held(written: &Chain) -> usize {
+    let mut last = None;
+    let mut bytes = 0;
+    // Parts come in buf order (one buf after another), so a buf's parts are
+    // consecutive.
+    for (buf, cap) in written.iter().filter_map(|part| part.buf_and_cap()) {
+        if last != Some(buf) {
+            last = Some(buf);
+            bytes += cap;
+        }
+    }
+    bytes
+}
+
 impl Write for Writer<'_> {
     /// Appends all of `buf` and returns its length, or fails and appends
     /// nothing.
     ///
+    /// Waits for the budget as [`Allocator::alloc`] does, but only where
+    /// other holders' releases can make room.
+    ///
     /// # Errors
-    /// `InvalidInput` where `buf` would take the writer past its
-    /// [`max_len`](Writer::max_len); the pool's error, converted, where it
-    /// has no buf to give (it is closed, say).
+    /// - `InvalidInput` where `buf` would take the writer past its
+    ///   [`max_len`](Writer::max_len);
+    /// - `OutOfMemory` wrapping [`AllocError::Exhausted`](crate::AllocError::Exhausted)
+    ///   where a new buf is needed and the bufs this writer already holds
+    ///   leave no room for it within the pool's whole budget, so that the
+    ///   wait could never end;
+    /// - the pool's error otherwise, converted, where it has no buf to give
+    ///   (it is closed, say, or the system refuses memory).
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.append(buf).map(|()| buf.len())
+        self.append(buf, Wait::Forever).map(|()| buf.len())
     }
 
     /// Nothing to flush: the bytes are in pool memory as soon as written.
@@ -156,15 +223,17 @@ unsafe impl BufMut for Writer<'_> {
     /// The bytes are initialised, with contents left over from earlier use.
     ///
     /// # Panics
-    /// Where a buf is needed and the pool has none to give (it is closed, or
-    /// the reserve is too large for any buf), as other `BufMut`s abort when
-    /// out of memory.
+    /// Where a buf is needed and the pool has none to give (it is closed,
+    /// the reserve is too large for any buf, or the bufs the writer holds
+    /// leave no room for another within the budget), as other `BufMut`s
+    /// abort when out of memory.
     fn chunk_mut(&mut self) -> &mut UninitSlice {
         let cap = self.remaining_mut();
         if cap == 0 {
             return UninitSlice::new(&mut []);
         }
-        match self.alloc.append_room(self.written.iter().next_back()) {
+        let written = &self.written;
+        match self.alloc.append_room(written.iter().next_back(), Wait::Forever, || held(written)) {
             Ok(room) => {
                 let n = room.len().min(cap);
                 UninitSlice::new(&mut room[..n])
@@ -198,7 +267,7 @@ unsafe impl BufMut for Writer<'_> {
     /// Where `src` would take the writer past its cap, or the pool has no
     /// buf to give.
     fn put_slice(&mut self, src: &[u8]) {
-        if let Err(e) = self.append(src) {
+        if let Err(e) = self.append(src, Wait::Forever) {
             panic!("refbuf: Writer::put_slice: {e}");
         }
     }

@@ -5,6 +5,7 @@
 
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Duration;
 
 use refbuf::{AllocError, DEFAULT_BUF_SIZE, DEFAULT_MAX_POOLED_MULTIPLE, Pool, Slice};
 
@@ -666,27 +667,35 @@ fn unlayoutable_buf_size_gives_too_large() {
     }
 }
 
-/// A length that can be laid out but that the system allocator refuses gives TooLarge with bufs_created and bufs_in_use restored; the allocator had let go of its buf first and takes a fresh one next.
+/// A length that can be laid out but that the system allocator refuses gives OutOfMemory (not TooLarge) with bufs_created, bufs_in_use and the high-water mark restored; the allocator, whose buf a slice still uses, kept it and carries on in it.
 #[test]
 #[cfg_attr(miri, ignore = "Miri aborts on a huge allocation instead of returning null")]
-fn system_refusal_gives_too_large_and_restores_stats() {
+fn system_refusal_gives_out_of_memory_and_restores_stats() {
     let pool = Pool::builder().buf_size(64).build();
     let mut alloc = pool.allocator(0);
     let before = alloc.alloc(1);
     // About 2^63 bytes: passes the layout check, but no system can supply it.
     let len = isize::MAX as usize - 1000;
-    assert_eq!(alloc.try_alloc(len).err(), Some(AllocError::TooLarge));
+    assert_eq!(alloc.try_alloc(len).err(), Some(AllocError::OutOfMemory));
     assert_eq!(counts(&pool), (1, 1, 0, 64, 0));
+    assert_eq!(pool.stats().high_water_bytes, 64, "a buf the system refused never counts");
     let after = alloc.alloc(1);
-    assert_ne!(after.as_ptr(), end(&before));
+    assert_eq!(after.as_ptr(), end(&before));
+    assert_eq!(counts(&pool), (1, 1, 0, 64, 0));
+    // A waiting request the system refuses lets its buf go first, as every
+    // request that may wait does.
+    assert_eq!(alloc.alloc_timeout(len, Duration::from_secs(3600)).err(), Some(AllocError::OutOfMemory));
+    assert_eq!(pool.stats().high_water_bytes, 64);
+    let fresh = alloc.alloc(1);
+    assert_ne!(fresh.as_ptr(), end(&after));
     assert_eq!(counts(&pool), (2, 2, 0, 128, 0));
 }
 
-/// AllocError is Display + std::error::Error with a distinct message per variant, and converts to io::Error (TooLarge -> InvalidInput, Closed -> Other, Exhausted -> OutOfMemory), downcastable back.
+/// AllocError is Display + std::error::Error with a distinct message per variant, and converts to io::Error (TooLarge -> InvalidInput, Closed -> Other, Exhausted and OutOfMemory -> OutOfMemory), downcastable back.
 #[test]
 fn alloc_error_traits_and_io_conversion() {
     fn assert_error<E: std::error::Error + Send + Sync + 'static>(_: &E) {}
-    let all = [AllocError::Closed, AllocError::Exhausted, AllocError::TooLarge];
+    let all = [AllocError::Closed, AllocError::Exhausted, AllocError::TooLarge, AllocError::OutOfMemory];
     for e in &all {
         assert_error(e);
         assert!(!e.to_string().is_empty());
@@ -696,10 +705,13 @@ fn alloc_error_traits_and_io_conversion() {
     assert!(AllocError::Closed.to_string().contains("closed"));
     assert_ne!(AllocError::Closed.to_string(), AllocError::TooLarge.to_string());
     assert_ne!(AllocError::Exhausted.to_string(), AllocError::TooLarge.to_string());
+    assert_ne!(AllocError::OutOfMemory.to_string(), AllocError::TooLarge.to_string());
+    assert_ne!(AllocError::OutOfMemory.to_string(), AllocError::Exhausted.to_string());
 
     assert_eq!(io::Error::from(AllocError::TooLarge).kind(), io::ErrorKind::InvalidInput);
     assert_eq!(io::Error::from(AllocError::Closed).kind(), io::ErrorKind::Other);
     assert_eq!(io::Error::from(AllocError::Exhausted).kind(), io::ErrorKind::OutOfMemory);
+    assert_eq!(io::Error::from(AllocError::OutOfMemory).kind(), io::ErrorKind::OutOfMemory);
     for e in all {
         let io_err = io::Error::from(e);
         assert_eq!(io_err.get_ref().and_then(|inner| inner.downcast_ref::<AllocError>()), Some(&e));
@@ -822,7 +834,8 @@ fn writer_caps_at_the_extremes() {
 fn reader_frames_over_every_maximum_are_refused() {
     let pool = Pool::builder().buf_size(64).build();
     let data: Vec<u8> = (0..200).map(|k| k as u8).collect();
-    let mut reader = pool.reader(&data[..]);
+    // No frame limit of the reader's own: the pool's limits are under test.
+    let mut reader = pool.reader(&data[..]).with_max_frame_len(usize::MAX);
     assert_eq!(&reader.read(3).expect("read")[..], &data[..3]);
     let buffered = reader.buffered();
     for n in [usize::MAX, usize::MAX - 63, isize::MAX as usize, isize::MAX as usize + 1] {

@@ -378,7 +378,7 @@ fn concurrent_hostile_reads_keep_stats_exact() {
         .map(|_| {
             let pool = pool.clone();
             std::thread::spawn(move || {
-                let mut reader = pool.reader(std::io::repeat(0));
+                let mut reader = pool.reader(std::io::repeat(0)).with_max_frame_len(usize::MAX);
                 for _ in 0..5000 {
                     let err = reader.read(hostile).unwrap_err();
                     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);

@@ -96,6 +96,16 @@ struct RModel {
     end: usize,
 }
 
+impl BufModel {
+    /// Learns where the buf lies from a slice that shows it, if no slice
+    /// has yet.
+    fn locate(&mut self, start: usize) {
+        if self.start == UNLOCATED {
+            self.start = start;
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     /// From the pool; `class` is its free list, if it is kept.
@@ -104,8 +114,13 @@ enum Kind {
     FromVec,
 }
 
+/// `BufModel::start` of a buf the reader took and grew out of within one
+/// read, which no slice has shown yet.
+const UNLOCATED: usize = usize::MAX;
+
 /// A buf: where its data area is, and a shadow of all its bytes.
 struct BufModel {
+    /// Address of the data area, or [`UNLOCATED`].
     start: usize,
     cap: usize,
     kind: Kind,
@@ -373,7 +388,8 @@ impl World {
                 assert_eq!(ptr, self.bufs[&b].start + next + r, "bumped from the current buf");
                 (b, next)
             }
-            Source::Recycled(bm) => {
+            Source::Recycled(mut bm) => {
+                bm.locate(ptr - r);
                 assert_eq!(ptr, bm.start + r, "took the most recently idled buf of its size");
                 self.tally.recycled += 1;
                 let id = self.id();
@@ -414,10 +430,12 @@ impl World {
         am.prev = am.last.replace(id);
     }
 
-    /// `Reader::read(n)`, predicted step by step as the reader works: at most
-    /// one read from the (ever-willing) source, after making room for `n`
-    /// bytes by rewinding, moving the buffered bytes to the front, or moving
-    /// them to a new buf.
+    /// `Reader::read(n)`, predicted step by step as the reader works: until
+    /// `n` bytes are buffered, it makes room for the next step of the
+    /// frame's growth (twice the bytes buffered, at least a standard buf, at
+    /// most `n`) by rewinding, moving the buffered bytes to the front, or
+    /// moving them to a new buf, then reads once from the (ever-willing)
+    /// source, which fills the rest of the buf.
     fn read(&mut self, n: usize) {
         let mut reader = self.reader.take().expect("the reader lives until the end of the case");
         self.read_from(&mut reader, n);
@@ -433,76 +451,73 @@ impl World {
             assert_eq!(e.get_ref().and_then(|e| e.downcast_ref::<AllocError>()), Some(&AllocError::Closed));
             return;
         }
-        let RModel { cur, mut start, mut end } = self.rmodel;
-        // A buf the reader moves to, and whether its address is yet unknown.
-        let mut moved_to = None;
-        if end - start < n {
+        let mut delivered = reader.get_ref().delivered;
+        while self.rmodel.end - self.rmodel.start < n {
+            let RModel { cur, start, end } = self.rmodel;
+            let buffered = end - start;
             let sole = cur.is_some_and(|b| self.holders(b) == 1);
-            if start == end && sole {
-                (start, end) = (0, 0);
+            if buffered == 0 && sole {
+                (self.rmodel.start, self.rmodel.end) = (0, 0);
             }
+            let want = n.min(BS.max(buffered * 2));
             let cap = cur.map_or(0, |b| self.bufs[&b].cap);
-            if cap - start < n {
+            if cap - self.rmodel.start < want {
                 self.tally.reader_moves += 1;
-                if cap >= n && sole {
+                if cap >= want && sole {
+                    let (start, end) = (self.rmodel.start, self.rmodel.end);
                     self.bufs.get_mut(&cur.expect("sole")).unwrap().bytes.copy_within(start..end, 0);
                 } else {
-                    if start == end {
+                    if buffered == 0 {
                         // With nothing buffered the reader lets its buf go
                         // before taking the larger one, so that buf may be
                         // the idle one it takes.
                         self.rmodel.cur = None;
                         self.release_if_unheld(cur);
                     }
-                    let (cap, class) = size_class(n);
-                    let (mut bm, unknown) = match self.take_idle(class) {
-                        Some(bm) => (bm, false),
-                        None => {
-                            self.created += 1;
-                            // Where it lies is learnt from the slice below.
-                            let kind = Kind::Pooled { class };
-                            (BufModel { start: 0, cap, kind, bytes: vec![0; cap] }, true)
-                        }
-                    };
-                    if let Some(old) = cur.filter(|_| start < end) {
-                        bm.bytes[..end - start].copy_from_slice(&self.bufs[&old].bytes[start..end]);
+                    let (cap, class) = size_class(want);
+                    let mut bm = self.take_idle(class).unwrap_or_else(|| {
+                        self.created += 1;
+                        // Where it lies is learnt from the first slice cut
+                        // from it.
+                        BufModel { start: UNLOCATED, cap, kind: Kind::Pooled { class }, bytes: vec![0; cap] }
+                    });
+                    if let Some(old) = self.rmodel.cur {
+                        bm.bytes[..buffered].copy_from_slice(&self.bufs[&old].bytes[start..end]);
                     }
-                    moved_to = Some((bm, unknown));
+                    let id = self.id();
+                    self.bufs.insert(id, bm);
+                    // The buf it moved from, or grew out of, goes once the
+                    // bytes are across.
+                    let old = self.rmodel.cur.replace(id);
+                    self.release_if_unheld(old);
                 }
-                (start, end) = (0, end - start);
+                (self.rmodel.start, self.rmodel.end) = (0, buffered);
             }
+            let b = self.rmodel.cur.expect("a buf to read into");
+            let bm = self.bufs.get_mut(&b).unwrap();
+            for (k, byte) in bm.bytes[self.rmodel.end..].iter_mut().enumerate() {
+                *byte = stream_byte(delivered + k);
+            }
+            delivered += bm.cap - self.rmodel.end;
+            self.rmodel.end = bm.cap;
         }
         let s = reader.read(n).expect("an open pool and an endless source");
-        if let Some((mut bm, unknown)) = moved_to {
-            if unknown {
-                bm.start = s.as_ptr() as usize;
-            }
-            let id = self.id();
-            self.bufs.insert(id, bm);
-            let old = self.rmodel.cur.replace(id);
-            self.release_if_unheld(old);
-        }
+        assert_eq!(reader.get_ref().delivered, delivered, "what the source was asked for");
         let Some(b) = self.rmodel.cur else {
             assert_eq!((s.len(), n), (0, 0), "no buf before the first read of a byte");
             let id = self.id();
             self.live.push((s, SModel { id, buf: None, off: 0, len: 0, headroom: 0, data: Vec::new() }));
             return;
         };
+        let RModel { start, end, .. } = self.rmodel;
         let bm = self.bufs.get_mut(&b).unwrap();
-        if end - start < n {
-            let delivered = reader.get_ref().delivered;
-            let spare = bm.cap - end;
-            for (k, byte) in bm.bytes[end..].iter_mut().enumerate() {
-                *byte = stream_byte(delivered - spare + k);
-            }
-            end = bm.cap;
-        }
+        bm.locate(s.as_ptr() as usize - start);
         assert_eq!(s.as_ptr() as usize, bm.start + start, "the next buffered byte");
         assert_eq!(reader.buffered(), end - start - n);
         let data = bm.bytes[start..start + n].to_vec();
         let id = self.id();
         self.live.push((s, SModel { id, buf: Some(b), off: start, len: n, headroom: 0, data }));
-        self.rmodel = RModel { cur: Some(b), start: start + n, end };
+        self.rmodel.start = start + n;
     }
 
     fn add_from_vec(&mut self, len: usize, seed: u8) {
