@@ -199,10 +199,15 @@ impl<R: Read> Reader<R> {
             self.end = 0;
         }
         let want = n.min(self.pool.buf_size().max(buffered.saturating_mul(2)));
-        if self.cap() - self.start < want {
+        // A frame that will fit in `want` moves there at once; one that is
+        // still growing fills its current buf first, so that memory follows
+        // the bytes that arrive.
+        let growing = want < n && self.end < self.cap();
+        if self.cap() - self.start < want && !growing {
             self.make_room(want)?;
         }
-        // `want > buffered`, so the room from `start` leaves some spare.
+        // Either `want > buffered` bytes of room from `start`, or spare after
+        // `end`: some spare either way.
         let Some(lease) = &self.lease else {
             unreachable!("internal: make_room leaves a buf of at least {want} > 0 bytes");
         };

@@ -1,4 +1,4 @@
-//! `Pool::report` (issue 3, rule 5): bufs in use with their live bytes,
+//! `Pool::report`: bufs in use with their live bytes,
 //! holders and age, and the pinned ones flagged. Only with the
 //! `diagnostics` feature: `cargo test --features diagnostics`.
 #![cfg(feature = "diagnostics")]
@@ -94,4 +94,31 @@ fn report_lists_oldest_first_with_ages() {
     assert_eq!(report.bufs.len(), 2);
     assert!(report.bufs[0].age >= report.bufs[1].age, "{report}");
     drop((old, young));
+}
+
+/// An absorbed slice's headroom leaves the count when `coalesce` merges it: a slice whose headroom grew by
+/// `release_previous`, absorbed into an empty slice that ends where it starts, leaves no byte counted once
+/// every slice is gone, and the buf's next user starts from zero.
+#[test]
+fn coalesce_gives_up_an_absorbed_slice_headroom() {
+    let pool = Pool::builder().buf_size(1024).build();
+    let mut alloc = pool.allocator(4);
+    let mut n = alloc.alloc(10);
+    let mut f = n.split_to(0);
+    let z = f.split_off(0);
+    n.release_previous(f);
+    assert_eq!(n.headroom(), 4);
+    let mut parts = vec![z, n];
+    coalesce(&mut parts, usize::MAX);
+    assert_eq!(parts.len(), 1);
+    let buf = only(&pool);
+    assert_eq!((buf.live_bytes, buf.holders), (10, 1), "the merged slice owns its 10 bytes, no headroom");
+    drop(parts);
+    assert_eq!((only(&pool).live_bytes, only(&pool).holders), (0, 0));
+    drop(alloc);
+    // The buf goes idle, and its next user sees only its own slice.
+    let mut alloc = pool.allocator(0);
+    let s = alloc.alloc(3);
+    assert_eq!((only(&pool).live_bytes, only(&pool).holders), (3, 1));
+    drop((s, alloc));
 }

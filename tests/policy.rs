@@ -1,7 +1,7 @@
 //! The pool's memory policy: the budget and its waiting (issue 3, rule 1),
 //! size classes (rule 2) and idle trimming (rule 3).
 
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -414,4 +414,113 @@ fn budget_smaller_than_a_buf_refuses_everything_at_once() {
         "{stats:?}"
     );
     assert!(!pool.is_closed());
+}
+
+/// Runs `f` on a thread of its own and fails the test if it has not returned within `limit`: a wait that
+/// only its own thread could end would otherwise hang the suite rather than fail it.
+fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (done, finished) = std::sync::mpsc::channel();
+    let worker = thread::spawn(move || done.send(f()).expect("the test waits for the result"));
+    let out =
+        finished.recv_timeout(limit).expect("the call returned in time, without waiting on its own memory");
+    worker.join().expect("no panic");
+    out
+}
+
+/// A reader that needs a larger buf for a frame, and whose own buf leaves no room for it within the whole
+/// budget, sets its small buffered tail aside, lets its buf go and takes the larger one, instead of waiting
+/// forever for memory it holds itself; every byte arrives in order.
+#[test]
+fn reader_never_waits_on_its_own_buf() {
+    within(Duration::from_secs(20), || {
+        let pool = Pool::builder().buf_size(64).max_bytes(128).build();
+        let data: Vec<u8> = (0..300u32).map(|k| (k * 7) as u8).collect();
+        let mut reader = pool.reader(io::Cursor::new(data.clone()));
+        drop(reader.read(10).expect("the first frame"));
+        assert_eq!(reader.buffered(), 54);
+        let frame = reader.read(100).expect("a frame twice the buf, within the budget");
+        assert_eq!(&frame[..], &data[10..110]);
+        let stats = pool.stats();
+        assert!(stats.high_water_bytes <= 128, "{stats:?}");
+        assert_eq!(stats.exhausted, 0, "the tail was small enough to set aside: {stats:?}");
+        drop(frame);
+        for range in [110..210, 210..300] {
+            let frame = reader.read(range.len()).expect("the rest");
+            assert_eq!(&frame[..], &data[range]);
+        }
+    });
+}
+
+/// Where the reader's buffered tail is too long to set aside, the read fails at once with OutOfMemory
+/// wrapping Exhausted (counted), every byte stays buffered, and the frame is read once memory allows: here,
+/// once the slice pinning the first buf is gone, so the bytes move to the front of that buf.
+#[test]
+fn reader_with_a_long_tail_fails_at_once_and_loses_nothing() {
+    within(Duration::from_secs(20), || {
+        const BS: usize = 8192;
+        let pool = Pool::builder().buf_size(BS).max_bytes(2 * BS).build();
+        let data: Vec<u8> = (0..2 * BS as u32).map(|k| (k * 13 + k / 256) as u8).collect();
+        let mut reader = pool.reader(io::Cursor::new(data.clone()));
+        let head = reader.read(BS / 2 - 1000).expect("the first frame");
+        let buffered = reader.buffered();
+        assert!(buffered > refbuf::STASHED_TAIL_MAX);
+        // Needs 2 × BS + 2000 bytes of buf: with the current buf that is over the whole budget.
+        let want = BS + 1000;
+        let e = reader.read(want).expect_err("the wait could only end by the reader's own release");
+        assert_eq!(e.kind(), io::ErrorKind::OutOfMemory);
+        assert_eq!(e.get_ref().and_then(|e| e.downcast_ref::<AllocError>()), Some(&AllocError::Exhausted));
+        assert_eq!(reader.buffered(), buffered, "nothing lost");
+        assert_eq!(pool.stats().exhausted, 1);
+        drop(head);
+        let frame = reader.read(BS - (BS / 2 - 1000)).expect("the rest of the first buf, moved to its front");
+        assert_eq!(&frame[..], &data[BS / 2 - 1000..BS]);
+        let frame = reader.read(BS).expect("the next buf's worth");
+        assert_eq!(&frame[..], &data[BS..]);
+    });
+}
+
+/// A writer whose own parts hold the whole budget fails a write that needs another buf at once, with
+/// OutOfMemory wrapping Exhausted, keeping none of its bytes and the room it had; try_write never waits; both
+/// go on once memory is released.
+#[test]
+fn writer_never_waits_on_its_own_parts() {
+    within(Duration::from_secs(20), || {
+        let pool = Pool::builder().buf_size(64).max_bytes(64).build();
+        let mut alloc = pool.allocator(0);
+        let mut w = alloc.writer();
+        let e =
+            w.write_all(&[7; 80]).expect_err("80 bytes need a second buf, which only the writer could free");
+        assert_eq!(e.kind(), io::ErrorKind::OutOfMemory);
+        assert_eq!(e.get_ref().and_then(|e| e.downcast_ref::<AllocError>()), Some(&AllocError::Exhausted));
+        assert!(w.is_empty(), "a failed write keeps nothing");
+        w.write_all(&[1; 64]).expect("the whole first buf is still the writer's");
+        let e = w.try_write(&[2; 1]).expect_err("a full buf and no budget left");
+        assert_eq!(e.kind(), io::ErrorKind::OutOfMemory);
+        assert_eq!(w.len(), 64);
+        let chain = w.finish();
+        assert_eq!(pool.stats().exhausted, 2);
+        drop(chain);
+        let mut w = alloc.writer();
+        w.try_write(&[3; 64]).expect("memory released");
+        assert_eq!(w.finish().len(), 64);
+    });
+}
+
+/// Under a budget other holders can free, a writer still waits for them rather than failing.
+#[test]
+fn writer_waits_for_memory_others_hold() {
+    within(Duration::from_secs(20), || {
+        let pool = Pool::builder().buf_size(64).max_bytes(128).build();
+        let other = hold(&pool, 64);
+        let releaser = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(50));
+            drop(other);
+        });
+        let mut alloc = pool.allocator(0);
+        let mut w = alloc.writer();
+        w.write_all(&[9; 100]).expect("waits for the other holder's release");
+        assert_eq!(w.finish().len(), 100);
+        releaser.join().expect("no panic");
+        assert_eq!(pool.stats().waits, 1);
+    });
 }

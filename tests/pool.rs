@@ -845,3 +845,19 @@ fn reader_frames_over_every_maximum_are_refused() {
     }
     assert_eq!(&reader.read(197).expect("the rest")[..], &data[3..]);
 }
+
+/// A buf the system refuses never raises the high-water mark: after a refused 1 TiB request the mark
+/// is what the pool has actually held.
+#[test]
+#[cfg_attr(miri, ignore = "Miri aborts on a huge allocation instead of returning null")]
+fn high_water_counts_only_bufs_made() {
+    let pool = Pool::builder().buf_size(64).build();
+    let mut alloc = pool.allocator(0);
+    assert_eq!(alloc.try_alloc(1 << 40).err(), Some(AllocError::OutOfMemory));
+    assert_eq!(pool.stats().high_water_bytes, 0);
+    let held = alloc.alloc(10);
+    assert_eq!(alloc.try_alloc(1 << 40).err(), Some(AllocError::OutOfMemory));
+    let stats = pool.stats();
+    assert_eq!((stats.high_water_bytes, stats.bytes_in_use, stats.bufs_created), (64, 64, 1), "{stats:?}");
+    drop(held);
+}

@@ -589,3 +589,61 @@ fn huge_length_is_invalid_input() {
     }
     assert_eq!(&reader.read(47).unwrap()[..], &data[3..]);
 }
+
+/// A frame over the reader's max_frame_len is refused at once with InvalidData, before anything is read and
+/// with nothing lost; the default is DEFAULT_MAX_FRAME_LEN, and a frame of exactly the maximum is read.
+#[test]
+fn frames_over_max_frame_len_are_refused_at_once() {
+    let data = stream(300);
+    let pool = pool();
+    let reader = pool.reader(Chunked::new(&data, 7));
+    assert_eq!(reader.max_frame_len(), refbuf::DEFAULT_MAX_FRAME_LEN);
+    let mut reader = reader.with_max_frame_len(200);
+    assert_eq!(reader.max_frame_len(), 200);
+    assert_eq!(&reader.read(3).unwrap()[..], &data[..3]);
+    let (buffered, requests) = (reader.buffered(), reader.get_ref().requests.len());
+    for n in [201, 1 << 20, usize::MAX] {
+        let e = reader.read(n).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData, "read({n})");
+        assert_eq!(alloc_error(&e), None, "a limit of the reader's, not the pool's");
+    }
+    assert_eq!(
+        (reader.buffered(), reader.get_ref().requests.len()),
+        (buffered, requests),
+        "nothing read or lost"
+    );
+    assert_eq!(&reader.read(200).unwrap()[..], &data[3..203]);
+    assert_eq!(&reader.read(97).unwrap()[..], &data[203..]);
+}
+
+/// A claimed length far beyond the bytes that arrive takes memory for the bytes that arrived, not for the
+/// claim: a 2^62-byte read over 50 bytes ends with UnexpectedEof, every byte kept, having taken one
+/// standard buf.
+#[test]
+fn a_claim_far_beyond_the_data_takes_memory_for_the_data() {
+    let data = stream(50);
+    let pool = pool();
+    let mut reader = pool.reader(&data[..]).with_max_frame_len(usize::MAX);
+    let e = reader.read(1 << 62).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+    assert_eq!(reader.buffered(), 50);
+    let stats = pool.stats();
+    assert_eq!((stats.bufs_created, stats.bytes_in_use, stats.high_water_bytes), (1, BS, BS), "{stats:?}");
+    assert_eq!(&reader.read(50).unwrap()[..], &data[..]);
+}
+
+/// A frame many bufs long grows by doubling as its bytes arrive, and holds at most about twice the bytes
+/// received at any moment: here, a frame of 40 standard bufs ends in a buf of 64 standard bufs (the smallest
+/// class holding it), after moving through bufs of 1, 2, 4, ... 32.
+#[test]
+fn a_long_frame_grows_by_doubling() {
+    let data = stream(40 * BS + 5);
+    let pool = Pool::builder().buf_size(BS).max_pooled_size(64 * BS).build();
+    let mut reader = pool.reader(Chunked::new(&data, 100));
+    let frame = reader.read(40 * BS).unwrap();
+    assert_eq!(&frame[..], &data[..40 * BS]);
+    let stats = pool.stats();
+    assert_eq!(stats.bufs_created, 7, "1, 2, 4, 8, 16, 32 and 64 standard bufs: {stats:?}");
+    assert_eq!(stats.bytes_in_use, 64 * BS, "{stats:?}");
+    assert!(stats.high_water_bytes <= 3 * 64 * BS, "{stats:?}");
+}

@@ -434,8 +434,9 @@ impl World {
     /// `n` bytes are buffered, it makes room for the next step of the
     /// frame's growth (twice the bytes buffered, at least a standard buf, at
     /// most `n`) by rewinding, moving the buffered bytes to the front, or
-    /// moving them to a new buf, then reads once from the (ever-willing)
-    /// source, which fills the rest of the buf.
+    /// moving them to a new buf, unless a frame still growing has spare room
+    /// left in its buf; then it reads once from the (ever-willing) source,
+    /// which fills the rest of the buf.
     fn read(&mut self, n: usize) {
         let mut reader = self.reader.take().expect("the reader lives until the end of the case");
         self.read_from(&mut reader, n);
@@ -461,7 +462,8 @@ impl World {
             }
             let want = n.min(BS.max(buffered * 2));
             let cap = cur.map_or(0, |b| self.bufs[&b].cap);
-            if cap - self.rmodel.start < want {
+            let growing = want < n && self.rmodel.end < cap;
+            if cap - self.rmodel.start < want && !growing {
                 self.tally.reader_moves += 1;
                 if cap >= want && sole {
                     let (start, end) = (self.rmodel.start, self.rmodel.end);
