@@ -1,8 +1,14 @@
 //! A counting global allocator, for the test binaries that count heap
 //! traffic: `tests/no_alloc.rs` and `tests/no_alloc_io.rs` (no allocation
 //! once warm), `tests/stress.rs` and `tests/cache.rs` (no heap byte outlives
-//! a pool). Each includes this file with `#[path]` and installs [`Counting`]
-//! as its `#[global_allocator]`.
+//! a pool), and `tests/fault.rs` (the system refusing a buf). Each includes
+//! this file with `#[path]` and installs [`Counting`] as its
+//! `#[global_allocator]`.
+//!
+//! It can also refuse one of a thread's zeroed allocations
+//! ([`refuse_zeroed`]): refbuf asks for every pooled buf with
+//! `alloc_zeroed`, while Rust's collections and boxes ask with `alloc`, and
+//! abort the process when refused (std's `handle_alloc_error`).
 //!
 //! Two kinds of count:
 //! - **Per thread**, always: the allocations a thread makes
@@ -39,13 +45,23 @@ struct Counts {
     live: Cell<isize>,
     /// Whether this thread's heap traffic also goes into [`LIVE`].
     in_live: Cell<bool>,
+    /// `alloc_zeroed` calls made, refused ones included.
+    zeroed: Cell<u64>,
+    /// The value of `zeroed` at which the call is refused; 0 for none.
+    refuse_at: Cell<u64>,
 }
 
 thread_local! {
     /// `const`-initialised with no destructor, so reading it never allocates
     /// and works at any point in a thread's life.
     static THREAD: Counts = const {
-        Counts { allocs: Cell::new(0), live: Cell::new(0), in_live: Cell::new(false) }
+        Counts {
+            allocs: Cell::new(0),
+            live: Cell::new(0),
+            in_live: Cell::new(false),
+            zeroed: Cell::new(0),
+            refuse_at: Cell::new(0),
+        }
     };
 }
 
@@ -65,9 +81,11 @@ fn record(allocs: u64, bytes: isize) {
 pub struct Counting;
 
 // SAFETY: every method forwards its arguments unchanged to `System`, which
-// implements `GlobalAlloc` correctly, and returns `System`'s result; the
-// bookkeeping is thread-local `Cell`s and one atomic add, which neither
-// allocate, unwind nor touch the memory being managed.
+// implements `GlobalAlloc` correctly, and returns `System`'s result, except
+// that `alloc_zeroed` may return null without calling it, which the trait
+// allows for any request; the bookkeeping is thread-local `Cell`s and one
+// atomic add, which neither allocate, unwind nor touch the memory being
+// managed.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: our caller upholds `GlobalAlloc::alloc`'s contract
@@ -80,6 +98,14 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let refuse = THREAD.with(|t| {
+            t.zeroed.set(t.zeroed.get() + 1);
+            t.zeroed.get() == t.refuse_at.get()
+        });
+        if refuse {
+            // As the system does when out of memory.
+            return std::ptr::null_mut();
+        }
         // SAFETY: as for `alloc`.
         let p = unsafe { System.alloc_zeroed(layout) };
         if !p.is_null() {
@@ -131,6 +157,18 @@ pub fn count_from_birth() {
         LIVE.fetch_add(t.live.get(), Ordering::Relaxed);
         t.in_live.set(true);
     });
+}
+
+/// The `alloc_zeroed` calls this thread has made, refused ones included.
+pub fn zeroed_allocations() -> u64 {
+    THREAD.with(|t| t.zeroed.get())
+}
+
+/// Refuses this thread's `n`-th `alloc_zeroed` call from now on (1 for the
+/// next), returning null as the system does when out of memory; `None`
+/// refuses none.
+pub fn refuse_zeroed(n: Option<u64>) {
+    THREAD.with(|t| t.refuse_at.set(n.map_or(0, |n| t.zeroed.get() + n)));
 }
 
 /// Net heap bytes of the threads that count across threads.
