@@ -155,22 +155,10 @@ impl<R: Read> Reader<R> {
         if self.pool.is_closed() {
             return Err(AllocError::Closed.into());
         }
-        if n > self.max_frame_len {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "a frame of {n} bytes is longer than the reader's max_frame_len of {}",
-                    self.max_frame_len
-                ),
-            ));
-        }
-        if self.end - self.start < n {
-            // A frame no buf could ever hold is refused before anything is
-            // read for it.
-            self.pool.size_class(n)?;
-            while self.end - self.start < n {
-                self.read_more(n)?;
-            }
+        // One comparison on the fast path: a frame already buffered, and
+        // within the limit.
+        if n > (self.end - self.start).min(self.max_frame_len) {
+            self.read_to(n)?;
         }
         let Some(lease) = &mut self.lease else {
             return Ok(Slice::new());
@@ -185,11 +173,26 @@ impl<R: Read> Reader<R> {
         Ok(unsafe { Slice::from_raw_parts(buf, ptr, n, 0) })
     }
 
+    /// Reads from the source until `n` bytes are buffered, after refusing a
+    /// frame over the limit or larger than any buf.
+    #[inline(never)]
+    fn read_to(&mut self, n: usize) -> io::Result<()> {
+        if n > self.max_frame_len {
+            return Err(frame_too_long(n, self.max_frame_len));
+        }
+        // A frame no buf could ever hold is refused before anything is read
+        // for it.
+        self.pool.size_class(n)?;
+        while self.end - self.start < n {
+            self.read_more(n)?;
+        }
+        Ok(())
+    }
+
     /// Reads from the source once (retrying `Interrupted`), first making
     /// room, towards a frame of `n > buffered` bytes from `start`, for the
     /// next step of its growth: twice the bytes buffered, at least a
     /// standard buf, at most `n`.
-    #[inline(never)]
     fn read_more(&mut self, n: usize) -> io::Result<()> {
         let buffered = self.end - self.start;
         debug_assert!(buffered < n, "internal: read more for a frame already buffered");
@@ -372,6 +375,16 @@ impl<R: Read> Reader<R> {
         // SAFETY: the lease holds its buf.
         self.lease.as_ref().map_or(0, |lease| unsafe { Header::cap(lease.buf()) })
     }
+}
+
+/// The error for a frame over the reader's maximum.
+#[cold]
+#[inline(never)]
+fn frame_too_long(n: usize, max: usize) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("a frame of {n} bytes is longer than the reader's max_frame_len of {max}"),
+    )
 }
 
 impl<R> fmt::Debug for Reader<R> {
