@@ -28,7 +28,10 @@ use crate::dissect::{
     flow_of,
 };
 use crate::flows::{FlowTable, FlowsError, count_flows};
-use crate::vxlan::{EncapError, OUTER_DST_MAC, OUTER_SRC_MAC, RESERVE, Tunnel, VXLAN_PORT, encapsulate};
+use crate::vxlan::{
+    EncapError, Encapsulated, MAX_INNER, OUTER_DST_MAC, OUTER_SRC_MAC, Oversize, RESERVE, Skipped, Tunnel,
+    VXLAN_PORT, encapsulate,
+};
 
 // ---------------------------------------------------------------------------
 // Building captures and frames
@@ -701,13 +704,28 @@ fn tunnel() -> Tunnel {
     Tunnel { src: Ipv4Addr::new(198, 51, 100, 1), dst: Ipv4Addr::new(198, 51, 100, 2), vni: 4242 }
 }
 
+/// `vxlan_encap`'s output for the capture `file` with `tunnel()`, and the
+/// frames it skipped, or its error.
+fn encapsulate_bytes(
+    file: &[u8],
+    oversize: Oversize,
+) -> Result<(Encapsulated, Vec<u8>, Vec<Skipped>), String> {
+    let mut skipped = Vec::new();
+    let (done, out) =
+        vxlan::encapsulate_capture(&Pool::new(), file, Vec::new(), &tunnel(), oversize, |s| skipped.push(s))
+            .map_err(|e| e.to_string())?;
+    assert_eq!(done.skipped, skipped.len() as u64, "one warning per skipped frame");
+    Ok((done, out, skipped))
+}
+
 /// The encapsulated capture of a committed one, as `vxlan_encap` writes it.
 fn encapsulated(name: &str) -> (Vec<Packet>, Vec<Packet>) {
     let file = std::fs::read(data(&format!("{name}.pcapng"))).unwrap();
-    let pool = Pool::new();
-    let (frames, out) = vxlan::encapsulate_capture(&pool, &file[..], Vec::new(), &tunnel()).unwrap();
+    let (done, out, _) = encapsulate_bytes(&file, Oversize::Fail).unwrap();
     let (inner, outer) = (packets(&file).unwrap(), packets(&out).unwrap());
-    assert_eq!((inner.len() as u64, outer.len() as u64), (frames, frames));
+    let frames = inner.len() as u64;
+    assert_eq!(done, Encapsulated { frames, written: frames, skipped: 0 });
+    assert_eq!(outer.len() as u64, frames);
     (inner, outer)
 }
 
@@ -754,27 +772,174 @@ fn vxlan_matches_tshark() {
 fn vxlan_round_trip() {
     for name in ["http", "dns", "ipv6", "vlan"] {
         let (inner, outer) = encapsulated(name);
-        let mut ports = std::collections::HashMap::new();
-        for (original, packet) in inner.iter().zip(&outer) {
-            let (headers, frame) = packet.data.split_at(RESERVE);
-            assert_eq!(frame, &original.data[..], "{name}");
-            assert_eq!(packet.ts, original.ts);
-            assert_eq!(packet.wire_len, original.wire_len + RESERVE as u32);
-            assert_eq!(&headers[12..14], &[8, 0]);
-            assert_eq!(vxlan::ipv4_checksum(&headers[14..34]), 0, "IPv4 checksum");
-            assert_eq!(u16::from_be_bytes([headers[16], headers[17]]) as usize, 36 + frame.len());
-            assert_eq!(u16::from_be_bytes([headers[36], headers[37]]), VXLAN_PORT);
-            assert_eq!(&headers[40..42], &[0, 0], "UDP checksum 0");
-            assert_eq!(&headers[42..], &[0x08, 0, 0, 0, 0, 0x10, 0x92, 0], "I flag, VNI 4242");
-            let src_port = u16::from_be_bytes([headers[34], headers[35]]);
-            assert!(src_port >= 49152);
-            // One flow, one source port.
-            let flow = flow_of(LINKTYPE_ETHERNET, &original.data, original.wire_len).unwrap();
-            if let Some(flow) = flow {
-                assert_eq!(*ports.entry(flow).or_insert(src_port), src_port, "{flow}");
-            }
+        check_round_trip(name, &inner, &outer);
+    }
+}
+
+/// Checks that `outer` is `inner` encapsulated with `tunnel()`, frame by
+/// frame: without its 50 outer bytes each is the original, byte for byte,
+/// with its timestamp, and the outer headers say what RFC 7348 asks.
+fn check_round_trip(name: &str, inner: &[Packet], outer: &[Packet]) {
+    assert_eq!(inner.len(), outer.len(), "{name}");
+    let mut ports = std::collections::HashMap::new();
+    for (original, packet) in inner.iter().zip(outer) {
+        let (headers, frame) = packet.data.split_at(RESERVE);
+        assert_eq!(frame, &original.data[..], "{name}");
+        assert_eq!(packet.ts, original.ts);
+        assert_eq!(packet.wire_len, original.wire_len + RESERVE as u32);
+        assert_eq!(&headers[12..14], &[8, 0]);
+        assert_eq!(vxlan::ipv4_checksum(&headers[14..34]), 0, "IPv4 checksum");
+        assert_eq!(u16::from_be_bytes([headers[16], headers[17]]) as usize, 36 + frame.len());
+        assert_eq!(u16::from_be_bytes([headers[36], headers[37]]), VXLAN_PORT);
+        assert_eq!(&headers[40..42], &[0, 0], "UDP checksum 0");
+        assert_eq!(&headers[42..], &[0x08, 0, 0, 0, 0, 0x10, 0x92, 0], "I flag, VNI 4242");
+        let src_port = u16::from_be_bytes([headers[34], headers[35]]);
+        assert!(src_port >= 49152);
+        // One flow, one source port.
+        let flow = flow_of(LINKTYPE_ETHERNET, &original.data, original.wire_len).unwrap();
+        if let Some(flow) = flow {
+            assert_eq!(*ports.entry(flow).or_insert(src_port), src_port, "{flow}");
         }
     }
+}
+
+/// An Ethernet/IPv4/UDP frame of exactly `len` bytes (at least 42), its
+/// payload filled with `fill`.
+fn frame_of_len(len: usize, fill: u8) -> Vec<u8> {
+    eth(&[], 0x0800, &ipv4(17, A4, B4, &udp(1000, 4000, &vec![fill; len - 42])))
+}
+
+/// Frames of a loopback capture around the largest VXLAN over IPv4 can
+/// carry: the largest (`MAX_INNER`), the largest a loopback capture holds
+/// (65,549: a 65,535-byte IP packet) and one byte over the first, among
+/// small ones; and which of them (numbered from 1) are too large.
+fn frames_around_the_limit() -> (Vec<Vec<u8>>, [u64; 2]) {
+    let frames = vec![
+        udp_frame(),
+        frame_of_len(MAX_INNER, 2),
+        frame_of_len(14 + 65_535, 3),
+        eth(&[], 0x0800, &ipv4(6, A4, B4, &tcp(40000, 80, b"GET"))),
+        frame_of_len(MAX_INNER + 1, 5),
+        udp_frame(),
+    ];
+    (frames, [3, 5])
+}
+
+/// A classic pcap, as tcpdump writes on loopback (snaplen 262144), of
+/// `frames`, each captured whole, a second apart.
+fn capture_of(frames: &[Vec<u8>]) -> Vec<u8> {
+    let records: Vec<(u32, u32, u32, &[u8])> =
+        frames.iter().enumerate().map(|(i, f)| (i as u32, 0, f.len() as u32, &f[..])).collect();
+    pcap(false, false, 262_144, LINKTYPE_ETHERNET, &records)
+}
+
+/// By default, a frame too large for one outer IPv4 packet is skipped, each with a warning naming its number and length, and counted; every other frame, the largest that fits included, is encapsulated as if the skipped ones were not there.
+#[test]
+fn vxlan_skips_oversize_frames() {
+    let (frames, oversize) = frames_around_the_limit();
+    let file = capture_of(&frames);
+    let (done, out, skipped) = encapsulate_bytes(&file, Oversize::Skip).unwrap();
+    assert_eq!(done, Encapsulated { frames: 6, written: 4, skipped: 2 });
+    let lens = oversize.map(|n| frames[n as usize - 1].len());
+    assert_eq!(lens, [65_549, MAX_INNER + 1]);
+    assert_eq!(skipped, [Skipped { frame: 3, len: lens[0] }, Skipped { frame: 5, len: lens[1] }]);
+    assert_eq!(
+        skipped[0].to_string(),
+        "skipped frame 3: a frame of 65549 bytes is too large for an IPv4 VXLAN packet (at most 65499)"
+    );
+
+    let kept: Vec<Packet> =
+        packets(&file).unwrap().into_iter().filter(|p| p.data.len() <= MAX_INNER).collect();
+    let outer = packets(&out).unwrap();
+    check_round_trip("around the limit", &kept, &outer);
+    let total = u16::from_be_bytes([outer[1].data[16], outer[1].data[17]]);
+    assert_eq!(total, u16::MAX, "the largest frame fills the outer IPv4 packet");
+}
+
+/// With `Oversize::Fail`, the first frame too large is an error naming it, as before skipping existed.
+#[test]
+fn vxlan_oversize_fail_stops_at_the_first() {
+    let (frames, _) = frames_around_the_limit();
+    let err = encapsulate_bytes(&capture_of(&frames), Oversize::Fail).unwrap_err();
+    assert_eq!(err, "frame 3: a frame of 65549 bytes is too large for an IPv4 VXLAN packet (at most 65499)");
+}
+
+/// `--oversize` takes skip or fail, and nothing else.
+#[test]
+fn oversize_option_values() {
+    assert_eq!("skip".parse(), Ok(Oversize::Skip));
+    assert_eq!("fail".parse(), Ok(Oversize::Fail));
+    assert_eq!(Oversize::default(), Oversize::Skip);
+    assert_eq!("Skip".parse::<Oversize>(), Err("--oversize Skip: expected skip or fail".to_owned()));
+}
+
+/// A fresh directory for one test's files, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("refbuf-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    /// The names of the files in it, sorted.
+    fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `vxlan_encap`'s output goes through a temporary file renamed over the destination only on success: the error of `--oversize fail`, and a capture that ends mid-record, each after more frames than one vectored write holds, leave no output file and no temporary file, and leave an earlier destination as it was; a success replaces it.
+#[test]
+#[cfg_attr(miri, ignore = "writes files, which Miri's isolation forbids")]
+fn vxlan_output_is_all_or_nothing() {
+    let dir = TempDir::new("vxlan-output");
+    let (input, output) = (dir.0.join("in.pcap"), dir.0.join("out.pcap"));
+    let run = |oversize| {
+        let pool = Pool::new();
+        vxlan::encapsulate_file(&pool, &input, &output, &tunnel(), oversize, |_| {})
+            .map_err(|e| e.to_string())
+    };
+    // 100 frames, then a loopback-sized one.
+    let mut frames: Vec<Vec<u8>> = (0..100).map(|_| udp_frame()).collect();
+    frames.push(frame_of_len(14 + 65_535, 1));
+    let file = capture_of(&frames);
+
+    std::fs::write(&input, &file).unwrap();
+    let err = run(Oversize::Fail).unwrap_err();
+    assert!(err.starts_with("frame 101: a frame of 65549 bytes is too large"), "{err}");
+    assert_eq!(dir.names(), ["in.pcap"], "no output, no temporary file");
+
+    std::fs::write(&output, b"an earlier output").unwrap();
+    let err = run(Oversize::Fail).unwrap_err();
+    assert!(err.starts_with("frame 101:"), "{err}");
+    assert_eq!(std::fs::read(&output).unwrap(), b"an earlier output");
+    assert_eq!(dir.names(), ["in.pcap", "out.pcap"]);
+
+    // A read error mid-capture: the file ends inside the last record.
+    std::fs::write(&input, &file[..file.len() - 1000]).unwrap();
+    let err = run(Oversize::Skip).unwrap_err();
+    assert!(err.contains("truncated file"), "{err}");
+    assert_eq!(std::fs::read(&output).unwrap(), b"an earlier output");
+    assert_eq!(dir.names(), ["in.pcap", "out.pcap"]);
+
+    std::fs::write(&input, &file).unwrap();
+    assert_eq!(run(Oversize::Skip), Ok(Encapsulated { frames: 101, written: 100, skipped: 1 }));
+    assert_eq!(dir.names(), ["in.pcap", "out.pcap"]);
+    let outer = packets(&std::fs::read(&output).unwrap()).unwrap();
+    check_round_trip("in.pcap", &packets(&file).unwrap()[..100], &outer);
 }
 
 /// Encapsulation writes only into the headroom: the frame's bytes stay where the read put them.
@@ -810,12 +975,12 @@ fn vxlan_refusals() {
 fn vxlan_refuses_bad_input() {
     let ip = ipv4(17, A4, B4, &udp(1, 2, b""));
     let raw = pcap(false, false, 0, LINKTYPE_RAW, &[(1, 0, 28, &ip)]);
-    let msg = message(vxlan::encapsulate_capture(&Pool::new(), &raw[..], Vec::new(), &tunnel()));
+    let msg = encapsulate_bytes(&raw, Oversize::Skip).unwrap_err();
     assert_eq!(msg, "frame 1 has link type 101; VXLAN carries Ethernet frames");
     let mut bad = udp_frame();
     bad[14] = 0x44;
     let file = pcap(false, false, 0, LINKTYPE_ETHERNET, &[(1, 0, 70, &bad)]);
-    let msg = message(vxlan::encapsulate_capture(&Pool::new(), &file[..], Vec::new(), &tunnel()));
+    let msg = encapsulate_bytes(&file, Oversize::Skip).unwrap_err();
     assert!(msg.starts_with("frame 1: IPv4 header length (IHL) 4"), "{msg}");
 }
 

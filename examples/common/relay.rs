@@ -5,6 +5,18 @@
 //!
 //! The relay header is 8 bytes: the datagram's sequence number at the relay
 //! and its payload length, both 32-bit big-endian.
+//!
+//! # Loss and corruption
+//!
+//! UDP may drop a datagram, and on loopback it does exactly when a receive
+//! buffer is full: the kernel counts it in `RcvbufErrors` and the next
+//! datagram arrives in its place. The demo sizes the receive buffers for its
+//! window, reads back what the kernel granted and says so where that is less
+//! than the window needs. The sink tells the two failures apart by content:
+//! a datagram that is, header and payload, one sent after the one expected
+//! means those between were lost, and they are counted; a datagram that is
+//! none of those in flight is corrupted, and the demo fails. Loss is a
+//! property of UDP, not of the pool; corruption would be a bug.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -14,6 +26,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use refbuf::Pool;
+use socket2::SockRef;
 
 /// Bytes the relay puts in front of each datagram.
 pub const RELAY_HEADER_LEN: usize = 8;
@@ -24,8 +37,17 @@ pub const MAX_DATAGRAM: usize = 65_507;
 /// Pool buf size for the relay: room for several maximal receives per buf.
 const RELAY_BUF_SIZE: usize = 256 * 1024;
 
-/// How long the sink waits for a datagram before calling it lost.
+/// How long the sink waits for a datagram before calling every datagram in
+/// flight lost.
 const LOSS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Receive buffer bytes to allow for each datagram of the window. The kernel
+/// charges a queued datagram the memory that holds it, not its payload: on
+/// loopback under Linux 6.18, 832 bytes for a payload of up to 100 bytes
+/// and 2,304 for one of 1,000 to 1,480 (its data in a 2 KiB slab, plus the
+/// `sk_buff`). 4 KiB covers the demo's largest datagram with room for a
+/// kernel that rounds up further.
+pub const BUFFER_PER_DATAGRAM: usize = 4096;
 
 /// Relays datagrams arriving at `socket` to `to` until `stop` is set;
 /// returns how many it forwarded.
@@ -57,9 +79,35 @@ pub fn relay(socket: &UdpSocket, to: SocketAddr, stop: &AtomicBool) -> io::Resul
 pub struct DemoConfig {
     pub datagrams: u64,
     pub duration: Duration,
-    /// Datagrams in flight at once; small enough that no socket buffer on
-    /// the way overflows.
+    /// Datagrams in flight at once; the receive buffers are sized for them.
     pub window: u64,
+    /// A receive buffer size to ask for instead of the window's
+    /// ([`BUFFER_PER_DATAGRAM`] each), to see what loss looks like.
+    pub recv_buffer: Option<usize>,
+}
+
+/// The socket buffers the kernel granted, as read back, against what the
+/// window needs.
+#[derive(Clone, Copy, Debug)]
+pub struct Buffers {
+    /// Bytes a receive buffer needs to queue a whole window.
+    pub needed: usize,
+    /// The smaller `SO_RCVBUF` of the relay's socket and the sink's, the two
+    /// that queue datagrams. Linux grants twice what is asked, up to twice
+    /// `net.core.rmem_max`, and reports the doubled size, which is what it
+    /// checks the queue against.
+    pub recv: usize,
+    /// The smaller `SO_SNDBUF` of the source's socket and the relay's. A
+    /// full send buffer makes `send` wait; it loses nothing.
+    pub send: usize,
+}
+
+impl Buffers {
+    /// Whether a receive buffer is smaller than the window needs, so that
+    /// datagrams may be dropped.
+    pub fn short(&self) -> bool {
+        self.recv < self.needed
+    }
 }
 
 /// What the demo saw.
@@ -68,31 +116,138 @@ pub struct DemoReport {
     pub sent: u64,
     /// Datagrams that reached the sink intact and in order.
     pub delivered: u64,
+    /// Datagrams that never reached the sink: `sent - delivered`.
+    pub lost: u64,
+    /// Of those, the ones the relay had forwarded, so dropped at the sink's
+    /// socket rather than the relay's: `forwarded - delivered`.
+    pub lost_after_relay: u64,
     /// Datagrams the relay forwarded.
     pub forwarded: u64,
     pub payload_bytes: u64,
     pub elapsed: Duration,
+    pub buffers: Buffers,
 }
 
 /// The largest payload the demo sends: what fits an Ethernet MTU.
 pub const MAX_SENT: usize = 1472;
 
 /// The payload size of datagram `i` in the demo: 0 to `MAX_SENT` bytes.
+/// Sizes step by 37 modulo 1473, which is prime to 37, so any 1473
+/// consecutive datagrams differ in size.
 pub fn datagram_size(i: u64) -> usize {
     (i * 37 % (MAX_SENT as u64 + 1)) as usize
 }
 
+/// The payloads of the demo: datagram `i` is `datagram_size(i)` bytes of a
+/// pattern, starting at `i % 251`.
+#[derive(Debug)]
+pub struct Payloads(Vec<u8>);
+
+impl Default for Payloads {
+    fn default() -> Payloads {
+        Payloads::new()
+    }
+}
+
+impl Payloads {
+    pub fn new() -> Payloads {
+        Payloads((0..MAX_SENT + 251).map(|j| (j * 13 + j / 251) as u8).collect())
+    }
+
+    /// The payload of datagram `i`.
+    pub fn get(&self, i: u64) -> &[u8] {
+        &self.0[(i % 251) as usize..][..datagram_size(i)]
+    }
+}
+
+/// The sink's account of the datagrams that reach it; see the module docs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SinkCheck {
+    pub delivered: u64,
+    pub lost: u64,
+    /// Relay sequence numbers skipped: datagrams lost after the relay
+    /// forwarded them, among those before the last one delivered.
+    pub relay_skipped: u64,
+    pub payload_bytes: u64,
+    /// The relay sequence number the next datagram carries unless the
+    /// relay's datagrams were lost before it.
+    next_relay_seq: u32,
+}
+
+impl SinkCheck {
+    /// Datagrams delivered or counted lost: the number of the next one
+    /// expected.
+    pub fn accounted(&self) -> u64 {
+        self.delivered + self.lost
+    }
+
+    /// Checks a datagram that reached the sink while `sent` had been sent:
+    /// it must be the relay header and payload of one not yet accounted for,
+    /// whose relay sequence number skips no more datagrams than are lost.
+    /// Those before it are counted lost. For a window below 1473 the match
+    /// is unambiguous: no two datagrams in flight have the same size.
+    ///
+    /// # Errors
+    /// `InvalidData` ("arrived corrupted") for anything else.
+    pub fn arrived(&mut self, payloads: &Payloads, datagram: &[u8], sent: u64) -> io::Result<()> {
+        let next = self.accounted();
+        let corrupted = |why: String| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "a datagram arrived corrupted: {} bytes, {why} (datagram {next} was next, of {} + \
+                     {RELAY_HEADER_LEN} bytes)",
+                    datagram.len(),
+                    datagram_size(next)
+                ),
+            )
+        };
+        let Some((header, payload)) = datagram.split_first_chunk::<RELAY_HEADER_LEN>() else {
+            return Err(corrupted(format!("shorter than the {RELAY_HEADER_LEN}-byte relay header")));
+        };
+        let relay_seq = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
+        let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
+        if len as usize != payload.len() {
+            return Err(corrupted(format!("a relay header that says {len} payload bytes")));
+        }
+        // Almost always the one expected; after a loss, a later one.
+        let Some(i) = (next..sent).find(|&i| payloads.get(i) == payload) else {
+            return Err(corrupted(format!("none of the {} datagrams in flight", sent - next)));
+        };
+        let relay_gap = u64::from(relay_seq.wrapping_sub(self.next_relay_seq));
+        if self.relay_skipped + relay_gap > self.lost + (i - next) {
+            return Err(corrupted(format!(
+                "relay sequence number {relay_seq} where {} was next, after {} datagrams lost",
+                self.next_relay_seq,
+                self.lost + (i - next)
+            )));
+        }
+        self.lost += i - next;
+        self.relay_skipped += relay_gap;
+        self.next_relay_seq = relay_seq.wrapping_add(1);
+        self.delivered += 1;
+        self.payload_bytes += payload.len() as u64;
+        Ok(())
+    }
+
+    /// Counts every datagram still in flight lost, for when nothing has
+    /// arrived for a long time.
+    pub fn lose_in_flight(&mut self, sent: u64) {
+        self.lost = sent - self.delivered;
+    }
+}
+
 /// Sends datagrams from a source socket through a relay on a second
 /// loopback port to a sink on a third, and checks that each arrives whole,
-/// in order, with the right relay header.
+/// in order, with the right relay header, or counts it lost.
 ///
 /// # Errors
-/// `TimedOut` for a lost datagram, `InvalidData` for a corrupted one, or
-/// any socket error.
+/// `InvalidData` for a corrupted datagram, or any socket error.
 pub fn run_demo(config: &DemoConfig) -> io::Result<DemoReport> {
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     let (relay_socket, source, sink) =
         (UdpSocket::bind(loopback)?, UdpSocket::bind(loopback)?, UdpSocket::bind(loopback)?);
+    let buffers = size_buffers(config, &relay_socket, &source, &sink)?;
     let (relay_addr, sink_addr) = (relay_socket.local_addr()?, sink.local_addr()?);
     let stop = Arc::new(AtomicBool::new(false));
     let relay_thread = {
@@ -102,62 +257,86 @@ pub fn run_demo(config: &DemoConfig) -> io::Result<DemoReport> {
     let exchanged = exchange(&source, relay_addr, &sink, config);
     stop.store(true, Ordering::Relaxed);
     let forwarded = relay_thread.join().expect("the relay thread panicked")?;
-    exchanged.map(|report| DemoReport { forwarded, ..report })
+    let (sent, check, elapsed) = exchanged?;
+    Ok(DemoReport {
+        sent,
+        delivered: check.delivered,
+        lost: check.lost,
+        lost_after_relay: forwarded.saturating_sub(check.delivered),
+        forwarded,
+        payload_bytes: check.payload_bytes,
+        elapsed,
+        buffers,
+    })
 }
 
-/// The source and sink sides of the demo.
+/// Grows the receive buffers of the relay's and the sink's sockets and the
+/// send buffers of the source's and the relay's to what the window needs
+/// (or the receive buffers to `config.recv_buffer`), and reads back what the
+/// kernel granted.
+fn size_buffers(
+    config: &DemoConfig,
+    relay: &UdpSocket,
+    source: &UdpSocket,
+    sink: &UdpSocket,
+) -> io::Result<Buffers> {
+    // The kernel takes an `int`.
+    let needed = usize::try_from(config.window)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(BUFFER_PER_DATAGRAM)
+        .min(i32::MAX as usize);
+    let mut recv = usize::MAX;
+    for socket in [relay, sink].map(SockRef::from) {
+        match config.recv_buffer {
+            Some(size) => socket.set_recv_buffer_size(size.min(i32::MAX as usize))?,
+            None if socket.recv_buffer_size()? < needed => socket.set_recv_buffer_size(needed)?,
+            None => {}
+        }
+        recv = recv.min(socket.recv_buffer_size()?);
+    }
+    let mut send = usize::MAX;
+    for socket in [source, relay].map(SockRef::from) {
+        if socket.send_buffer_size()? < needed {
+            socket.set_send_buffer_size(needed)?;
+        }
+        send = send.min(socket.send_buffer_size()?);
+    }
+    Ok(Buffers { needed, recv, send })
+}
+
+/// The source and sink sides of the demo; returns how many datagrams were
+/// sent, the sink's account of them, and how long it took.
 fn exchange(
     source: &UdpSocket,
     relay: SocketAddr,
     sink: &UdpSocket,
     config: &DemoConfig,
-) -> io::Result<DemoReport> {
-    let pattern: Vec<u8> = (0..MAX_SENT + 251).map(|j| (j * 13 + j / 251) as u8).collect();
-    let expected = |i: u64| &pattern[(i % 251) as usize..][..datagram_size(i)];
+) -> io::Result<(u64, SinkCheck, Duration)> {
+    let payloads = Payloads::new();
     sink.set_read_timeout(Some(LOSS_TIMEOUT))?;
     let mut received = vec![0; MAX_DATAGRAM + RELAY_HEADER_LEN];
-    let mut report =
-        DemoReport { sent: 0, delivered: 0, forwarded: 0, payload_bytes: 0, elapsed: Duration::ZERO };
+    let mut check = SinkCheck::default();
+    let mut sent = 0;
     let start = Instant::now();
     loop {
-        while report.sent < config.datagrams
-            && report.sent - report.delivered < config.window
+        while sent < config.datagrams
+            && sent - check.accounted() < config.window
             && start.elapsed() < config.duration
         {
-            source.send_to(expected(report.sent), relay)?;
-            report.sent += 1;
+            source.send_to(payloads.get(sent), relay)?;
+            sent += 1;
         }
-        if report.delivered == report.sent {
+        if check.accounted() == sent {
             break;
         }
-        let i = report.delivered;
-        let n = match sink.recv(&mut received) {
-            Ok(n) => n,
+        match sink.recv(&mut received) {
+            Ok(n) => check.arrived(&payloads, &received[..n], sent)?,
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("datagram {i} was lost: nothing arrived for {LOSS_TIMEOUT:?}"),
-                ));
+                check.lose_in_flight(sent);
             }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
-        };
-        let datagram = &received[..n];
-        let want = expected(i);
-        let header_ok = n >= RELAY_HEADER_LEN
-            && datagram[..4] == (i as u32).to_be_bytes()
-            && datagram[4..RELAY_HEADER_LEN] == (want.len() as u32).to_be_bytes();
-        if !header_ok || &datagram[RELAY_HEADER_LEN.min(n)..] != want {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "datagram {i} arrived corrupted: {n} bytes, expected {} + {RELAY_HEADER_LEN}",
-                    want.len()
-                ),
-            ));
         }
-        report.delivered += 1;
-        report.payload_bytes += want.len() as u64;
     }
-    report.elapsed = start.elapsed();
-    Ok(report)
+    Ok((sent, check, start.elapsed()))
 }

@@ -4,14 +4,17 @@
 
 use std::error::Error;
 use std::fmt;
+use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+use std::str::FromStr;
 
 use refbuf::{Pool, Slice};
 
 use crate::capture::Capture;
 use crate::dissect::{Flow, LINKTYPE_ETHERNET, flow_of};
-use crate::write::PcapWriter;
+use crate::write::{PcapWriter, replace_file};
 
 /// Outer Ethernet (14), IPv4 (20), UDP (8) and VXLAN (8) headers: the
 /// headroom each frame is read into a slice with.
@@ -73,35 +76,129 @@ impl fmt::Display for EncapError {
 
 impl std::error::Error for EncapError {}
 
+/// What to do with a frame too large for one outer IPv4 packet (over
+/// 65,499 bytes; a loopback capture holds frames of up to 65,549).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Oversize {
+    /// Leave it out of the output and go on, as tcprewrite does with a
+    /// packet over its MTU.
+    #[default]
+    Skip,
+    /// Stop with an error naming the frame.
+    Fail,
+}
+
+impl FromStr for Oversize {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Oversize, String> {
+        match s {
+            "skip" => Ok(Oversize::Skip),
+            "fail" => Ok(Oversize::Fail),
+            _ => Err(format!("--oversize {s}: expected skip or fail")),
+        }
+    }
+}
+
+/// A frame left out of the output because it is too large for VXLAN over
+/// IPv4.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Skipped {
+    /// Its number in the capture, from 1.
+    pub frame: u64,
+    /// Its captured length.
+    pub len: usize,
+}
+
+impl fmt::Display for Skipped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "skipped frame {}: {}", self.frame, EncapError::TooLarge { len: self.len })
+    }
+}
+
+/// What an encapsulation did with the frames of a capture.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Encapsulated {
+    /// Frames read.
+    pub frames: u64,
+    /// Frames written, encapsulated.
+    pub written: u64,
+    /// Frames skipped as too large (under [`Oversize::Skip`]).
+    pub skipped: u64,
+}
+
+/// Encapsulates every frame of the capture file `input` into a classic pcap
+/// at `output`, as [`encapsulate_capture`] does, all or nothing: the output
+/// is written to a temporary file next to `output` and renamed over it only
+/// once every frame is written, so on any error no partial file is left and
+/// an earlier `output` is untouched.
+///
+/// # Errors
+/// Those of [`encapsulate_capture`], and failing to open `input` or to
+/// create, write or rename the output.
+pub fn encapsulate_file(
+    pool: &Pool,
+    input: &Path,
+    output: &Path,
+    tunnel: &Tunnel,
+    oversize: Oversize,
+    on_skip: impl FnMut(Skipped),
+) -> Result<Encapsulated, Box<dyn Error>> {
+    let src = File::open(input)?;
+    replace_file(output, |out| {
+        encapsulate_capture(pool, src, out, tunnel, oversize, on_skip).map(|(done, _)| done)
+    })
+}
+
 /// Encapsulates every frame of the capture `src` into a classic pcap written
-/// to `out`, with the original timestamps; returns the number of frames and
-/// `out`.
+/// to `out`, with the original timestamps; returns what it did and `out`.
 ///
 /// Each frame is read once, from the reader's buf into a slice with exactly
 /// [`RESERVE`] bytes of headroom, and not copied again: the outer headers
 /// are written into the headroom, and the slice goes to a vectored write.
 ///
+/// A frame too large for one outer IPv4 packet is skipped, and passed to
+/// `on_skip`, or is an error, as `oversize` says.
+///
 /// # Errors
-/// A bad capture, a frame that is not Ethernet, has a bad IP header or is
-/// too large, or a write error; each message names the frame.
+/// A bad capture, a frame that is not Ethernet, has a bad IP header or (under
+/// [`Oversize::Fail`]) is too large, or a write error; each message names the
+/// frame.
 pub fn encapsulate_capture<R: Read, W: Write>(
     pool: &Pool,
     src: R,
     out: W,
     tunnel: &Tunnel,
-) -> Result<(u64, W), Box<dyn Error>> {
+    oversize: Oversize,
+    mut on_skip: impl FnMut(Skipped),
+) -> Result<(Encapsulated, W), Box<dyn Error>> {
     let mut capture = Capture::open(pool, src)?;
     let mut alloc = pool.allocator(RESERVE);
     let mut writer = PcapWriter::new(out)?;
-    let mut frames = 0;
+    let mut done = Encapsulated::default();
     while let Some(packet) = capture.next_packet()? {
-        frames += 1;
+        done.frames += 1;
+        let frames = done.frames;
         if packet.link != LINKTYPE_ETHERNET {
             return Err(format!(
                 "frame {frames} has link type {}; VXLAN carries Ethernet frames",
                 packet.link
             )
             .into());
+        }
+        // Checked before the copy, so a skipped frame costs no allocation.
+        let len = packet.data.len();
+        if len > MAX_INNER {
+            match oversize {
+                Oversize::Fail => {
+                    return Err(format!("frame {frames}: {}", EncapError::TooLarge { len }).into());
+                }
+                Oversize::Skip => {
+                    done.skipped += 1;
+                    on_skip(Skipped { frame: frames, len });
+                    continue;
+                }
+            }
         }
         let flow = flow_of(packet.link, &packet.data, packet.wire_len)
             .map_err(|e| format!("frame {frames}: {e}"))?;
@@ -112,13 +209,14 @@ pub fn encapsulate_capture<R: Read, W: Write>(
         let src_port = source_port(&frame, flow);
         encapsulate(&mut frame, tunnel, src_port).map_err(|e| format!("frame {frames}: {e}"))?;
         writer.write(packet.ts, packet.wire_len.saturating_add(RESERVE as u32), frame)?;
+        done.written += 1;
     }
-    Ok((frames, writer.finish()?))
+    Ok((done, writer.finish()?))
 }
 
 /// The largest inner frame: what the IPv4 total length leaves after the
 /// outer IPv4, UDP and VXLAN headers.
-const MAX_INNER: usize = u16::MAX as usize - 36;
+pub const MAX_INNER: usize = u16::MAX as usize - 36;
 
 /// The outer UDP source port for an inner frame: a hash of its flow (or,
 /// for a frame that is not TCP or UDP, of its Ethernet header), in the

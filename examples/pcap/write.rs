@@ -1,7 +1,11 @@
 //! Writing a classic pcap file of Ethernet frames held in slices, without
-//! copying them: frames are queued and written with vectored writes.
+//! copying them: frames are queued and written with vectored writes. And
+//! writing a file all or nothing, through a temporary file renamed over it.
 
+use std::fs::{self, File};
 use std::io::{self, IoSlice, Write};
+use std::path::{Path, PathBuf};
+use std::process;
 
 use refbuf::Slice;
 
@@ -89,5 +93,84 @@ impl<W: Write> PcapWriter<W> {
         self.headers.clear();
         self.frames.clear();
         Ok(())
+    }
+}
+
+/// Writes the file `dest` with `write`, all or nothing: `write` gets a new
+/// temporary file in `dest`'s directory, which is synced and renamed over
+/// `dest` only once `write` has succeeded. On an error (or a panic) the
+/// temporary file is removed, so no partial file is left, and an earlier
+/// `dest` is untouched. A `dest` that is a symbolic link is resolved first,
+/// so the link stays and its target is replaced; the new file takes an
+/// earlier `dest`'s permissions. A `dest` that exists and is not a regular
+/// file (a pipe, `/dev/stdout`) cannot be replaced, and is written directly.
+///
+/// # Errors
+/// `write`'s error, or failing to create, sync or rename the file.
+pub fn replace_file<T, E: From<io::Error>>(
+    dest: &Path,
+    write: impl FnOnce(&mut File) -> Result<T, E>,
+) -> Result<T, E> {
+    let dest = fs::canonicalize(dest).unwrap_or_else(|_| dest.to_owned());
+    let earlier = fs::metadata(&dest).ok();
+    if earlier.as_ref().is_some_and(|m| !m.is_file()) {
+        return write(&mut File::create(&dest)?);
+    }
+    let mut temp = TempFile::next_to(&dest)?;
+    if let Some(earlier) = earlier {
+        temp.file.set_permissions(earlier.permissions())?;
+    }
+    let value = write(&mut temp.file)?;
+    temp.rename_over(&dest)?;
+    Ok(value)
+}
+
+/// A new file that is removed when dropped, unless renamed over its
+/// destination first.
+#[derive(Debug)]
+struct TempFile {
+    path: PathBuf,
+    file: File,
+    renamed: bool,
+}
+
+impl TempFile {
+    /// Creates `.NAME.PID.tmp` in `dest`'s directory, where `dest` is
+    /// `DIR/NAME`: a file this process alone writes, never one that exists.
+    fn next_to(dest: &Path) -> io::Result<TempFile> {
+        let name = dest.file_name().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, format!("{}: not a file name", dest.display()))
+        })?;
+        let mut temp_name = std::ffi::OsString::from(".");
+        temp_name.push(name);
+        temp_name.push(format!(".{}.tmp", process::id()));
+        let path = dest.with_file_name(temp_name);
+        let file = File::options().write(true).create_new(true).open(&path).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot create the temporary file {}: {e}", path.display()))
+        })?;
+        Ok(TempFile { path, file, renamed: false })
+    }
+
+    /// Syncs the file and renames it over `dest`.
+    fn rename_over(mut self, dest: &Path) -> io::Result<()> {
+        self.file.sync_all()?;
+        fs::rename(&self.path, dest).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot rename {} over {}: {e}", self.path.display(), dest.display()),
+            )
+        })?;
+        self.renamed = true;
+        Ok(())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.renamed {
+            // Nothing to do about a failure here: the error being returned
+            // already says what went wrong.
+            let _ = fs::remove_file(&self.path);
+        }
     }
 }
