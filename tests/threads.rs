@@ -363,25 +363,30 @@ fn close_races_with_releases() {
     }
 }
 
-/// Hostile frame lengths (near `isize::MAX`) read on several threads at once are refused with
-/// `InvalidInput`, never overflow the pool's byte count, and leave the stats exact.
+/// Hostile lengths (near `isize::MAX`) on several threads at once: allocations of that size are refused with
+/// `OutOfMemory` by the system (or `TooLarge`, where two reservations in flight would overflow the pool's byte
+/// count), reads of frames that long with `InvalidData` by the reader's frame limit; nothing overflows, and
+/// the stats stay exact.
 #[test]
 #[cfg_attr(miri, ignore = "Miri aborts on a 2^63-byte allocation instead of returning null")]
 fn concurrent_hostile_reads_keep_stats_exact() {
     let pool = Pool::builder().buf_size(4096).build();
     let mut alloc = pool.allocator(0);
-    // 8 KiB in use, and each hostile read reserves 2^63 - 4096 bytes: two
-    // reservations in flight at once reach 2^64.
+    // 8 KiB in use, and each hostile allocation reserves 2^63 - 4096 bytes:
+    // two reservations in flight at once reach 2^64.
     let held = alloc.alloc(8192);
     let hostile = (isize::MAX as usize) - 4095;
     let threads: Vec<_> = (0..4)
         .map(|_| {
             let pool = pool.clone();
             std::thread::spawn(move || {
-                let mut reader = pool.reader(std::io::repeat(0)).with_max_frame_len(usize::MAX);
+                let mut alloc = pool.allocator(0);
+                let mut reader = pool.reader(std::io::repeat(0));
                 for _ in 0..5000 {
+                    let err = alloc.try_alloc(hostile).unwrap_err();
+                    assert!(matches!(err, AllocError::OutOfMemory | AllocError::TooLarge), "{err:?}");
                     let err = reader.read(hostile).unwrap_err();
-                    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+                    assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
                 }
             })
         })
