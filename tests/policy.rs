@@ -364,6 +364,10 @@ fn idle_timeout_frees_bufs_during_later_operations() {
 #[cfg(target_os = "linux")]
 #[test]
 #[cfg_attr(miri, ignore = "Miri cannot read /proc")]
+#[cfg_attr(
+    refbuf_sanitizer,
+    ignore = "measures the system allocator, which a sanitizer replaces with its own (ASan keeps freed memory in a quarantine)"
+)]
 fn rss_falls_after_trim() {
     /// Resident bytes of this process.
     fn rss() -> usize {
