@@ -5,7 +5,8 @@
 //!
 //! These tests measure the system allocator itself, so they are skipped
 //! where another one stands in for it: under Miri, valgrind (`.ci/valgrind`
-//! skips them by name) and AddressSanitizer (`.ci/sanitizers`).
+//! skips them by name) and the sanitizers (`.ci/sanitizers`, through
+//! `cfg(refbuf_sanitizer)`).
 #![cfg(target_os = "linux")]
 
 use std::io::{self, Read};
@@ -50,6 +51,10 @@ impl Read for Trickle {
 /// resident memory.
 #[test]
 #[cfg_attr(miri, ignore = "measures the system allocator; Miri has none")]
+#[cfg_attr(
+    refbuf_sanitizer,
+    ignore = "measures the system allocator, which a sanitizer replaces with its own"
+)]
 fn a_claimed_gigabyte_that_never_arrives_commits_next_to_nothing() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let pool = Pool::new();
@@ -68,6 +73,10 @@ fn a_claimed_gigabyte_that_never_arrives_commits_next_to_nothing() {
 /// not by writing to them; writing to it then commits what is written.
 #[test]
 #[cfg_attr(miri, ignore = "measures the system allocator; Miri has none")]
+#[cfg_attr(
+    refbuf_sanitizer,
+    ignore = "measures the system allocator, which a sanitizer replaces with its own"
+)]
 fn an_untouched_gigabyte_commits_next_to_nothing() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let pool = Pool::new();
