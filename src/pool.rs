@@ -152,6 +152,63 @@ pub struct PoolStats {
     pub bufs_cached: usize,
 }
 
+/// One readable line: bufs and bytes in use and idle (sizes in B, KiB, MiB
+/// or GiB), then the counters that are not zero.
+///
+/// ```
+/// let pool = refbuf::Pool::builder().buf_size(4096).build();
+/// let mut alloc = pool.allocator(0);
+/// let slice = alloc.alloc(10);
+/// assert_eq!(
+///     pool.stats().to_string(),
+///     "1 buf in use (4 KiB), 0 idle (0 B); 1 made, high water 4 KiB"
+/// );
+/// # drop(slice);
+/// ```
+impl fmt::Display for PoolStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plural = if self.bufs_in_use == 1 { "" } else { "s" };
+        write!(f, "{} buf{plural} in use ({}), ", self.bufs_in_use, Bytes(self.bytes_in_use))?;
+        write!(f, "{} idle ({}", self.bufs_idle, Bytes(self.bytes_idle))?;
+        if self.bufs_cached > 0 {
+            write!(f, ", {} in thread caches", self.bufs_cached)?;
+        }
+        write!(f, "); {} made, high water {}", self.bufs_created, Bytes(self.high_water_bytes))?;
+        for (count, what) in
+            [(self.bufs_trimmed, "trimmed"), (self.waits, "waited"), (self.exhausted, "refused")]
+        {
+            if count > 0 {
+                write!(f, ", {count} {what}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A byte count for people: whole bytes below 1 KiB, else KiB, MiB or GiB
+/// with at most one decimal.
+struct Bytes(usize);
+
+impl fmt::Display for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const UNITS: [&str; 3] = ["KiB", "MiB", "GiB"];
+        if self.0 < 1024 {
+            return write!(f, "{} B", self.0);
+        }
+        let mut value = self.0 as f64 / 1024.0;
+        let mut unit = 0;
+        while value >= 1024.0 && unit + 1 < UNITS.len() {
+            value /= 1024.0;
+            unit += 1;
+        }
+        if value.fract() == 0.0 || value >= 100.0 {
+            write!(f, "{value:.0} {}", UNITS[unit])
+        } else {
+            write!(f, "{value:.1} {}", UNITS[unit])
+        }
+    }
+}
+
 /// The data size of a buf and the free list it belongs to.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SizeClass {

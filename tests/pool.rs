@@ -861,3 +861,27 @@ fn high_water_counts_only_bufs_made() {
     assert_eq!((stats.high_water_bytes, stats.bytes_in_use, stats.bufs_created), (64, 64, 1), "{stats:?}");
     drop(held);
 }
+
+/// PoolStats' Display is one line with sizes people read at a glance, and names the counters that are not
+/// zero.
+#[test]
+fn stats_display_is_one_readable_line() {
+    let pool = Pool::builder().buf_size(1536).max_bytes(3 * 1536).thread_cache(1).build();
+    assert_eq!(pool.stats().to_string(), "0 bufs in use (0 B), 0 idle (0 B); 0 made, high water 0 B");
+    let mut alloc = pool.allocator(0);
+    let held: Vec<Slice> = (0..3).map(|_| alloc.alloc(1536)).collect();
+    assert_eq!(alloc.try_alloc(1).err(), Some(AllocError::Exhausted));
+    drop(held);
+    drop(alloc);
+    let line = pool.stats().to_string();
+    assert_eq!(
+        line,
+        "0 bufs in use (0 B), 3 idle (4.5 KiB, 1 in thread caches); 3 made, high water 4.5 KiB, 1 refused"
+    );
+    assert!(!line.contains('\n'));
+    let big = Pool::builder().buf_size(3 << 20).build();
+    let mut alloc = big.allocator(0);
+    let s = alloc.alloc_for_overwrite(1);
+    assert_eq!(big.stats().to_string(), "1 buf in use (3 MiB), 0 idle (0 B); 1 made, high water 3 MiB");
+    drop(s);
+}
