@@ -525,7 +525,7 @@ impl Allocator {
                 None
             }
         };
-        match self.pool.take(size, wait) {
+        match self.pool.lease(size, wait) {
             Ok(lease) => Ok(self.current.insert(Bump::new(lease))),
             Err(e) => {
                 self.current = kept;

@@ -44,10 +44,9 @@
 use core::alloc::Layout;
 use core::ptr::{self, NonNull};
 
+use crate::diagnostics::Usage;
 use crate::error::AllocError;
 use crate::pool::PoolShared;
-#[cfg(feature = "diagnostics")]
-use crate::sync::AtomicBool;
 use crate::sync::{Arc, AtomicUsize, BufAccess, Ordering, alloc_zeroed, dealloc};
 
 /// Bytes in front of a pooled buf's data area: one 64-byte line. Under loom
@@ -88,24 +87,9 @@ pub(crate) struct Header {
     idle: IdleLinks,
     /// Shows loom who uses the data area; zero-sized outside loom.
     access: BufAccess,
-    /// Who holds the buf, for `Pool::report`; only with the `diagnostics`
-    /// feature.
-    #[cfg(feature = "diagnostics")]
+    /// Who holds the buf, for `Pool::report`; zero-sized without the
+    /// `diagnostics` feature.
     usage: Usage,
-}
-
-/// What the `diagnostics` feature tracks about a buf in use. The counters
-/// are statistics read while other threads change them, so every access is
-/// `Relaxed`: they publish no other data and pair with nothing.
-#[cfg(feature = "diagnostics")]
-#[derive(Debug, Default)]
-pub(crate) struct Usage {
-    /// Live slices into the buf.
-    pub(crate) holders: AtomicUsize,
-    /// Bytes those slices own, headroom included.
-    pub(crate) live_bytes: AtomicUsize,
-    /// Whether an allocator or reader holds the buf.
-    pub(crate) leased: AtomicBool,
 }
 
 /// A buf's links in a doubly-linked free list, and when it went idle.
@@ -207,7 +191,6 @@ impl Header {
             owner,
             idle: IdleLinks::NONE,
             access: BufAccess::default(),
-            #[cfg(feature = "diagnostics")]
             usage: Usage::default(),
         }
     }
@@ -341,16 +324,16 @@ impl Header {
         // SAFETY: `this` is ours, with no references, and holds an `Arc` to
         // `pool`. Once the call returns `true`, neither `this` nor `pool` (a
         // reference into the header) is touched again.
-        if unsafe { PoolShared::release_to_cache(NonNull::from(&**pool), this, class) } {
+        if unsafe { PoolShared::return_to_cache(NonNull::from(&**pool), this, class) } {
             return;
         }
         // A clone, so that no reference into the header (or, through it, to
-        // the pool) is alive once `take_back` has published the buf: from
-        // then on another thread may reuse or free both, while `take_back`
-        // still wakes waiters through the pool.
+        // the pool) is alive once `return_shared` has published the buf: from
+        // then on another thread may reuse or free both, while
+        // `return_shared` still wakes waiters through the pool.
         let pool = Arc::clone(pool);
         // SAFETY: the caller owns `this`, which has no references.
-        unsafe { pool.take_back(this, class) };
+        unsafe { pool.return_shared(this, class) };
     }
 
     /// Frees the buf's memory.
@@ -391,24 +374,16 @@ impl Header {
     /// The caller holds a reference to `this`.
     #[inline(always)]
     pub(crate) unsafe fn track(this: NonNull<Header>, holders: isize, bytes: isize) {
-        #[cfg(feature = "diagnostics")]
-        {
-            // SAFETY: the caller holds a reference, so `this` is live.
-            let usage = unsafe { &(*this.as_ptr()).usage };
-            // Relaxed: statistics; see `Usage`.
-            usage.holders.fetch_add(holders as usize, Ordering::Relaxed);
-            usage.live_bytes.fetch_add(bytes as usize, Ordering::Relaxed);
-        }
-        #[cfg(not(feature = "diagnostics"))]
-        let _ = (this, holders, bytes);
+        // SAFETY: the caller holds a reference, so `this` is live.
+        unsafe { Header::usage(this) }.track(holders, bytes);
     }
 
     /// What the `diagnostics` feature knows about the buf's holders.
     ///
     /// # Safety
-    /// `this` is live for `'a`: the caller holds a reference, or the buf is
-    /// registered in use with its pool and the caller holds the pool's lock.
-    #[cfg(feature = "diagnostics")]
+    /// `this` is live for `'a`: the caller holds a reference, owns the buf,
+    /// or holds the pool's lock with the buf in its list of bufs in use.
+    #[inline(always)]
     pub(crate) unsafe fn usage<'a>(this: NonNull<Header>) -> &'a Usage {
         // SAFETY: the caller guarantees `this` is live for 'a.
         unsafe { &(*this.as_ptr()).usage }
@@ -464,21 +439,8 @@ impl Lease {
         unsafe { Header::access(buf) }.exclusive();
         // SAFETY: as above.
         unsafe { Header::refs(buf) }.store(LEASE_BATCH, Ordering::Relaxed);
-        #[cfg(feature = "diagnostics")]
-        {
-            // SAFETY: as above.
-            let usage = unsafe { Header::usage(buf) };
-            // Relaxed: statistics; see `Usage`. A buf with no references
-            // has no slices, so both counts are zero; they are reset all the
-            // same, so that a miscount never passes to the buf's next user.
-            let (holders, live_bytes) =
-                (usage.holders.swap(0, Ordering::Relaxed), usage.live_bytes.swap(0, Ordering::Relaxed));
-            debug_assert!(
-                holders == 0 && live_bytes == 0,
-                "internal: an idle buf counted {holders} slices owning {live_bytes} bytes"
-            );
-            usage.leased.store(true, Ordering::Relaxed);
-        }
+        // SAFETY: as above.
+        unsafe { Header::usage(buf) }.start_lease();
         Lease { buf, held: LEASE_BATCH }
     }
 
@@ -523,10 +485,8 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        // Relaxed: statistics; see `Usage`.
-        #[cfg(feature = "diagnostics")]
         // SAFETY: the lease holds a reference.
-        unsafe { Header::usage(self.buf) }.leased.store(false, Ordering::Relaxed);
+        unsafe { Header::usage(self.buf) }.end_lease();
         // SAFETY: the lease owns `held` references and is going away.
         unsafe { Header::release(self.buf, self.held) };
     }

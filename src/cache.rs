@@ -33,7 +33,7 @@
 use core::cell::Cell;
 use core::ptr::{self, NonNull};
 
-use crate::free_list::FreeList;
+use crate::free_list::{Doomed, FreeList};
 use crate::pool::PoolShared;
 use crate::sync::{AtomicPtr, AtomicU64, Mutex, Ordering, lock, thread_local};
 
@@ -63,8 +63,8 @@ pub(crate) struct Cached {
 }
 
 impl Cached {
-    /// Takes every buf out of the slot.
-    pub(crate) fn take_all(&mut self) -> (FreeList, usize) {
+    /// Empties the slot, handing over its bufs and how many there were.
+    pub(crate) fn empty_out(&mut self) -> (FreeList, usize) {
         (core::mem::take(&mut self.list), core::mem::take(&mut self.len))
     }
 }
@@ -124,7 +124,7 @@ impl ThreadSlot {
     /// back.
     fn leave(&self) {
         let Some(index) = self.index.take() else { return };
-        let mut doomed = FreeList::EMPTY;
+        let mut doomed = Doomed::new();
         {
             let registry = lock(registry());
             let mut next = registry.head;
@@ -133,15 +133,13 @@ impl ThreadSlot {
                 // under the lock we hold, before its last handle goes (see
                 // `Registry`).
                 let pool = unsafe { pool.as_ref() };
-                // SAFETY: `doomed` is ours.
-                unsafe { pool.flush_slot(index, &mut doomed) };
+                pool.flush_slot(index, &mut doomed);
                 next = pool.registry_links().next();
             }
         }
         // Freed outside the registry's lock: freeing a buf drops its `Arc` to
         // its pool, and no pool's teardown may run under that lock.
-        // SAFETY: the bufs in `doomed` are off every list and ours alone.
-        unsafe { doomed.destroy_all() };
+        drop(doomed);
         // Relaxed: as in `claim`.
         taken_slots().fetch_and(!(1 << index), Ordering::Relaxed);
     }

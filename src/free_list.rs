@@ -8,13 +8,16 @@
 //! that of the per-thread cache slot it belongs to. With the
 //! `diagnostics` feature, the pool also links its bufs in use into a list of
 //! this kind (their links are free while they are not idle).
+//!
+//! A list owns its bufs, so it is neither `Copy` nor `Clone`; bufs taken off
+//! the pool to be freed go into a [`Doomed`], which frees them when dropped.
 
 use core::ptr::NonNull;
 
 use crate::buf::{Header, IdleLinks};
 
 /// Idle bufs, newest first, linked through their headers.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Default)]
 pub(crate) struct FreeList {
     newest: Option<NonNull<Header>>,
     oldest: Option<NonNull<Header>>,
@@ -156,19 +159,6 @@ impl FreeList {
             next = links.older;
         }
     }
-
-    /// Frees every buf in the list.
-    ///
-    /// # Safety
-    /// The caller owns the list and its bufs outright: they are on no pool's
-    /// list any more, so no lock is needed.
-    pub(crate) unsafe fn destroy_all(mut self) {
-        // SAFETY: the caller owns every buf in the list.
-        while let Some(buf) = unsafe { self.pop_newest() } {
-            // SAFETY: `buf` is off the list and nothing refers to it.
-            unsafe { Header::destroy(buf) };
-        }
-    }
 }
 
 // SAFETY: the pointers are idle bufs owned by whoever owns the list and
@@ -176,3 +166,51 @@ impl FreeList {
 // slot's), or by the list's sole owner once they are off the pool, so the
 // list may move between threads.
 unsafe impl Send for FreeList {}
+
+/// Bufs taken off the pool (its lists, or a cache slot) to be freed, owned
+/// outright: dropping this frees them. Drop it after the lock the bufs were
+/// taken under is released, so that no buf is freed (and no pool torn down
+/// by its last buf) under a lock; the pool's `finish` does that, in order.
+#[derive(Debug, Default)]
+pub(crate) struct Doomed {
+    list: FreeList,
+}
+
+impl Doomed {
+    /// Nothing to free yet.
+    pub(crate) const fn new() -> Doomed {
+        Doomed { list: FreeList::EMPTY }
+    }
+
+    /// Takes `buf`, to free it when dropped.
+    ///
+    /// # Safety
+    /// `buf` is a live buf with no references and in no list, owned by the
+    /// caller, who gives it up.
+    pub(crate) unsafe fn push(&mut self, buf: NonNull<Header>) {
+        // SAFETY: the caller gives us `buf`, in no list; the list is ours.
+        unsafe { self.list.push_newest(buf, 0) };
+    }
+
+    /// Takes every buf of `list`, which the caller owns outright, to free
+    /// them when dropped.
+    pub(crate) fn push_all(&mut self, mut list: FreeList) {
+        // SAFETY: the caller owns `list` and its bufs, as every holder of a
+        // list does; once off it, each buf is ours and in no list.
+        while let Some(buf) = unsafe { list.pop_newest() } {
+            // SAFETY: as above.
+            unsafe { self.push(buf) };
+        }
+    }
+}
+
+impl Drop for Doomed {
+    fn drop(&mut self) {
+        // SAFETY: every buf in the list was given up to us, off every other
+        // list, with no references.
+        while let Some(buf) = unsafe { self.list.pop_newest() } {
+            // SAFETY: as above; nothing refers to `buf`.
+            unsafe { Header::destroy(buf) };
+        }
+    }
+}

@@ -104,7 +104,6 @@ mod bytes_interop;
 mod cache;
 mod chain;
 mod coalesce;
-#[cfg(feature = "diagnostics")]
 mod diagnostics;
 mod error;
 mod free_list;

@@ -270,7 +270,7 @@ impl<R: Read> Reader<R> {
                 }
                 match self.pool.useful_wait(size, Wait::Forever, self.cap()) {
                     Wait::Never if buffered <= STASHED_TAIL_MAX => return self.stash_and_wait(size),
-                    wait => Some(self.pool.take(size, wait)?),
+                    wait => Some(self.pool.lease(size, wait)?),
                 }
             }
         };
@@ -315,11 +315,11 @@ impl<R: Read> Reader<R> {
         }
         self.start = 0;
         self.end = 0;
-        let lease = match self.pool.take(size, Wait::Forever) {
+        let lease = match self.pool.lease(size, Wait::Forever) {
             Ok(lease) => lease,
             // Somewhere to put the tail back, if the pool has room for it.
             Err(e) => {
-                match self.pool.size_class(buffered).and_then(|small| self.pool.take(small, Wait::Never)) {
+                match self.pool.size_class(buffered).and_then(|small| self.pool.lease(small, Wait::Never)) {
                     Ok(lease) => {
                         self.lease = Some(lease);
                         self.fill_front(stash);
