@@ -15,12 +15,8 @@
 //! they lie. `--copy` copies each frame into a fresh `Vec` first, as a
 //! baseline to measure the zero-copy path against.
 
-#[path = "pcap/capture.rs"]
-mod capture;
-#[path = "pcap/dissect.rs"]
-mod dissect;
-#[path = "pcap/flows.rs"]
-mod flows;
+#[allow(dead_code, reason = "this example uses the capture reader, the dissector and the flow count only")]
+mod pcap;
 
 use std::error::Error;
 use std::fs::File;
@@ -30,8 +26,8 @@ use std::time::Instant;
 
 use refbuf::Pool;
 
-use crate::capture::Capture;
-use crate::flows::count_flows;
+use pcap::capture::Capture;
+use pcap::flows::count_flows;
 
 /// The reader's buf size: large reads, few system calls.
 const BUF_SIZE: usize = 1024 * 1024;

@@ -21,14 +21,8 @@
 //! once every frame is written, so an error leaves no partial file and an
 //! earlier OUT as it was.
 
-#[path = "pcap/capture.rs"]
-mod capture;
-#[path = "pcap/dissect.rs"]
-mod dissect;
-#[path = "pcap/vxlan.rs"]
-mod vxlan;
-#[path = "pcap/write.rs"]
-mod write;
+#[allow(dead_code, reason = "this example uses the VXLAN encapsulation only, not the flow count")]
+mod pcap;
 
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -36,7 +30,7 @@ use std::process::ExitCode;
 
 use refbuf::Pool;
 
-use crate::vxlan::{MAX_VNI, Oversize, Tunnel, encapsulate_file};
+use pcap::vxlan::{MAX_VNI, Oversize, Tunnel, encapsulate_file};
 
 const USAGE: &str =
     "usage: vxlan_encap IN OUT --vni N [--outer-src IP] [--outer-dst IP] [--oversize skip|fail]";
