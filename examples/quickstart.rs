@@ -55,9 +55,9 @@ fn main() -> io::Result<()> {
     }
 
     // 6. Stats: the reader, the allocator and the wire slice still hold bufs.
-    println!("in use:      {:?}", pool.stats());
+    println!("in use:      {}", pool.stats());
     drop(reader);
     drop((alloc, wire));
-    println!("all dropped: {:?}", pool.stats());
+    println!("all dropped: {}", pool.stats());
     Ok(())
 }
