@@ -1,6 +1,6 @@
 //! Throughput of one pool shared by two threads, against one thread alone:
 //! each thread allocates and drops 1500-byte slices through its own
-//! allocator (issue 3's target: two threads reach at least 1.8× one).
+//! allocator. The project's target: two threads reach at least 1.8× one.
 //!
 //! `cargo bench --bench shared_pool`. Criterion reports elements per second
 //! for each; the ratio of `threads/2` to `threads/1` is the speed-up. The

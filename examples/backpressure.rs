@@ -17,14 +17,26 @@ use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use refbuf::{Pool, PoolStats};
 
 const FRAME: usize = 1500;
 const BUDGET: usize = 1024 * 1024;
 const IDLE_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// A producer faster than its consumer, held to the pool's memory budget:
+/// memory stays flat and nothing is lost.
+// Public, as are its fields, for `tests/examples.rs`, which checks it.
+#[derive(Debug, Parser)]
+#[command(name = "backpressure")]
+pub struct Args {
+    /// Seconds of producing.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub seconds: u64,
+}
+
 fn main() {
-    let seconds = parse_seconds();
+    let Args { seconds } = Args::parse();
     let pool = Pool::builder().buf_size(16 * 1024).max_bytes(BUDGET).idle_timeout(IDLE_TIMEOUT).build();
     let stop = Arc::new(AtomicBool::new(false));
     let consumed = Arc::new(AtomicU64::new(0));
@@ -101,13 +113,4 @@ fn print_row(s: u64, stats: &PoolStats, consumed: u64) {
         "{s:>4} {:>10} {:>10} {:>10} {:>8} {consumed:>10}",
         stats.bytes_in_use, stats.bytes_idle, stats.high_water_bytes, stats.waits
     );
-}
-
-/// `--seconds N` (default 3).
-fn parse_seconds() -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    match args.iter().position(|a| a == "--seconds") {
-        Some(i) => args.get(i + 1).and_then(|n| n.parse().ok()).expect("--seconds takes a whole number"),
-        None => 3,
-    }
 }

@@ -13,11 +13,13 @@ use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::io::{BufReader, Read};
+use std::path::PathBuf;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use clap::Parser;
 use refbuf::{Pool, Slice, coalesce};
 
 /// Alternating rounds per comparison; the median of each side is reported.
@@ -25,15 +27,19 @@ const ROUNDS: usize = 21;
 /// Rough wall time of one round of one side.
 const ROUND_TIME: Duration = Duration::from_millis(40);
 
+/// refbuf against the buffers a network program would otherwise use, as
+/// ratios against the project's speed targets (about a minute).
+// Public, as are its fields, for `tests/examples.rs`, which checks it.
+#[derive(Debug, Parser)]
+#[command(name = "bench_report")]
+pub struct Args {
+    /// Also draw the speed-ups as an SVG chart into this file.
+    #[arg(long, value_name = "PATH")]
+    pub svg: Option<PathBuf>,
+}
+
 fn main() {
-    let svg_path = match std::env::args().skip(1).collect::<Vec<_>>().as_slice() {
-        [] => None,
-        [flag, path] if flag == "--svg" => Some(path.clone()),
-        _ => {
-            eprintln!("usage: bench_report [--svg PATH]");
-            std::process::exit(2);
-        }
-    };
+    let Args { svg: svg_path } = Args::parse();
     let started = Instant::now();
     let mut rows = Vec::new();
     let pool = Pool::new();
@@ -245,10 +251,10 @@ fn main() {
     println!("\n{} rounds per side, about {:.0?} in all.", ROUNDS, started.elapsed());
     if let Some(path) = svg_path {
         if let Err(e) = std::fs::write(&path, svg_chart(&rows)) {
-            eprintln!("bench_report: cannot write {path}: {e}");
+            eprintln!("bench_report: cannot write {}: {e}", path.display());
             std::process::exit(1);
         }
-        println!("chart written to {path}");
+        println!("chart written to {}", path.display());
     }
 }
 

@@ -14,23 +14,50 @@
 mod common;
 
 use std::io;
+use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use common::args::{self, Args};
+use clap::Parser;
+use common::args;
 use common::client::{self, Config};
 use common::frame::DEFAULT_MAX_FRAME;
 
-fn main() -> ExitCode {
-    args::run_main("echo_client", parse, run)
+/// Sends length-prefixed frames of mixed sizes to `echo_server`, checks
+/// every echoed byte, and reports round trips per second and MB/s.
+// Public, as are its fields, for `tests/examples.rs`, which checks it.
+#[derive(Debug, Parser)]
+#[command(name = "echo_client")]
+pub struct Args {
+    /// The server's address.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7878")]
+    pub addr: SocketAddr,
+    /// Stop after this many round trips.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub frames: u64,
+    /// Stop after this many seconds (fractions allowed).
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = args::seconds, allow_negative_numbers = true)]
+    pub duration: Duration,
+    /// Send only the frame sizes up to this many payload bytes (the default
+    /// sends every size).
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_FRAME)]
+    pub max_payload: usize,
 }
 
-fn parse(args: &mut Args) -> Result<Config, String> {
-    Ok(Config {
-        addr: args.value("--addr", "127.0.0.1:7878".parse().expect("a valid address"))?,
-        frames: args.value("--frames", 10_000)?,
-        duration: args.seconds("--duration", 10.0)?,
-        max_payload: args.value("--max-payload", DEFAULT_MAX_FRAME)?,
-    })
+impl Args {
+    /// The client's configuration.
+    pub fn config(self) -> Config {
+        Config {
+            addr: self.addr,
+            frames: self.frames,
+            duration: self.duration,
+            max_payload: self.max_payload,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    args::run_main("echo_client", |args: Args| run(args.config()))
 }
 
 fn run(config: Config) -> io::Result<()> {

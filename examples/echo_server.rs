@@ -15,24 +15,55 @@
 mod common;
 
 use std::io;
+use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use common::args::{self, Args};
+use clap::Parser;
+use common::args;
 use common::frame::DEFAULT_MAX_FRAME;
 use common::server::{Config, Server};
 
-fn main() -> ExitCode {
-    args::run_main("echo_server", parse, run)
+/// A length-prefixed echo server over TCP, on refbuf or, with
+/// `--baseline`, on `Vec` and `read_exact`.
+// Public, as are its fields, for `tests/examples.rs`, which checks it.
+#[derive(Debug, Parser)]
+#[command(name = "echo_server")]
+pub struct Args {
+    /// The address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7878")]
+    pub addr: SocketAddr,
+    /// Refuse a frame announcing more payload bytes than this, and close
+    /// its connection.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_FRAME)]
+    pub max_frame: usize,
+    /// Echo with `Vec` and `read_exact` instead of refbuf.
+    #[arg(long)]
+    pub baseline: bool,
+    /// Stop after this many frames echoed, over all connections [default:
+    /// unbounded].
+    #[arg(long, value_name = "N")]
+    pub frames: Option<u64>,
+    /// Stop after this many seconds (fractions allowed).
+    #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = args::seconds, allow_negative_numbers = true)]
+    pub duration: Duration,
 }
 
-fn parse(args: &mut Args) -> Result<Config, String> {
-    Ok(Config {
-        addr: args.value("--addr", "127.0.0.1:7878".parse().expect("a valid address"))?,
-        max_frame: args.value("--max-frame", DEFAULT_MAX_FRAME)?,
-        baseline: args.flag("--baseline"),
-        frames: args.value("--frames", u64::MAX)?,
-        duration: args.seconds("--duration", 60.0)?,
-    })
+impl Args {
+    /// The server's configuration.
+    pub fn config(self) -> Config {
+        Config {
+            addr: self.addr,
+            max_frame: self.max_frame,
+            baseline: self.baseline,
+            frames: self.frames.unwrap_or(u64::MAX),
+            duration: self.duration,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    args::run_main("echo_server", |args: Args| run(args.config()))
 }
 
 fn run(config: Config) -> io::Result<()> {

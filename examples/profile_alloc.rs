@@ -13,14 +13,38 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+use clap::{Parser, Subcommand};
+
+/// Two small programs for seeing where an allocation's time goes.
+// Public, as is its field, for `tests/examples.rs`, which checks it.
+#[derive(Debug, Parser)]
+#[command(name = "profile_alloc", disable_help_subcommand = true)]
+pub struct Args {
+    /// The program to run.
+    #[command(subcommand)]
+    pub program: Program,
+}
+
+/// `profile_alloc`'s programs.
+#[derive(Debug, PartialEq, Eq, Subcommand)]
+pub enum Program {
+    /// Allocate, write one byte into and drop N slices of LEN bytes, for a
+    /// profiler.
+    Loop {
+        /// Bytes in each slice.
+        len: usize,
+        /// Slices to allocate.
+        n: usize,
+    },
+    /// Time the `Release` decrement a drop does against a plain decrement,
+    /// each after a one-byte store.
+    Atomic,
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-        ["loop", len, n] => match (len.parse(), n.parse()) {
-            (Ok(len), Ok(n)) => alloc_loop(len, n),
-            _ => usage(),
-        },
-        ["atomic"] => {
+    match Args::parse().program {
+        Program::Loop { len, n } => alloc_loop(len, n),
+        Program::Atomic => {
             for stride in [64, 1500] {
                 let atomic = best_ns_per_op(stride, true);
                 let plain = best_ns_per_op(stride, false);
@@ -30,13 +54,7 @@ fn main() {
                 );
             }
         }
-        _ => usage(),
     }
-}
-
-fn usage() {
-    eprintln!("usage: profile_alloc loop LEN N | profile_alloc atomic");
-    std::process::exit(2);
 }
 
 /// N allocations of `len` bytes, each written once and dropped.

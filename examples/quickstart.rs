@@ -5,12 +5,21 @@
 
 use std::io;
 
+use clap::Parser;
 use refbuf::{Pool, coalesce};
 
 /// Length prefix of our toy protocol: a 4-byte big-endian payload length.
 const HEADER_LEN: usize = 4;
 
+/// A short tour of refbuf: a pool, headroom, a header prepended in place,
+/// coalescing, a reader and the pool's stats.
+// Public for `tests/examples.rs`, which checks it.
+#[derive(Debug, Parser)]
+#[command(name = "quickstart")]
+pub struct Args {}
+
 fn main() -> io::Result<()> {
+    Args::parse();
     // 1. A pool of 16 KiB bufs. Clones of `pool` share it.
     let pool = Pool::builder().buf_size(16 * 1024).build();
     println!("pool with {} KiB bufs", pool.buf_size() / 1024);
@@ -55,9 +64,9 @@ fn main() -> io::Result<()> {
     }
 
     // 6. Stats: the reader, the allocator and the wire slice still hold bufs.
-    println!("in use:      {:?}", pool.stats());
+    println!("in use:      {}", pool.stats());
     drop(reader);
     drop((alloc, wire));
-    println!("all dropped: {:?}", pool.stats());
+    println!("all dropped: {}", pool.stats());
     Ok(())
 }

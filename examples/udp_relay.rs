@@ -24,22 +24,47 @@ mod common;
 
 use std::io;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use common::args::{self, Args};
+use clap::Parser;
+use common::args;
 use common::relay::{self, DemoConfig};
 
-fn main() -> ExitCode {
-    args::run_main("udp_relay", parse, run)
+/// A UDP relay on loopback that prepends its header in place, driven by a
+/// source and a sink that check every datagram.
+// Public, as are its fields, for `tests/examples.rs`, which checks it.
+#[derive(Debug, Parser)]
+#[command(name = "udp_relay")]
+pub struct Args {
+    /// Datagrams to send.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub datagrams: u64,
+    /// Stop after this many seconds (fractions allowed).
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = args::seconds, allow_negative_numbers = true)]
+    pub duration: Duration,
+    /// Datagrams in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    pub window: u64,
+    /// A receive buffer size to ask for instead of the one the window needs
+    /// (4 KiB a datagram); 0 asks for the window's.
+    #[arg(long, value_name = "BYTES", default_value_t = 0)]
+    pub rcvbuf: usize,
 }
 
-fn parse(args: &mut Args) -> Result<DemoConfig, String> {
-    let recv_buffer: usize = args.value("--rcvbuf", 0)?;
-    Ok(DemoConfig {
-        datagrams: args.value("--datagrams", 100_000)?,
-        duration: args.seconds("--duration", 10.0)?,
-        window: args.value("--window", 32)?,
-        recv_buffer: (recv_buffer > 0).then_some(recv_buffer),
-    })
+impl Args {
+    /// The demo's configuration.
+    pub fn config(self) -> DemoConfig {
+        DemoConfig {
+            datagrams: self.datagrams,
+            duration: self.duration,
+            window: self.window,
+            recv_buffer: (self.rcvbuf > 0).then_some(self.rcvbuf),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    args::run_main("udp_relay", |args: Args| run(args.config()))
 }
 
 fn run(config: DemoConfig) -> io::Result<()> {

@@ -21,44 +21,60 @@
 //! once every frame is written, so an error leaves no partial file and an
 //! earlier OUT as it was.
 
-#[path = "pcap/capture.rs"]
-mod capture;
-#[path = "pcap/dissect.rs"]
-mod dissect;
-#[path = "pcap/vxlan.rs"]
-mod vxlan;
-#[path = "pcap/write.rs"]
-mod write;
+#[allow(dead_code, reason = "this example uses the VXLAN encapsulation only, not the flow count")]
+mod pcap;
 
 use std::net::Ipv4Addr;
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::Parser;
 use refbuf::Pool;
 
-use crate::vxlan::{MAX_VNI, Oversize, Tunnel, encapsulate_file};
+use pcap::vxlan::{MAX_VNI, Oversize, Tunnel, encapsulate_file};
 
-const USAGE: &str =
-    "usage: vxlan_encap IN OUT --vni N [--outer-src IP] [--outer-dst IP] [--oversize skip|fail]";
+/// Encapsulates every Ethernet frame of a capture in VXLAN, writing the
+/// outer headers into each frame's headroom.
+// Public, as are its fields, for `tests/examples.rs`, which checks it.
+#[derive(Debug, Parser)]
+#[command(name = "vxlan_encap")]
+pub struct Args {
+    /// The pcap or pcapng capture of Ethernet frames to read.
+    #[arg(value_name = "IN")]
+    pub input: PathBuf,
+    /// The classic pcap to write, replaced only once every frame is written.
+    #[arg(value_name = "OUT")]
+    pub output: PathBuf,
+    /// The VXLAN network identifier, 0 to 16777215.
+    #[arg(long, value_name = "N", value_parser = vni)]
+    pub vni: u32,
+    /// The outer IPv4 source address.
+    #[arg(long, value_name = "IP", default_value_t = Ipv4Addr::new(192, 0, 2, 1))]
+    pub outer_src: Ipv4Addr,
+    /// The outer IPv4 destination address.
+    #[arg(long, value_name = "IP", default_value_t = Ipv4Addr::new(192, 0, 2, 2))]
+    pub outer_dst: Ipv4Addr,
+    /// What to do with a frame too large for one outer IPv4 packet: skip it
+    /// with a warning, or stop with an error.
+    #[arg(long, value_name = "skip|fail", default_value = "skip")]
+    pub oversize: Oversize,
+}
 
-/// The command line, parsed.
-struct Args {
-    input: String,
-    output: String,
-    tunnel: Tunnel,
-    oversize: Oversize,
+/// A VNI: a number from 0 to `MAX_VNI`.
+fn vni(arg: &str) -> Result<u32, String> {
+    arg.parse::<u32>()
+        .ok()
+        .filter(|&n| n <= MAX_VNI)
+        .ok_or_else(|| format!("a VNI is a number from 0 to {MAX_VNI}"))
 }
 
 fn main() -> ExitCode {
-    let Args { input, output, tunnel, oversize } = match parse_args(std::env::args().skip(1)) {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!("vxlan_encap: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    let warn = |skipped| eprintln!("vxlan_encap: warning: {input}: {skipped}");
-    match encapsulate_file(&Pool::new(), Path::new(&input), Path::new(&output), &tunnel, oversize, warn) {
+    let Args { input, output, vni, outer_src, outer_dst, oversize } = Args::parse();
+    let tunnel = Tunnel { src: outer_src, dst: outer_dst, vni };
+    let warn = |skipped| eprintln!("vxlan_encap: warning: {}: {skipped}", input.display());
+    let done = encapsulate_file(&Pool::new(), &input, &output, &tunnel, oversize, warn);
+    let (input, output) = (input.display(), output.display());
+    match done {
         Ok(done) => {
             eprintln!(
                 "vxlan_encap: {} frames from {input} written to {output}, VNI {}; {} skipped as too \
@@ -72,35 +88,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// `IN OUT --vni N [--outer-src IP] [--outer-dst IP] [--oversize skip|fail]`,
-/// options anywhere.
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
-    let mut paths = Vec::new();
-    let (mut vni, mut src, mut dst) = (None, Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(192, 0, 2, 2));
-    let mut oversize = Oversize::default();
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
-        match arg.as_str() {
-            "--vni" => {
-                let v = value()?;
-                vni = Some(
-                    v.parse::<u32>()
-                        .ok()
-                        .filter(|&n| n <= MAX_VNI)
-                        .ok_or_else(|| format!("--vni {v}: a VNI is a number from 0 to {MAX_VNI}"))?,
-                );
-            }
-            "--outer-src" => src = value()?.parse().map_err(|e| format!("--outer-src: {e}"))?,
-            "--outer-dst" => dst = value()?.parse().map_err(|e| format!("--outer-dst: {e}"))?,
-            "--oversize" => oversize = value()?.parse()?,
-            _ if !arg.starts_with("--") => paths.push(arg),
-            _ => return Err(format!("unknown option {arg}")),
-        }
-    }
-    let [input, output] =
-        <[String; 2]>::try_from(paths).map_err(|p| format!("two paths needed, got {}", p.len()))?;
-    let vni = vni.ok_or("--vni is required")?;
-    Ok(Args { input, output, tunnel: Tunnel { src, dst, vni }, oversize })
 }

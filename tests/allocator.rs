@@ -1,5 +1,5 @@
-//! The bump allocator: layout of slices in a buf (spec 2) and the
-//! guarantee that no stale bytes leak out by default (spec 3).
+//! The bump allocator: layout of slices in a buf, and the guarantee that no
+//! stale bytes leak out by default.
 
 use refbuf::{Pool, Slice};
 

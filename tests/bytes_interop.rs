@@ -1,4 +1,4 @@
-//! `Slice` in the `bytes` world (spec 1 and 2): `into_bytes` is zero copy
+//! `Slice` in the `bytes` world: `into_bytes` is zero copy
 //! and recycles the buf when the last clone drops; `impl Buf for Slice`
 //! meets the `bytes` crate's expectations.
 

@@ -1,5 +1,5 @@
-//! `Chain` (spec 2, 3 and 4): building it, `write_to` over partial,
-//! interrupted, blocked and failing writers, `io::Read`, and `Buf`.
+//! `Chain`: building it, `write_to` over partial, interrupted, blocked and
+//! failing writers, `io::Read`, and `Buf`.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! `Allocator::fill_with` (spec 5): the receive primitive.
+//! `Allocator::fill_with`: the receive primitive.
 
 use std::cell::Cell;
 use std::io::{self, Read};

@@ -5,16 +5,8 @@
 //! Tests on the committed captures read files, which Miri's isolation
 //! forbids; the hand-built cases run under Miri too.
 
-#[path = "../examples/pcap/capture.rs"]
-mod capture;
-#[path = "../examples/pcap/dissect.rs"]
-mod dissect;
-#[path = "../examples/pcap/flows.rs"]
-mod flows;
-#[path = "../examples/pcap/vxlan.rs"]
-mod vxlan;
-#[path = "../examples/pcap/write.rs"]
-mod write;
+#[path = "../examples/pcap/mod.rs"]
+mod pcap;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
@@ -22,15 +14,15 @@ use std::path::PathBuf;
 use proptest::prelude::*;
 use refbuf::Pool;
 
-use crate::capture::{Capture, CaptureError, MAX_CAPLEN, Packet, Timestamp};
-use crate::dissect::{
+use pcap::capture::{Capture, CaptureError, MAX_CAPLEN, Packet, Timestamp};
+use pcap::dissect::{
     DissectError, Flow, LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_RAW, Proto,
     flow_of,
 };
-use crate::flows::{FlowTable, FlowsError, count_flows};
-use crate::vxlan::{
-    EncapError, Encapsulated, MAX_INNER, OUTER_DST_MAC, OUTER_SRC_MAC, Oversize, RESERVE, Skipped, Tunnel,
-    VXLAN_PORT, encapsulate,
+use pcap::flows::{FlowTable, FlowsError, count_flows};
+use pcap::vxlan::{
+    self, EncapError, Encapsulated, MAX_INNER, OUTER_DST_MAC, OUTER_SRC_MAC, Oversize, RESERVE, Skipped,
+    Tunnel, VXLAN_PORT, encapsulate,
 };
 
 // ---------------------------------------------------------------------------

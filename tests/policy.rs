@@ -1,5 +1,6 @@
-//! The pool's memory policy: the budget and its waiting (issue 3, rule 1),
-//! size classes (rule 2) and idle trimming (rule 3).
+//! The pool's memory policy: the budget (`max_bytes`) and waiting for it,
+//! size classes (each with its own free list) and the trimming of idle bufs
+//! (`trim`, `max_idle_bytes`, `idle_timeout`).
 
 use std::io::{self, Read, Write};
 use std::thread;

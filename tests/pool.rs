@@ -1,7 +1,7 @@
-//! Pool-level behaviour: buf sizes (spec 1), lifetime of bufs (spec 6),
-//! `close` and exact stats (spec 8), and bad input (spec 9), including hostile
-//! sizes (`usize::MAX`, `isize::MAX`, overflowing reserves, `buf_size` of 1
-//! and too large to lay out, frames over every maximum) through every API.
+//! Pool-level behaviour: buf sizes, lifetime of bufs, `close` and exact
+//! stats, and bad input, including hostile sizes (`usize::MAX`,
+//! `isize::MAX`, overflowing reserves, `buf_size` of 1 and too large to lay
+//! out, frames over every maximum) through every API.
 
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};

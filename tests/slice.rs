@@ -1,4 +1,4 @@
-//! `Slice` operations (spec 4) and `coalesce` (spec 5).
+//! `Slice` operations and `coalesce`.
 
 use std::fmt::Debug;
 
@@ -1019,7 +1019,7 @@ fn coalesce_mixed_pattern_keeps_order_and_refcounts() {
         let max_len = 8 + (next() % 40) as usize;
         let all: Vec<u8> = v.iter().flat_map(|s| s.to_vec()).collect();
         let originals: Vec<(*const u8, usize)> = v.iter().map(|s| (s.as_ptr(), s.len())).collect();
-        // The spec's greedy rule as a model: extend the last run while the
+        // `coalesce`'s greedy rule as a model: extend the last run while the
         // next slice starts where it ends and the sum stays within max_len.
         let mut model: Vec<(*const u8, usize)> = Vec::new();
         for &(at, len) in &originals {

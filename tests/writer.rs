@@ -1,4 +1,4 @@
-//! `Writer` (spec 6): appending into pool memory as `io::Write` and
+//! `Writer`: appending into pool memory as `io::Write` and
 //! `BufMut`, growing one slice in place, capped by `with_max_len`.
 
 use std::io::{self, Write};

@@ -1,22 +1,27 @@
-//! A tiny command-line parser (`--name value` options and `--name` flags),
-//! and the `main` every example shares.
+//! The `main` the socket examples share, and the parser of their
+//! `--duration SECONDS`. Each example declares its own options with clap.
 
 use std::io;
 use std::process::ExitCode;
-use std::str::FromStr;
 use std::time::Duration;
 
-/// Runs an example: `parse` takes its options, `run` does the work. Any
-/// error, or an argument left over, is printed after the example's `name`
-/// and makes the exit status a failure.
-pub fn run_main<C>(
-    name: &str,
-    parse: impl FnOnce(&mut Args) -> Result<C, String>,
-    run: impl FnOnce(C) -> io::Result<()>,
-) -> ExitCode {
-    let mut args = Args::from_env();
-    let config = parse(&mut args).and_then(|config| args.finish().map(|()| config));
-    match config.and_then(|config| run(config).map_err(|e| e.to_string())) {
+use clap::Parser;
+
+/// Runs an example: parses its command line into `A`, then `run` does the
+/// work. `--help` prints the usage and succeeds. A usage error is printed
+/// by clap, and an error from `run` after the example's `name`; either makes
+/// the exit status 1 (clap alone would exit 2 on a usage error).
+pub fn run_main<A: Parser>(name: &str, run: impl FnOnce(A) -> io::Result<()>) -> ExitCode {
+    let args = match A::try_parse() {
+        Ok(args) => args,
+        Err(e) => {
+            // A failed print, to a closed stdout or stderr, has nowhere
+            // left to be reported.
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::FAILURE } else { ExitCode::SUCCESS };
+        }
+    };
+    match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{name}: {e}");
@@ -25,48 +30,9 @@ pub fn run_main<C>(
     }
 }
 
-/// The arguments not yet taken.
-pub struct Args {
-    rest: Vec<String>,
-}
-
-impl Args {
-    /// The process's arguments, without the program name.
-    pub fn from_env() -> Args {
-        Args { rest: std::env::args().skip(1).collect() }
-    }
-
-    /// Whether `--name` was given.
-    pub fn flag(&mut self, name: &str) -> bool {
-        let before = self.rest.len();
-        self.rest.retain(|arg| arg != name);
-        self.rest.len() != before
-    }
-
-    /// The value after `--name`, parsed, or `default` if absent.
-    pub fn value<T: FromStr>(&mut self, name: &str, default: T) -> Result<T, String> {
-        let Some(at) = self.rest.iter().position(|arg| arg == name) else {
-            return Ok(default);
-        };
-        if at + 1 == self.rest.len() {
-            return Err(format!("{name} needs a value"));
-        }
-        let value = self.rest.remove(at + 1);
-        self.rest.remove(at);
-        value.parse().map_err(|_| format!("{name}: cannot parse {value:?}"))
-    }
-
-    /// `--name SECONDS` (fractions allowed) as a duration.
-    pub fn seconds(&mut self, name: &str, default: f64) -> Result<Duration, String> {
-        let secs: f64 = self.value(name, default)?;
-        Duration::try_from_secs_f64(secs).map_err(|e| format!("{name}: {e}"))
-    }
-
-    /// Fails if any argument was not taken.
-    pub fn finish(self) -> Result<(), String> {
-        match self.rest.first() {
-            None => Ok(()),
-            Some(arg) => Err(format!("unknown argument {arg:?}")),
-        }
-    }
+/// A number of seconds, fractions allowed, as a duration: the value parser
+/// of the `--duration` options.
+pub fn seconds(arg: &str) -> Result<Duration, String> {
+    let secs: f64 = arg.parse().map_err(|_| format!("{arg:?} is not a number of seconds"))?;
+    Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
 }

@@ -2,16 +2,17 @@
 //! and by `tests/net.rs`, which runs the same server, client and relay
 //! in-process.
 //!
-//! - `args`: a tiny `--flag value` parser;
+//! - `args`: the `main` the examples share, and `--duration`'s parser;
 //! - `frame`: the wire format (4-byte big-endian length, then the payload),
 //!   socket set-up with `socket2`, and reading a frame with a `Reader`;
 //! - `server`: the echo server, in refbuf and `--baseline` modes;
 //! - `client`: the echo client that checks every byte;
 //! - `relay`: the UDP relay and its loopback demo.
 
-// Each example uses a different part of this module, so in any one of them
-// the rest is unused.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each example uses a different part of this module, so in any one of them the rest is unused"
+)]
 
 pub mod args;
 pub mod client;

@@ -6,8 +6,8 @@ use std::fmt::{self, Write};
 use std::hint::black_box;
 use std::io::Read;
 
-use crate::capture::{Capture, CaptureError, Timestamp};
-use crate::dissect::{DissectError, Flow, flow_of};
+use super::capture::{Capture, CaptureError, Timestamp};
+use super::dissect::{DissectError, Flow, flow_of};
 
 /// Why a capture's flows cannot be counted.
 #[derive(Debug)]

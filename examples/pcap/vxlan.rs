@@ -12,9 +12,9 @@ use std::str::FromStr;
 
 use refbuf::{Pool, Slice};
 
-use crate::capture::Capture;
-use crate::dissect::{Flow, LINKTYPE_ETHERNET, flow_of};
-use crate::write::{PcapWriter, replace_file};
+use super::capture::Capture;
+use super::dissect::{Flow, LINKTYPE_ETHERNET, flow_of};
+use super::write::{PcapWriter, replace_file};
 
 /// Outer Ethernet (14), IPv4 (20), UDP (8) and VXLAN (8) headers: the
 /// headroom each frame is read into a slice with.

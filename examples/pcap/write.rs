@@ -9,8 +9,8 @@ use std::process;
 
 use refbuf::Slice;
 
-use crate::capture::{MAX_CAPLEN, Timestamp};
-use crate::dissect::LINKTYPE_ETHERNET;
+use super::capture::{MAX_CAPLEN, Timestamp};
+use super::dissect::LINKTYPE_ETHERNET;
 
 /// Frames queued before a vectored write.
 const BATCH: usize = 64;

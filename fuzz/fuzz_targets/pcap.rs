@@ -1,28 +1,24 @@
 //! Arbitrary bytes as a capture file, through the pcap examples' own reader
-//! and dissector (`examples/pcap/capture.rs` and `dissect.rs`, the same
-//! code, included by path). Nothing may panic, and what the reader hands out
-//! must keep its length checks: no frame over the snaplen or 256 KiB, a
-//! classic pcap frame exactly the bytes its record header announces, every
-//! timestamp's nanoseconds below a second, and memory bounded whatever the
-//! length fields claim.
+//! and dissector (`capture.rs` and `dissect.rs` of `examples/pcap/`, the
+//! same code, mounted by path). Nothing may panic, and what the reader
+//! hands out must keep its length checks: no frame over the snaplen or
+//! 256 KiB, a classic pcap frame exactly the bytes its record header
+//! announces, every timestamp's nanoseconds below a second, and memory
+//! bounded whatever the length fields claim.
 //!
 //! The committed captures make a good seed corpus:
 //! `cargo +nightly fuzz run --fuzz-dir fuzz pcap fuzz/corpus/pcap tests/data`.
 #![no_main]
 
-// Each file has items only the other examples use.
-#[allow(dead_code)]
-#[path = "../../examples/pcap/capture.rs"]
-mod capture;
-#[allow(dead_code)]
-#[path = "../../examples/pcap/dissect.rs"]
-mod dissect;
+#[allow(dead_code, reason = "the target uses the capture reader and the dissector only")]
+#[path = "../../examples/pcap/mod.rs"]
+mod pcap;
 
 use libfuzzer_sys::fuzz_target;
 use refbuf::Pool;
 
-use capture::{Capture, CaptureError, MAX_CAPLEN};
-use dissect::flow_of;
+use pcap::capture::{Capture, CaptureError, MAX_CAPLEN};
+use pcap::dissect::flow_of;
 
 /// A small buf, so that records and blocks span bufs.
 const BUF_SIZE: usize = 4096;
