@@ -31,6 +31,9 @@
 //! its own and hands its frames to its worker through a channel of one
 //! slot, which the worker empties when it likes and drops when it stops.
 //! See [`Config::max_bytes`] for why the budget cannot deadlock this.
+//! Per-thread caches leave that argument as it is: a request the budget
+//! cannot serve empties every thread's cache into the pool's shared lists
+//! before it fails or waits, so cached bufs never stand in its way.
 //!
 //! `REFBUF_STRESS_SECS` sets the seconds per configuration of the CI test
 //! (default 1.5; there are 20 configurations). The soak runs the same for
