@@ -1,4 +1,4 @@
-//! Where the memory went: [`Pool::report`](crate::Pool::report), with the
+//! Where the memory went: `Pool::report`, with the
 //! `diagnostics` feature.
 //!
 //! With the feature on, every buf counts its live slices and the bytes they
@@ -84,7 +84,7 @@ impl Usage {
     }
 }
 
-/// The bufs of a pool in use, for [`Pool::report`](crate::Pool::report):
+/// The bufs of a pool in use, for `Pool::report`:
 /// linked through their idle links, which a buf in use does not otherwise
 /// need, and stamped with when they were taken. It does not own them: a buf
 /// leaves the list when its last holder lets go, before it is cached, kept
