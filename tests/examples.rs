@@ -45,6 +45,14 @@ mod profile_alloc;
 #[allow(dead_code, reason = "only the example's command line is used here, not its `main`")]
 #[path = "../examples/quickstart.rs"]
 mod quickstart;
+#[cfg(feature = "tokio")]
+#[allow(dead_code, reason = "only the example's command line is used here, not its `main`")]
+#[path = "../examples/tokio_echo.rs"]
+mod tokio_echo;
+#[cfg(feature = "tokio")]
+#[allow(dead_code, reason = "only the example's command line is used here, not its `main`")]
+#[path = "../examples/tokio_load.rs"]
+mod tokio_load;
 #[allow(dead_code, reason = "only the example's command line is used here, not its `main`")]
 #[path = "../examples/udp_relay.rs"]
 mod udp_relay;
@@ -122,6 +130,11 @@ fn every_example_answers_help() {
     check_example::<pcap_flows::Args>("pcap_flows");
     check_example::<profile_alloc::Args>("profile_alloc");
     check_example::<quickstart::Args>("quickstart");
+    #[cfg(feature = "tokio")]
+    {
+        check_example::<tokio_echo::Args>("tokio_echo");
+        check_example::<tokio_load::Args>("tokio_load");
+    }
     check_example::<udp_relay::Args>("udp_relay");
     check_example::<vxlan_encap::Args>("vxlan_encap");
 }
@@ -177,6 +190,84 @@ fn socket_examples_defaults_and_options() {
         let err = echo_client::Args::try_parse_from(["echo_client", "--duration", bad]).expect_err(bad);
         assert_eq!(err.kind(), ErrorKind::ValueValidation, "--duration {bad}");
     }
+}
+
+/// The tokio examples' defaults, parallel to `echo_server`'s and
+/// `echo_client`'s, and each option setting its field.
+#[cfg(feature = "tokio")]
+#[test]
+#[cfg_attr(miri, ignore = "command lines only: no pool memory is touched")]
+fn tokio_examples_defaults_and_options() {
+    let addr: SocketAddr = "127.0.0.1:7878".parse().unwrap();
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+
+    let server = parse::<tokio_echo::Args>(&["tokio_echo"]).config();
+    assert_eq!(
+        (server.addr, server.max_frame, server.max_bytes, server.baseline, server.threads),
+        (addr, 16 << 20, None, false, cpus)
+    );
+    assert_eq!((server.frames, server.duration), (u64::MAX, Duration::from_secs(60)));
+    let argv = [
+        "tokio_echo",
+        "--baseline",
+        "--threads",
+        "1",
+        "--max-bytes",
+        "8388608",
+        "--max-frame",
+        "100",
+        "--frames",
+        "7",
+        "--duration",
+        "1.5",
+    ];
+    let server = parse::<tokio_echo::Args>(&argv).config();
+    assert_eq!(
+        (server.max_frame, server.max_bytes, server.baseline, server.threads, server.frames, server.duration),
+        (100, Some(8 << 20), true, 1, 7, Duration::from_millis(1500))
+    );
+    let err = tokio_echo::Args::try_parse_from(["tokio_echo", "--threads", "0"]).expect_err("no threads");
+    assert_eq!(err.kind(), ErrorKind::ValueValidation);
+
+    let (load, threads) = parse::<tokio_load::Args>(&["tokio_load"]).config();
+    assert_eq!(
+        (
+            load.addr,
+            load.connections,
+            load.in_flight,
+            load.min,
+            load.max,
+            load.duration,
+            load.frames,
+            threads
+        ),
+        (addr, 64, 16, 64, 16384, Duration::from_secs(10), u64::MAX, cpus)
+    );
+    let argv = [
+        "tokio_load",
+        "--connections",
+        "3",
+        "--in-flight",
+        "2",
+        "--min",
+        "0",
+        "--max",
+        "9",
+        "--frames",
+        "5",
+        "--threads",
+        "1",
+        "--duration",
+        "0.5",
+    ];
+    let (load, threads) = parse::<tokio_load::Args>(&argv).config();
+    assert_eq!(
+        (load.connections, load.in_flight, load.min, load.max, load.frames, load.duration, threads),
+        (3, 2, 0, 9, 5, Duration::from_millis(500), 1)
+    );
+    let err =
+        tokio_load::Args::try_parse_from(["tokio_load", "--in-flight", "0"]).expect_err("none in flight");
+    assert_eq!(err.kind(), ErrorKind::ValueValidation);
 }
 
 /// Without options, the other examples get the defaults they had before
