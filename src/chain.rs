@@ -146,25 +146,9 @@ impl Chain {
     pub fn write_to<W: Write + ?Sized>(&mut self, w: &mut W) -> io::Result<usize> {
         let mut written = 0;
         while !self.is_empty() {
-            let mut iovecs = [IoSlice::new(&[]); MAX_IOVECS];
-            let count = self.chunks_vectored(&mut iovecs);
-            let offered: usize = iovecs[..count].iter().map(|iov| iov.len()).sum();
-            match w.write_vectored(&iovecs[..count]) {
-                Ok(0) => {
-                    return Err(io::Error::new(io::ErrorKind::WriteZero, "the writer accepted no bytes"));
-                }
-                Ok(n) if n > offered => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("the writer claimed {n} bytes written of the {offered} it was offered"),
-                    ));
-                }
-                Ok(n) => {
-                    self.consume(n);
-                    written += n;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+            let (offered, result) = self.offer_front(|iovecs| w.write_vectored(iovecs));
+            if let Some(n) = self.consume_written(offered, result)? {
+                written += n;
             }
         }
         Ok(written)
@@ -185,6 +169,39 @@ impl Chain {
             None => s,
         };
         self.push_back(s);
+    }
+
+    /// The first half of one write attempt, shared by the blocking and async
+    /// paths: calls `write` once with up to [`MAX_IOVECS`] parts from the
+    /// front (`IoSlice`s in an array on the stack) and returns the bytes
+    /// offered with what `write` returned. The chain must not be empty.
+    fn offer_front<R>(&self, write: impl FnOnce(&[IoSlice<'_>]) -> R) -> (usize, R) {
+        debug_assert!(!self.is_empty(), "internal: offering an empty chain");
+        let mut iovecs = [IoSlice::new(&[]); MAX_IOVECS];
+        let count = self.chunks_vectored(&mut iovecs);
+        let offered = iovecs[..count].iter().map(|iov| iov.len()).sum();
+        (offered, write(&iovecs[..count]))
+    }
+
+    /// The second half: settles a write of `offered` bytes from the front.
+    /// Consumes the `n` bytes the writer accepted and returns `Some(n)`;
+    /// returns `None` for `Interrupted`, to be tried again; otherwise fails
+    /// (`WriteZero` for no bytes, `InvalidData` for more than offered, or the
+    /// writer's own error) and consumes nothing.
+    fn consume_written(&mut self, offered: usize, result: io::Result<usize>) -> io::Result<Option<usize>> {
+        match result {
+            Ok(0) => Err(io::Error::new(io::ErrorKind::WriteZero, "the writer accepted no bytes")),
+            Ok(n) if n > offered => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("the writer claimed {n} bytes written of the {offered} it was offered"),
+            )),
+            Ok(n) => {
+                self.consume(n);
+                Ok(Some(n))
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Drops the first `n <= len` bytes: parts consumed whole are released,
