@@ -291,6 +291,15 @@ async fn serve_refbuf(
         reply.write_all_async(&mut out).await?;
         *frames += batch;
         counters.echoed(batch, limit);
+        if reader.buffered() == 0 {
+            // Nothing buffered and every reply sent: the reader's buf goes
+            // back to the pool until the peer sends more, so that a
+            // connection waiting for its peer holds no pool memory and,
+            // under a budget, the waiting connections get their turn.
+            let input = reader.into_inner();
+            input.readable().await?;
+            reader = pool.async_reader(input).with_max_frame_len(max_frame);
+        }
     }
     Ok(())
 }
