@@ -276,7 +276,10 @@ async fn serve_refbuf(
     frames: &mut u64,
 ) -> io::Result<()> {
     let (input, mut out) = stream.split();
-    let mut reader = pool.async_reader(input).with_max_frame_len(max_frame);
+    // The reader's limit is a backstop (`read_frame` checks each length
+    // first), and must let the 4-byte header through.
+    let reader_max = max_frame.max(HEADER_LEN);
+    let mut reader = pool.async_reader(input).with_max_frame_len(reader_max);
     let mut reply = Chain::new();
     while let Some((header, payload)) = read_frame(&mut reader, max_frame).await? {
         push_reply(&mut reply, header, payload, counters);
@@ -304,7 +307,7 @@ async fn serve_refbuf(
             // waits holding a buf just this once.)
             let input = reader.into_inner();
             input.readable().await?;
-            reader = pool.async_reader(input).with_max_frame_len(max_frame);
+            reader = pool.async_reader(input).with_max_frame_len(reader_max);
         }
     }
     Ok(())
