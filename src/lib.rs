@@ -99,6 +99,8 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub, clippy::undocumented_unsafe_blocks)]
 
 mod allocator;
+#[cfg(feature = "tokio")]
+mod async_reader;
 mod buf;
 mod bytes_interop;
 mod cache;
@@ -114,6 +116,8 @@ mod sync;
 mod writer;
 
 pub use allocator::Allocator;
+#[cfg(feature = "tokio")]
+pub use async_reader::AsyncReader;
 pub use chain::Chain;
 pub use coalesce::coalesce;
 #[cfg(feature = "diagnostics")]
