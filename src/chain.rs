@@ -2,9 +2,15 @@
 
 use core::fmt;
 use std::io::{self, IoSlice, Read, Write};
+#[cfg(feature = "tokio")]
+use std::pin::Pin;
+#[cfg(feature = "tokio")]
+use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use smallvec::SmallVec;
+#[cfg(feature = "tokio")]
+use tokio::io::AsyncWrite;
 
 use crate::coalesce::coalesce_in_place;
 use crate::slice::Slice;
@@ -137,6 +143,9 @@ impl Chain {
     /// as it is fully written, and a part written only in part keeps its
     /// unwritten bytes. `Interrupted` is retried. Nothing is allocated.
     ///
+    /// A blocking `w` blocks the thread; the async form, for tokio's
+    /// `AsyncWrite`, is `Chain::write_all_async` (feature `tokio`).
+    ///
     /// # Errors
     /// Any other error from `w` (`WouldBlock` on a non-blocking socket, say)
     /// is returned with the unwritten bytes still in the chain, so calling
@@ -146,25 +155,9 @@ impl Chain {
     pub fn write_to<W: Write + ?Sized>(&mut self, w: &mut W) -> io::Result<usize> {
         let mut written = 0;
         while !self.is_empty() {
-            let mut iovecs = [IoSlice::new(&[]); MAX_IOVECS];
-            let count = self.chunks_vectored(&mut iovecs);
-            let offered: usize = iovecs[..count].iter().map(|iov| iov.len()).sum();
-            match w.write_vectored(&iovecs[..count]) {
-                Ok(0) => {
-                    return Err(io::Error::new(io::ErrorKind::WriteZero, "the writer accepted no bytes"));
-                }
-                Ok(n) if n > offered => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("the writer claimed {n} bytes written of the {offered} it was offered"),
-                    ));
-                }
-                Ok(n) => {
-                    self.consume(n);
-                    written += n;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+            let (offered, result) = self.offer_front(|iovecs| w.write_vectored(iovecs));
+            if let Some(n) = self.consume_written(offered, result)? {
+                written += n;
             }
         }
         Ok(written)
@@ -187,6 +180,39 @@ impl Chain {
         self.push_back(s);
     }
 
+    /// The first half of one write attempt, shared by the blocking and async
+    /// paths: calls `write` once with up to [`MAX_IOVECS`] parts from the
+    /// front (`IoSlice`s in an array on the stack) and returns the bytes
+    /// offered with what `write` returned. The chain must not be empty.
+    fn offer_front<R>(&self, write: impl FnOnce(&[IoSlice<'_>]) -> R) -> (usize, R) {
+        debug_assert!(!self.is_empty(), "internal: offering an empty chain");
+        let mut iovecs = [IoSlice::new(&[]); MAX_IOVECS];
+        let count = self.chunks_vectored(&mut iovecs);
+        let offered = iovecs[..count].iter().map(|iov| iov.len()).sum();
+        (offered, write(&iovecs[..count]))
+    }
+
+    /// The second half: settles a write of `offered` bytes from the front.
+    /// Consumes the `n` bytes the writer accepted and returns `Some(n)`;
+    /// returns `None` for `Interrupted`, to be tried again; otherwise fails
+    /// (`WriteZero` for no bytes, `InvalidData` for more than offered, or the
+    /// writer's own error) and consumes nothing.
+    fn consume_written(&mut self, offered: usize, result: io::Result<usize>) -> io::Result<Option<usize>> {
+        match result {
+            Ok(0) => Err(io::Error::new(io::ErrorKind::WriteZero, "the writer accepted no bytes")),
+            Ok(n) if n > offered => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("the writer claimed {n} bytes written of the {offered} it was offered"),
+            )),
+            Ok(n) => {
+                self.consume(n);
+                Ok(Some(n))
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Drops the first `n <= len` bytes: parts consumed whole are released,
     /// and a part consumed in part loses its front.
     fn consume(&mut self, n: usize) {
@@ -203,6 +229,117 @@ impl Chain {
         }
         self.parts.drain(..whole);
         self.len -= n;
+    }
+}
+
+// ===== impl Chain: tokio =====
+
+#[cfg(feature = "tokio")]
+impl Chain {
+    /// Offers the front of the chain to `w` in one `poll_write_vectored` call
+    /// over up to 64 parts, and consumes what it accepted: the poll form of
+    /// [`write_all_async`](Chain::write_all_async), and the chain's
+    /// counterpart of tokio-util's `poll_write_buf`, one write per call.
+    ///
+    /// - `Ready(Ok(n))` with `n > 0`: `w` accepted `n` bytes, which have left
+    ///   the chain; each slice fully written is released at once, and a part
+    ///   written in part keeps its unwritten bytes. Call again while the
+    ///   chain is not empty.
+    /// - `Ready(Ok(0))`: the chain is empty; `w` is not called.
+    /// - `Pending`: `w` returned `Pending` and will wake `cx`'s waker;
+    ///   nothing was written and the chain is unchanged.
+    /// - `Ready(Err(_))`: nothing was written and the chain is unchanged.
+    ///
+    /// So every outcome says exactly how many bytes this call wrote, and the
+    /// chain always holds exactly the bytes not yet written. `Interrupted` is
+    /// retried within the call. A write allocates nothing. A `w` that is not
+    /// vectored gets tokio's default `poll_write_vectored`, which writes the
+    /// first part alone.
+    ///
+    /// # Errors
+    /// Any other error from `w` is returned as it is. `w` accepting no bytes
+    /// is a `WriteZero` error, and `w` claiming more bytes than it was
+    /// offered is `InvalidData`, as for [`write_to`](Chain::write_to).
+    ///
+    /// # Cancel safety
+    /// There is nothing to cancel between calls: the chain is the only state,
+    /// so stopping after any call loses no byte and repeats none.
+    pub fn poll_write_to<W: AsyncWrite + ?Sized>(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut w: Pin<&mut W>,
+    ) -> Poll<io::Result<usize>> {
+        while !self.is_empty() {
+            let (offered, result) = self.offer_front(|iovecs| w.as_mut().poll_write_vectored(cx, iovecs));
+            let Poll::Ready(result) = result else {
+                return Poll::Pending;
+            };
+            if let Some(n) = self.consume_written(offered, result)? {
+                return Poll::Ready(Ok(n));
+            }
+        }
+        Poll::Ready(Ok(0))
+    }
+
+    /// Writes the whole chain to `w`: the async form of
+    /// [`write_to`](Chain::write_to), a thin loop over
+    /// [`poll_write_to`](Chain::poll_write_to) until the chain is empty, so
+    /// one `poll_write_vectored` call per attempt over up to 64 parts.
+    ///
+    /// What `w` accepts is consumed at once: each slice is released as soon
+    /// as it is fully written. `Interrupted` is retried. `w` is not flushed.
+    /// Once the pool is warm, nothing is allocated.
+    ///
+    /// # Errors
+    /// As for [`poll_write_to`](Chain::poll_write_to): `WriteZero` if `w`
+    /// accepts no bytes, `InvalidData` if it claims more than it was
+    /// offered, or `w`'s own error. The unwritten bytes are still in the
+    /// chain, so calling again carries on where this call stopped;
+    /// [`len`](Chain::len) tells how much is left.
+    ///
+    /// # Cancel safety
+    /// This method is cancel safe. If the future is dropped before it
+    /// completes (the other branch of a `tokio::select!` won, a timeout
+    /// fired), the bytes `w` accepted have left the chain and their slices
+    /// have been released, while every byte `w` has not accepted is still in
+    /// the chain, in order: none is lost and none will be sent twice.
+    /// Calling `write_all_async` again sends exactly the rest. (tokio's
+    /// `AsyncWriteExt::write_all`, by contrast, is not cancel safe: it
+    /// cannot tell its caller how much was written.)
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use refbuf::{Chain, Pool};
+    /// use tokio::io::AsyncReadExt;
+    ///
+    /// let pool = Pool::new();
+    /// let mut alloc = pool.allocator(0);
+    /// let mut chain = Chain::from(alloc.copy_from_slice(b"payload"));
+    /// chain.push_front(alloc.copy_from_slice(&7u32.to_be_bytes()));
+    ///
+    /// let rt = tokio::runtime::Builder::new_current_thread().build()?;
+    /// rt.block_on(async {
+    ///     // A small in-memory pipe, as a socket would be.
+    ///     let (mut client, mut server) = tokio::io::duplex(64);
+    ///     chain.write_all_async(&mut client).await?;
+    ///     assert!(chain.is_empty());
+    ///
+    ///     let mut wire = [0; 11];
+    ///     server.read_exact(&mut wire).await?;
+    ///     assert_eq!(&wire, b"\0\0\0\x07payload");
+    ///     Ok::<(), std::io::Error>(())
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub async fn write_all_async<W: AsyncWrite + Unpin>(&mut self, w: &mut W) -> io::Result<()> {
+        core::future::poll_fn(|cx| {
+            while !self.is_empty() {
+                ready!(self.poll_write_to(cx, Pin::new(&mut *w)))?;
+            }
+            Poll::Ready(Ok(()))
+        })
+        .await
     }
 }
 

@@ -1,6 +1,7 @@
 //! Heap allocations on the IO paths, counted by a `#[global_allocator]`:
-//! once the pool is warm, `Chain::write_to`, `fill_with` and `Writer`
-//! allocate nothing, and `into_bytes` allocates once (the owner record).
+//! once the pool is warm, `Chain::write_to`, `Chain::write_all_async`
+//! (feature `tokio`), `fill_with` and `Writer` allocate nothing, and
+//! `into_bytes` allocates once (the owner record).
 //!
 //! Counts are per thread (`tests/common/counting.rs`), so tests running in
 //! parallel do not disturb each other.
@@ -72,6 +73,93 @@ fn chain_write_to_allocates_nothing() {
         chain.push_back(alloc.copy_from_slice(b"trailer"));
         assert_eq!(chain.write_to(out).expect("write"), 24);
         assert_eq!(&out.sink[..24], b"\0\0\0\x0dpayload bytestrailer");
+    };
+    assert_eq!(steady_state_allocations(|| round(&mut alloc, &mut out)), 0);
+}
+
+/// `Trickle` as a tokio `AsyncWrite` that returns `Pending` before every
+/// write, so the future is polled twice per write.
+#[cfg(feature = "tokio")]
+struct PendingTrickle {
+    trickle: Trickle,
+    /// Whether the next call returns `Pending`.
+    pend_next: bool,
+}
+
+#[cfg(feature = "tokio")]
+impl tokio::io::AsyncWrite for PendingTrickle {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        self.poll_write_vectored(cx, &[IoSlice::new(buf)])
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> std::task::Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.pend_next {
+            this.pend_next = false;
+            cx.waker().wake_by_ref();
+            return std::task::Poll::Pending;
+        }
+        this.pend_next = true;
+        std::task::Poll::Ready(this.trickle.write_vectored(bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// Building a header + payload chain and writing it with write_all_async (7-byte partial writes, a Pending before each), polled by hand with a noop waker, allocates nothing once the pool is warm.
+#[cfg(feature = "tokio")]
+#[test]
+fn chain_write_all_async_allocates_nothing() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+
+    let pool = Pool::builder().buf_size(1024).build();
+    let mut alloc = pool.allocator(0);
+    let mut out = PendingTrickle { trickle: Trickle { sink: [0; 4096], at: 0 }, pend_next: true };
+    let round = |alloc: &mut refbuf::Allocator, out: &mut PendingTrickle| {
+        out.trickle.at = 0;
+        let mut chain = Chain::from(alloc.copy_from_slice(b"payload bytes"));
+        chain.push_front(alloc.copy_from_slice(&13u32.to_be_bytes()));
+        chain.push_back(alloc.copy_from_slice(b"trailer"));
+        let mut polls = 1;
+        {
+            let mut write = std::pin::pin!(chain.write_all_async(&mut *out));
+            let mut cx = Context::from_waker(Waker::noop());
+            let written = loop {
+                match write.as_mut().poll(&mut cx) {
+                    Poll::Ready(written) => break written,
+                    Poll::Pending => polls += 1,
+                }
+            };
+            written.expect("write");
+        }
+        assert_eq!(polls, 5, "a Pending before each of the 4 writes, then done");
+        assert!(chain.is_empty());
+        assert_eq!(&out.trickle.sink[..24], b"\0\0\0\x0dpayload bytestrailer");
     };
     assert_eq!(steady_state_allocations(|| round(&mut alloc, &mut out)), 0);
 }
