@@ -149,7 +149,10 @@ impl Allocator {
     /// A slice of `len` zero bytes, with `reserve` zeroed bytes of headroom.
     ///
     /// Where the pool's budget ([`PoolBuilder::max_bytes`]) is used up, this
-    /// waits until enough memory is released.
+    /// blocks the thread until enough memory is released. In async code,
+    /// wait with [`ready`](Allocator::ready) instead, which blocks nothing,
+    /// and then use [`try_alloc`](Allocator::try_alloc); the same holds for
+    /// every waiting method below.
     ///
     /// # Panics
     /// Where [`try_alloc`](Allocator::try_alloc) returns an error other
@@ -210,7 +213,7 @@ impl Allocator {
     /// length received. The memory is always initialised, so reading it is
     /// safe, just not private.
     ///
-    /// Waits for the budget as [`alloc`](Allocator::alloc) does.
+    /// Blocks for the budget as [`alloc`](Allocator::alloc) does.
     ///
     /// # Panics
     /// As for [`alloc`](Allocator::alloc).
@@ -239,7 +242,7 @@ impl Allocator {
     }
 
     /// A slice holding a copy of `data`, with `reserve` zeroed bytes of
-    /// headroom (iobuf's `Copy`). Waits for the budget as
+    /// headroom (iobuf's `Copy`). Blocks for the budget as
     /// [`alloc`](Allocator::alloc) does.
     ///
     /// # Panics
@@ -282,7 +285,7 @@ impl Allocator {
     /// it may hold earlier users' bytes, so `f` should only write to it. The
     /// returned slice shows only the first `n` bytes, the ones `f` filled.
     ///
-    /// Where the pool's budget is used up, this waits for memory as
+    /// Where the pool's budget is used up, this blocks for memory as
     /// [`alloc`](Allocator::alloc) does, before calling `f`.
     ///
     /// # Errors
