@@ -35,6 +35,15 @@
 //! - A [`Writer`] from [`Allocator::writer`] appends into pool memory as an
 //!   [`std::io::Write`] and a [`bytes::BufMut`], optionally capped.
 //!
+//! # Async (feature `tokio`)
+//!
+//! The blocking calls block the thread, on the source and on the budget.
+//! For tokio, `Pool::async_reader` makes an `AsyncReader` (the `Reader` on
+//! `AsyncRead`, cancel safe), [`Allocator::ready`] waits for the budget
+//! through the task's waker (then the `try_` forms succeed), and
+//! `Chain::write_all_async` writes a chain with vectored writes; a release
+//! on any thread, sync or async, wakes an async waiter.
+//!
 //! # Example
 //!
 //! ```
