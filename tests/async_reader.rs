@@ -235,3 +235,24 @@ async fn ready_errors_and_the_fast_path() {
     pool.close();
     assert_eq!(alloc.ready(1).await, Err(AllocError::Closed));
 }
+
+/// A `fill` dropped while the source has nothing loses nothing: the bytes
+/// already buffered stay, and the next `fill` reads on.
+#[tokio::test]
+async fn a_dropped_fill_loses_nothing() {
+    let data = stream(40);
+    let pool = pool();
+    let (mut tx, rx) = tokio::io::duplex(1024);
+    let mut reader = pool.async_reader(rx);
+    tx.write_all(&data[..10]).await.unwrap();
+    assert_eq!(reader.fill().await.unwrap(), 10);
+    {
+        let mut fill = pin!(reader.fill());
+        assert!(poll_once(fill.as_mut()).is_pending(), "nothing more has arrived");
+    }
+    assert_eq!(reader.buffer(), &data[..10]);
+    tx.write_all(&data[10..]).await.unwrap();
+    drop(tx);
+    while reader.fill().await.unwrap() > 0 {}
+    assert_eq!(reader.buffer(), &data[..]);
+}
