@@ -177,6 +177,7 @@ impl PoolShared {
     /// the pool's refusal, an idle buf, or room for a fresh one (counted
     /// already); `None` where it must wait or give up. Bufs trimmed to make
     /// room go to `doomed`.
+    #[inline]
     fn try_lease_locked(
         &self,
         state: &mut State,
@@ -201,6 +202,7 @@ impl PoolShared {
 
     /// Makes what [`PoolShared::try_lease_locked`] granted into a lease,
     /// outside the lock: adopts an idle buf, or makes the fresh one.
+    #[inline]
     fn adopt_taken(
         this: &Arc<PoolShared>,
         size: SizeClass,
@@ -432,10 +434,13 @@ impl PoolShared {
     /// no room.
     pub(super) fn finish(&self, mut state: MutexGuard<'_, State>, doomed: Doomed) {
         let blocked = state.waiters - state.wakers.len();
-        let woken = core::mem::take(&mut state.wakers);
-        if !woken.is_empty() {
+        let woken = if state.wakers.is_empty() {
+            Vec::new()
+        } else {
+            let woken = core::mem::take(&mut state.wakers);
             self.count_waiters(&mut state, -(woken.len() as isize));
-        }
+            woken
+        };
         drop(state);
         drop(doomed);
         if blocked > 0 {
