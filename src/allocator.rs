@@ -2,12 +2,13 @@
 
 use core::fmt;
 use core::ptr::NonNull;
+use core::task::{Context, Poll};
 use std::io;
 use std::time::Duration;
 
 use crate::buf::{Header, Lease};
 use crate::error::AllocError;
-use crate::pool::{Pool, Wait};
+use crate::pool::{Pool, Ticket, Wait};
 use crate::slice::Slice;
 use crate::writer::Writer;
 
@@ -38,6 +39,9 @@ pub struct Allocator {
     pool: Pool,
     reserve: usize,
     current: Option<Bump>,
+    /// Its place among the pool's async waiters, while
+    /// [`poll_ready`](Allocator::poll_ready) waits for the budget.
+    ticket: Ticket,
 }
 
 /// A cursor position to come back to; see [`Allocator::rewind_to`].
@@ -129,7 +133,7 @@ impl Bump {
 
 impl Allocator {
     pub(crate) fn new(pool: Pool, reserve: usize) -> Allocator {
-        Allocator { pool, reserve, current: None }
+        Allocator { pool, reserve, current: None, ticket: Ticket::default() }
     }
 
     /// The headroom, in bytes, in front of every slice this allocator makes.
@@ -145,7 +149,10 @@ impl Allocator {
     /// A slice of `len` zero bytes, with `reserve` zeroed bytes of headroom.
     ///
     /// Where the pool's budget ([`PoolBuilder::max_bytes`]) is used up, this
-    /// waits until enough memory is released.
+    /// blocks the thread until enough memory is released. In async code,
+    /// wait with [`ready`](Allocator::ready) instead, which blocks nothing,
+    /// and then use [`try_alloc`](Allocator::try_alloc); the same holds for
+    /// every waiting method below.
     ///
     /// # Panics
     /// Where [`try_alloc`](Allocator::try_alloc) returns an error other
@@ -206,7 +213,7 @@ impl Allocator {
     /// length received. The memory is always initialised, so reading it is
     /// safe, just not private.
     ///
-    /// Waits for the budget as [`alloc`](Allocator::alloc) does.
+    /// Blocks for the budget as [`alloc`](Allocator::alloc) does.
     ///
     /// # Panics
     /// As for [`alloc`](Allocator::alloc).
@@ -235,7 +242,7 @@ impl Allocator {
     }
 
     /// A slice holding a copy of `data`, with `reserve` zeroed bytes of
-    /// headroom (iobuf's `Copy`). Waits for the budget as
+    /// headroom (iobuf's `Copy`). Blocks for the budget as
     /// [`alloc`](Allocator::alloc) does.
     ///
     /// # Panics
@@ -278,7 +285,7 @@ impl Allocator {
     /// it may hold earlier users' bytes, so `f` should only write to it. The
     /// returned slice shows only the first `n` bytes, the ones `f` filled.
     ///
-    /// Where the pool's budget is used up, this waits for memory as
+    /// Where the pool's budget is used up, this blocks for memory as
     /// [`alloc`](Allocator::alloc) does, before calling `f`.
     ///
     /// # Errors
@@ -365,6 +372,91 @@ impl Allocator {
         }
         // SAFETY: `cursor` left at least `reserve + max` bytes, and `n <= max`.
         Ok(unsafe { bump.carve(reserve, n) })
+    }
+
+    /// Waits, without blocking the thread, until this allocator holds room
+    /// for `len` bytes after its reserve; then [`try_alloc(len)`](Allocator::try_alloc),
+    /// [`try_alloc_for_overwrite(len)`](Allocator::try_alloc_for_overwrite),
+    /// [`try_copy_from_slice`](Allocator::try_copy_from_slice) of `len`
+    /// bytes and [`try_fill_with(len, ..)`](Allocator::try_fill_with)
+    /// succeed without waiting, until something else is taken from the
+    /// allocator. Where the pool's budget is used up, the waker is woken by
+    /// the release (on any thread) that makes room, or by
+    /// [`Pool::close`](crate::Pool::close).
+    ///
+    /// This is the async counterpart of the waits in
+    /// [`alloc`](Allocator::alloc) and its siblings, which block the thread:
+    /// inside an async runtime, wait here and then use the `try_` forms.
+    ///
+    /// # Errors
+    /// As for [`try_alloc`](Allocator::try_alloc), except `Exhausted`.
+    ///
+    /// # Cancel safety
+    ///
+    /// This method is cancel safe: dropping the future gives up its place
+    /// among the waiters, loses no memory (a buf it was granted stays the
+    /// allocator's current buf), and takes no other waiter's wakeup, since
+    /// every release wakes every waiter.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let pool = refbuf::Pool::builder().buf_size(1024).max_bytes(1024).build();
+    /// let mut alloc = pool.allocator(0);
+    /// let held = alloc.alloc(1000); // the whole budget
+    /// let releaser = async move {
+    ///     tokio::task::yield_now().await;
+    ///     drop(held); // on the same thread: a blocking wait would never end
+    /// };
+    /// let (ready, ()) = tokio::join!(alloc.ready(100), releaser);
+    /// ready.unwrap();
+    /// let slice = alloc.try_alloc(100).expect("room was made ready");
+    /// assert_eq!(slice.len(), 100);
+    /// # });
+    /// ```
+    pub async fn ready(&mut self, len: usize) -> Result<(), AllocError> {
+        let ready = Ready { alloc: self, len };
+        core::future::poll_fn(|cx| ready.alloc.poll_ready(cx, ready.len)).await
+    }
+
+    /// [`ready`](Allocator::ready) as a poll function: `Ready(Ok(()))` once
+    /// the allocator holds room for `len` bytes after its reserve,
+    /// `Pending` while it waits for the budget, with `cx`'s waker kept to be
+    /// woken when memory is released. Between polls the allocator keeps its
+    /// place among the waiters; it gives it up when the room is found, when
+    /// it is dropped, or when [`ready`](Allocator::ready)'s future is.
+    ///
+    /// # Errors
+    /// As for [`ready`](Allocator::ready).
+    pub fn poll_ready(&mut self, cx: &mut Context<'_>, len: usize) -> Poll<Result<(), AllocError>> {
+        let result = self.poll_room(cx, len);
+        if result.is_ready() {
+            self.pool.cancel_wait(&mut self.ticket);
+        }
+        result
+    }
+
+    /// The work of [`poll_ready`](Allocator::poll_ready).
+    fn poll_room(&mut self, cx: &mut Context<'_>, len: usize) -> Poll<Result<(), AllocError>> {
+        if self.pool.is_closed() {
+            return Poll::Ready(Err(AllocError::Closed));
+        }
+        let need = self.reserve.checked_add(len).ok_or(AllocError::TooLarge)?;
+        match self.current {
+            Some(ref bump) if need <= bump.remaining => return Poll::Ready(Ok(())),
+            Some(ref bump) if need <= bump.cap() && bump.lease.is_sole_holder() => {
+                self.current.as_mut().expect("checked just above").rewind();
+                return Poll::Ready(Ok(()));
+            }
+            _ => {}
+        }
+        let size = self.pool.size_class(need)?;
+        // The current buf goes first, as for any request that may wait.
+        self.current = None;
+        let lease = core::task::ready!(self.pool.poll_lease(size, cx, &mut self.ticket))?;
+        self.current = Some(Bump::new(lease));
+        Poll::Ready(Ok(()))
     }
 
     /// A [`Writer`] that appends into pool memory from this allocator, one
@@ -532,6 +624,25 @@ impl Allocator {
                 Err(e)
             }
         }
+    }
+}
+
+/// The future of [`Allocator::ready`], which gives up the allocator's place
+/// among the waiters when dropped.
+struct Ready<'a> {
+    alloc: &'a mut Allocator,
+    len: usize,
+}
+
+impl Drop for Ready<'_> {
+    fn drop(&mut self) {
+        self.alloc.pool.cancel_wait(&mut self.alloc.ticket);
+    }
+}
+
+impl Drop for Allocator {
+    fn drop(&mut self) {
+        self.pool.cancel_wait(&mut self.ticket);
     }
 }
 

@@ -252,7 +252,9 @@ impl Chain {
     ///
     /// So every outcome says exactly how many bytes this call wrote, and the
     /// chain always holds exactly the bytes not yet written. `Interrupted` is
-    /// retried within the call. Nothing is allocated.
+    /// retried within the call. A write allocates nothing. A `w` that is not
+    /// vectored gets tokio's default `poll_write_vectored`, which writes the
+    /// first part alone.
     ///
     /// # Errors
     /// Any other error from `w` is returned as it is. `w` accepting no bytes

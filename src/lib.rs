@@ -35,6 +35,15 @@
 //! - A [`Writer`] from [`Allocator::writer`] appends into pool memory as an
 //!   [`std::io::Write`] and a [`bytes::BufMut`], optionally capped.
 //!
+//! # Async (feature `tokio`)
+//!
+//! The blocking calls block the thread, on the source and on the budget.
+//! For tokio, `Pool::async_reader` makes an `AsyncReader` (the `Reader` on
+//! `AsyncRead`, cancel safe), [`Allocator::ready`] waits for the budget
+//! through the task's waker (then the `try_` forms succeed), and
+//! `Chain::write_all_async` writes a chain with vectored writes; a release
+//! on any thread, sync or async, wakes an async waiter.
+//!
 //! # Example
 //!
 //! ```
@@ -99,6 +108,8 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub, clippy::undocumented_unsafe_blocks)]
 
 mod allocator;
+#[cfg(feature = "tokio")]
+mod async_reader;
 mod buf;
 mod bytes_interop;
 mod cache;
@@ -114,6 +125,8 @@ mod sync;
 mod writer;
 
 pub use allocator::Allocator;
+#[cfg(feature = "tokio")]
+pub use async_reader::AsyncReader;
 pub use chain::Chain;
 pub use coalesce::coalesce;
 #[cfg(feature = "diagnostics")]

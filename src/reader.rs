@@ -1,12 +1,19 @@
-//! `Reader`: frames from any `std::io::Read`, as slices of pool memory.
+//! `Reader`: frames from any `std::io::Read`, as slices of pool memory; and
+//! `Frames`, the buffer it shares with the `AsyncReader`.
+//!
+//! `Frames` holds the bytes read ahead and decides where the next read from
+//! the source goes (the growth of a long frame, moving buffered bytes, the
+//! budget); the two readers only differ in how they read from their source
+//! and how they wait for memory, which a [`Lessor`] supplies.
 
 use core::fmt;
 use core::ptr;
+use core::task::Poll;
 use std::io::{self, Read};
 
 use crate::buf::{Header, Lease};
 use crate::error::AllocError;
-use crate::pool::{Pool, SizeClass, Wait};
+use crate::pool::{Pool, SizeClass, Ticket, Wait};
 use crate::slice::Slice;
 
 /// Reads from a source into pool memory and hands out exactly the frames
@@ -57,6 +64,20 @@ use crate::slice::Slice;
 /// `WouldBlock` at any point, and the reader simply picks up where it left
 /// off when called again.
 ///
+/// # Looking before taking
+///
+/// A parser of a line-based protocol needs to see the buffered bytes before
+/// it knows how much to take: [`buffer`](Reader::buffer) shows them, and
+/// [`fill`](Reader::fill) reads more (growing or compacting the buf as
+/// `read` does), so it finds its delimiter and then takes the line with
+/// `read`.
+///
+/// # Blocking
+///
+/// Every method that reads blocks the thread on the source, and where the
+/// pool's budget is used up, on the budget; inside an async runtime, use
+/// the `AsyncReader` (feature `tokio`), which waits for neither.
+///
 /// # Example
 ///
 /// ```
@@ -68,8 +89,14 @@ use crate::slice::Slice;
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct Reader<R> {
-    pool: Pool,
     src: R,
+    frames: Frames,
+}
+
+/// The buffer a reader shares between the bytes read ahead and the frames
+/// cut from them.
+pub(crate) struct Frames {
+    pool: Pool,
     /// The longest frame `read` accepts.
     max_frame_len: usize,
     /// The buf being filled; `None` until the first read.
@@ -79,6 +106,46 @@ pub struct Reader<R> {
     /// Offset just past the last buffered byte. Bytes from `start` on belong
     /// to the reader; slices own only bytes before `start`.
     end: usize,
+    /// Its place among the pool's async waiters while an async read waits
+    /// for the budget; given up when the wait ends, is cancelled, or the
+    /// reader goes.
+    ticket: Ticket,
+}
+
+/// How a reader gets a buf where it needs a new one: blocking, or through a
+/// waker.
+pub(crate) trait Lessor {
+    /// Whether the reader may set a small tail aside on the stack while it
+    /// lets its buf go and blocks for a larger one (see [`Reader`]'s docs):
+    /// only a blocking reader can keep bytes on its stack across a wait.
+    const MAY_STASH: bool;
+
+    /// A buf of `size` from `pool`, waiting as `wait` allows; an async wait
+    /// keeps its place among the pool's waiters in `ticket`.
+    fn poll_lease(
+        &mut self,
+        pool: &Pool,
+        size: SizeClass,
+        wait: Wait,
+        ticket: &mut Ticket,
+    ) -> Poll<Result<Lease, AllocError>>;
+}
+
+/// The blocking reader's way: wait on the pool's condition variable.
+struct Blocking;
+
+impl Lessor for Blocking {
+    const MAY_STASH: bool = true;
+
+    fn poll_lease(
+        &mut self,
+        pool: &Pool,
+        size: SizeClass,
+        wait: Wait,
+        _: &mut Ticket,
+    ) -> Poll<Result<Lease, AllocError>> {
+        Poll::Ready(pool.lease(size, wait))
+    }
 }
 
 /// The longest frame a [`Reader`] accepts unless told otherwise: 8 MiB, as
@@ -92,7 +159,7 @@ pub const STASHED_TAIL_MAX: usize = 4096;
 
 impl<R: Read> Reader<R> {
     pub(crate) fn new(pool: Pool, src: R) -> Reader<R> {
-        Reader { pool, src, max_frame_len: DEFAULT_MAX_FRAME_LEN, lease: None, start: 0, end: 0 }
+        Reader { src, frames: Frames::new(pool) }
     }
 
     /// Sets the longest frame [`read`](Reader::read) accepts; a longer one
@@ -115,13 +182,13 @@ impl<R: Read> Reader<R> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn with_max_frame_len(mut self, max: usize) -> Reader<R> {
-        self.max_frame_len = max;
+        self.frames.set_max_frame_len(max);
         self
     }
 
     /// The longest frame [`read`](Reader::read) accepts.
     pub fn max_frame_len(&self) -> usize {
-        self.max_frame_len
+        self.frames.max_frame_len()
     }
 
     /// The next `n` bytes of the source, as one slice with no headroom.
@@ -152,16 +219,189 @@ impl<R: Read> Reader<R> {
     /// read anyway) or the system refused it and then refused a buf to put
     /// the tail back in.
     pub fn read(&mut self, n: usize) -> io::Result<Slice> {
-        if self.pool.is_closed() {
-            return Err(AllocError::Closed.into());
-        }
+        self.frames.check_open()?;
         // One comparison on the fast path: a frame already buffered, and
         // within the limit.
-        if n > (self.end - self.start).min(self.max_frame_len) {
+        if n > self.frames.buffered().min(self.frames.max_frame_len()) {
             self.read_to(n)?;
         }
+        Ok(self.frames.cut(n))
+    }
+
+    /// The bytes read from the source and not yet handed out, to look at
+    /// before deciding how much to [`read`](Reader::read).
+    pub fn buffer(&self) -> &[u8] {
+        self.frames.buffer()
+    }
+
+    /// Reads more from the source into the buffer (once, retrying
+    /// `Interrupted`), and returns how many bytes came; `Ok(0)` at the end
+    /// of the source. Where the buf is full, the buffered bytes move first,
+    /// to its front or to a larger buf, as for a [`read`](Reader::read) of
+    /// one byte more than is buffered.
+    ///
+    /// # Errors
+    /// As for [`read`](Reader::read) of `buffered() + 1` bytes, except that
+    /// the end of the source is `Ok(0)`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let pool = refbuf::Pool::builder().buf_size(64).build();
+    /// let mut reader = pool.reader(&b"PING\r\nECHO hi\r\n"[..]);
+    /// let mut lines = Vec::new();
+    /// loop {
+    ///     match reader.buffer().windows(2).position(|w| w == b"\r\n") {
+    ///         Some(at) => lines.push(reader.read(at + 2)?),
+    ///         None if reader.fill()? == 0 => break,
+    ///         None => {}
+    ///     }
+    /// }
+    /// assert_eq!(&lines[1][..], b"ECHO hi\r\n");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn fill(&mut self) -> io::Result<usize> {
+        self.frames.check_open()?;
+        let n = self.frames.buffered().saturating_add(1);
+        self.frames.check_frame(n)?;
+        self.read_more(n)
+    }
+
+    /// Reads from the source until `n` bytes are buffered, after refusing a
+    /// frame over the limit or larger than any buf.
+    #[inline(never)]
+    fn read_to(&mut self, n: usize) -> io::Result<()> {
+        self.frames.check_frame(n)?;
+        while self.frames.buffered() < n {
+            if self.read_more(n)? == 0 {
+                return Err(early_eof(self.frames.buffered(), n));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads from the source once (retrying `Interrupted`) into the room
+    /// [`Frames::poll_spare`] makes towards a frame of `n > buffered` bytes.
+    fn read_more(&mut self, n: usize) -> io::Result<usize> {
+        let Poll::Ready(spare) = self.frames.poll_spare(n, &mut Blocking) else {
+            unreachable!("internal: a blocking lease is always ready")
+        };
+        let spare = spare?;
+        let spare_len = spare.len();
+        let k = loop {
+            match self.src.read(spare) {
+                Ok(k) => break k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        };
+        self.frames.commit(k, spare_len)?;
+        Ok(k)
+    }
+
+    /// Bytes read from the source and not yet handed out.
+    pub fn buffered(&self) -> usize {
+        self.frames.buffered()
+    }
+
+    /// The source.
+    pub fn get_ref(&self) -> &R {
+        &self.src
+    }
+
+    /// The source. Reading from it directly skips the buffered bytes.
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.src
+    }
+
+    /// The source; the buffered bytes are dropped with the reader.
+    pub fn into_inner(self) -> R {
+        self.src
+    }
+
+    /// The pool this reader takes bufs from.
+    pub fn pool(&self) -> &Pool {
+        self.frames.pool()
+    }
+}
+
+impl Frames {
+    pub(crate) fn new(pool: Pool) -> Frames {
+        Frames {
+            pool,
+            max_frame_len: DEFAULT_MAX_FRAME_LEN,
+            lease: None,
+            start: 0,
+            end: 0,
+            ticket: Ticket::default(),
+        }
+    }
+
+    /// Gives up an async read's place among the pool's waiters, if it has
+    /// one.
+    pub(crate) fn cancel_wait(&mut self) {
+        self.pool.cancel_wait(&mut self.ticket);
+    }
+
+    /// The pool the bufs come from.
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// The longest frame accepted.
+    pub(crate) fn max_frame_len(&self) -> usize {
+        self.max_frame_len
+    }
+
+    /// Sets the longest frame accepted.
+    pub(crate) fn set_max_frame_len(&mut self, max: usize) {
+        self.max_frame_len = max;
+    }
+
+    /// Bytes read and not yet handed out.
+    #[inline]
+    pub(crate) fn buffered(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// The bytes read and not yet handed out.
+    pub(crate) fn buffer(&self) -> &[u8] {
+        match &self.lease {
+            // SAFETY: the lease holds its buf; the bytes from `start` to
+            // `end` are initialised and the reader's, and `&self` keeps
+            // them from being handed out while the borrow lasts.
+            Some(lease) => unsafe {
+                core::slice::from_raw_parts(
+                    Header::data(lease.buf()).as_ptr().add(self.start),
+                    self.buffered(),
+                )
+            },
+            None => &[],
+        }
+    }
+
+    /// Refuses every read once the pool is closed.
+    #[inline]
+    pub(crate) fn check_open(&self) -> io::Result<()> {
+        if self.pool.is_closed() { Err(AllocError::Closed.into()) } else { Ok(()) }
+    }
+
+    /// Refuses, before anything is read for it, a frame over the limit or
+    /// larger than any buf.
+    pub(crate) fn check_frame(&self, n: usize) -> io::Result<()> {
+        if n > self.max_frame_len {
+            return Err(frame_too_long(n, self.max_frame_len));
+        }
+        self.pool.size_class(n)?;
+        Ok(())
+    }
+
+    /// Hands out the next `n` buffered bytes as a slice.
+    #[inline]
+    pub(crate) fn cut(&mut self, n: usize) -> Slice {
+        debug_assert!(n <= self.buffered(), "internal: cut {n} of {} buffered", self.buffered());
         let Some(lease) = &mut self.lease else {
-            return Ok(Slice::new());
+            return Slice::new();
         };
         let buf = lease.share();
         // SAFETY: the lease holds `buf`; `start + n <= end <= cap`.
@@ -170,31 +410,16 @@ impl<R: Read> Reader<R> {
         // SAFETY: `buf` is a reference just moved out of the lease, and the
         // `n` initialised bytes at `ptr` belonged to the reader and are now
         // the slice's alone: the reader only uses bytes from `start` on.
-        Ok(unsafe { Slice::from_raw_parts(buf, ptr, n, 0) })
+        unsafe { Slice::from_raw_parts(buf, ptr, n, 0) }
     }
 
-    /// Reads from the source until `n` bytes are buffered, after refusing a
-    /// frame over the limit or larger than any buf.
-    #[inline(never)]
-    fn read_to(&mut self, n: usize) -> io::Result<()> {
-        if n > self.max_frame_len {
-            return Err(frame_too_long(n, self.max_frame_len));
-        }
-        // A frame no buf could ever hold is refused before anything is read
-        // for it.
-        self.pool.size_class(n)?;
-        while self.end - self.start < n {
-            self.read_more(n)?;
-        }
-        Ok(())
-    }
-
-    /// Reads from the source once (retrying `Interrupted`), first making
-    /// room, towards a frame of `n > buffered` bytes from `start`, for the
-    /// next step of its growth: twice the bytes buffered, at least a
-    /// standard buf, at most `n`.
-    fn read_more(&mut self, n: usize) -> io::Result<()> {
-        let buffered = self.end - self.start;
+    /// The room the next read from the source goes into, towards a frame of
+    /// `n > buffered` bytes from `start`, made for the next step of the
+    /// frame's growth: twice the bytes buffered, at least a standard buf, at
+    /// most `n`. `Pending` where `lessor` waits for a buf; nothing is lost
+    /// meanwhile.
+    pub(crate) fn poll_spare<L: Lessor>(&mut self, n: usize, lessor: &mut L) -> Poll<io::Result<&mut [u8]>> {
+        let buffered = self.buffered();
         debug_assert!(buffered < n, "internal: read more for a frame already buffered");
         if buffered == 0 && self.lease.as_ref().is_some_and(Lease::is_sole_holder) {
             // Everything handed out has been dropped: reuse the buf from the top.
@@ -206,42 +431,36 @@ impl<R: Read> Reader<R> {
         // still growing fills its current buf first, so that memory follows
         // the bytes that arrive.
         let growing = want < n && self.end < self.cap();
-        if self.cap() - self.start < want && !growing {
-            self.make_room(want)?;
+        if self.cap() - self.start < want
+            && !growing
+            && let Err(e) = core::task::ready!(self.poll_make_room(want, lessor))
+        {
+            return Poll::Ready(Err(e));
         }
         // Either `want > buffered` bytes of room from `start`, or spare after
         // `end`: some spare either way.
         let Some(lease) = &self.lease else {
             unreachable!("internal: make_room leaves a buf of at least {want} > 0 bytes");
         };
-        let buf = lease.buf();
         let spare_len = self.cap() - self.end;
-        // SAFETY: the lease holds `buf`; bytes from `end` to the end of its
-        // data area are initialised and belong to the reader alone.
-        let spare =
-            unsafe { core::slice::from_raw_parts_mut(Header::data(buf).as_ptr().add(self.end), spare_len) };
-        loop {
-            match self.src.read(spare) {
-                Ok(0) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!("source ended {} bytes into a {n}-byte read", self.end - self.start),
-                    ));
-                }
-                Ok(k) if k > spare_len => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("source claimed {k} bytes read into a {spare_len}-byte buffer"),
-                    ));
-                }
-                Ok(k) => {
-                    self.end += k;
-                    return Ok(());
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
+        // SAFETY: the lease holds its buf; bytes from `end` to the end of
+        // its data area are initialised and belong to the reader alone.
+        Poll::Ready(Ok(unsafe {
+            core::slice::from_raw_parts_mut(Header::data(lease.buf()).as_ptr().add(self.end), spare_len)
+        }))
+    }
+
+    /// Takes the `k` bytes the source says it read into the `spare_len`
+    /// bytes [`Frames::poll_spare`] handed out.
+    pub(crate) fn commit(&mut self, k: usize, spare_len: usize) -> io::Result<()> {
+        if k > spare_len {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("source claimed {k} bytes read into a {spare_len}-byte buffer"),
+            ));
         }
+        self.end += k;
+        Ok(())
     }
 
     /// Makes room for `n > buffered` bytes from `start`: moves the buffered
@@ -252,11 +471,11 @@ impl<R: Read> Reader<R> {
     /// taken, as an allocator's does, so that a reader alone under a tight
     /// budget never waits for memory it holds itself. With bytes buffered it
     /// holds both bufs for the copy, where the budget can cover both; see
-    /// [`Reader::stash_and_wait`] where it cannot.
+    /// [`Frames::stash_and_wait`] where it cannot.
     #[cold]
     #[inline(never)]
-    fn make_room(&mut self, n: usize) -> io::Result<()> {
-        let buffered = self.end - self.start;
+    fn poll_make_room<L: Lessor>(&mut self, n: usize, lessor: &mut L) -> Poll<io::Result<()>> {
+        let buffered = self.buffered();
         let dst = match &self.lease {
             Some(lease) if self.cap() >= n && lease.is_sole_holder() => None,
             _ => {
@@ -269,8 +488,12 @@ impl<R: Read> Reader<R> {
                     self.end = 0;
                 }
                 match self.pool.useful_wait(size, Wait::Forever, self.cap()) {
-                    Wait::Never if buffered <= STASHED_TAIL_MAX => return self.stash_and_wait(size),
-                    wait => Some(self.pool.lease(size, wait)?),
+                    Wait::Never if L::MAY_STASH && buffered <= STASHED_TAIL_MAX => {
+                        return Poll::Ready(self.stash_and_wait(size));
+                    }
+                    wait => {
+                        Some(core::task::ready!(lessor.poll_lease(&self.pool, size, wait, &mut self.ticket))?)
+                    }
                 }
             }
         };
@@ -291,9 +514,8 @@ impl<R: Read> Reader<R> {
         }
         self.start = 0;
         self.end = buffered;
-        Ok(())
+        Poll::Ready(Ok(()))
     }
-
     /// Moves the buffered bytes into a new buf of `size` where the current
     /// buf and the new one together exceed the pool's budget: the reader
     /// sets them aside on the stack, lets its buf go and waits for the new
@@ -346,35 +568,22 @@ impl<R: Read> Reader<R> {
         self.end = bytes.len();
     }
 
-    /// Bytes read from the source and not yet handed out.
-    pub fn buffered(&self) -> usize {
-        self.end - self.start
-    }
-
-    /// The source.
-    pub fn get_ref(&self) -> &R {
-        &self.src
-    }
-
-    /// The source. Reading from it directly skips the buffered bytes.
-    pub fn get_mut(&mut self) -> &mut R {
-        &mut self.src
-    }
-
-    /// The source; the buffered bytes are dropped with the reader.
-    pub fn into_inner(self) -> R {
-        self.src
-    }
-
-    /// The pool this reader takes bufs from.
-    pub fn pool(&self) -> &Pool {
-        &self.pool
-    }
-
+    /// Bytes in the current buf's data area; 0 without one.
     fn cap(&self) -> usize {
         // SAFETY: the lease holds its buf.
         self.lease.as_ref().map_or(0, |lease| unsafe { Header::cap(lease.buf()) })
     }
+}
+
+impl Drop for Frames {
+    fn drop(&mut self) {
+        self.cancel_wait();
+    }
+}
+
+/// The error for a source that ends `got` bytes into an `n`-byte frame.
+fn early_eof(got: usize, n: usize) -> io::Error {
+    io::Error::new(io::ErrorKind::UnexpectedEof, format!("source ended {got} bytes into a {n}-byte read"))
 }
 
 /// The error for a frame over the reader's maximum.
@@ -393,8 +602,8 @@ impl<R> fmt::Debug for Reader<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Reader")
             .field("src", &core::any::type_name::<R>())
-            .field("buffered", &(self.end - self.start))
-            .field("max_frame_len", &self.max_frame_len)
+            .field("buffered", &self.frames.buffered())
+            .field("max_frame_len", &self.frames.max_frame_len)
             .finish_non_exhaustive()
     }
 }

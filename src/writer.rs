@@ -21,7 +21,7 @@ use crate::pool::Wait;
 /// design: a sequence of pooled blocks written like a stream, optionally
 /// capped at a maximum length.
 ///
-/// Where the pool's budget is used up, a write waits for memory as
+/// Where the pool's budget is used up, a write blocks the thread for memory as
 /// [`Allocator::alloc`] does, except where the memory the writer itself
 /// holds leaves no room: then no release by anyone else could end the wait,
 /// and the write fails at once instead. [`try_write`](Writer::try_write)

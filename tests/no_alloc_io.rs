@@ -1,6 +1,7 @@
 //! Heap allocations on the IO paths, counted by a `#[global_allocator]`:
-//! once the pool is warm, `Chain::write_to`, `Chain::write_all_async`
-//! (feature `tokio`), `fill_with` and `Writer` allocate nothing, and
+//! once the pool is warm, `Chain::write_to`, `fill_with` and `Writer`
+//! allocate nothing, nor (feature `tokio`) `Chain::write_all_async`,
+//! `AsyncReader::read` and `Allocator::ready` with the `try_` forms; and
 //! `into_bytes` allocates once (the owner record).
 //!
 //! Counts are per thread (`tests/common/counting.rs`), so tests running in
@@ -162,6 +163,89 @@ fn chain_write_all_async_allocates_nothing() {
         assert_eq!(&out.trickle.sink[..24], b"\0\0\0\x0dpayload bytestrailer");
     };
     assert_eq!(steady_state_allocations(|| round(&mut alloc, &mut out)), 0);
+}
+
+/// Polls `f` to completion with a waker that does nothing (the source and
+/// the pool here are always ready within a few polls), counting the polls.
+#[cfg(feature = "tokio")]
+fn block_on_noop<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(out) = f.as_mut().poll(&mut cx) {
+            return out;
+        }
+    }
+}
+
+/// A tokio source of length-prefixed frames, forever, that hands out at
+/// most 1000 bytes a call and returns `Pending` before every other call.
+#[cfg(feature = "tokio")]
+struct FrameSource {
+    frame: [u8; 104],
+    at: usize,
+    pend_next: bool,
+}
+
+#[cfg(feature = "tokio")]
+impl tokio::io::AsyncRead for FrameSource {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        let this = self.get_mut();
+        this.pend_next = !this.pend_next;
+        if !this.pend_next {
+            cx.waker().wake_by_ref();
+            return std::task::Poll::Pending;
+        }
+        let mut left = buf.remaining().min(1000);
+        while left > 0 {
+            let n = left.min(this.frame.len() - this.at);
+            buf.put_slice(&this.frame[this.at..this.at + n]);
+            this.at = (this.at + n) % this.frame.len();
+            left -= n;
+        }
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// Reading frames (a 4-byte length, then the payload) with AsyncReader::read over a source that pends
+/// between reads, polled by hand, allocates nothing once the pool is warm.
+#[cfg(feature = "tokio")]
+#[test]
+fn async_reader_read_allocates_nothing() {
+    let pool = Pool::builder().buf_size(4096).build();
+    let mut frame = [7u8; 104];
+    frame[..4].copy_from_slice(&100u32.to_be_bytes());
+    let mut reader = pool.async_reader(FrameSource { frame, at: 0, pend_next: false });
+    let round = |reader: &mut refbuf::AsyncReader<FrameSource>| {
+        block_on_noop(async {
+            let len = reader.read(4).await.expect("header");
+            let n = u32::from_be_bytes(len[..].try_into().expect("4 bytes")) as usize;
+            let body = reader.read(n).await.expect("body");
+            assert!(body.iter().all(|&b| b == 7));
+        });
+    };
+    assert_eq!(steady_state_allocations(|| round(&mut reader)), 0);
+}
+
+/// Allocator::ready and then the try_ forms allocate nothing once the pool is warm.
+#[cfg(feature = "tokio")]
+#[test]
+fn ready_then_try_allocates_nothing() {
+    let pool = Pool::builder().buf_size(4096).build();
+    let mut alloc = pool.allocator(8);
+    let data = [3u8; 300];
+    let round = |alloc: &mut refbuf::Allocator| {
+        block_on_noop(alloc.ready(300)).expect("room");
+        let a = alloc.try_copy_from_slice(&data).expect("ready made room");
+        block_on_noop(alloc.ready(300)).expect("room");
+        let b = alloc.try_alloc(300).expect("ready made room");
+        assert_eq!((a.len(), b.len()), (300, 300));
+    };
+    assert_eq!(steady_state_allocations(|| round(&mut alloc)), 0);
 }
 
 /// Receiving with fill_with and dropping the slice allocates nothing once the pool is warm.

@@ -647,3 +647,36 @@ fn a_long_frame_grows_by_doubling() {
     assert_eq!(stats.bytes_in_use, 64 * BS, "{stats:?}");
     assert!(stats.high_water_bytes <= 3 * 64 * BS, "{stats:?}");
 }
+
+/// `buffer` shows what is read ahead and `fill` reads more: a line parser finds each delimiter, filling
+/// past the end of a buf (the buffered bytes move to the front or to a larger buf), and takes each line
+/// with `read`; `fill` returns 0 at the end of the source and the frame limit bounds it.
+#[test]
+fn buffer_and_fill_let_a_parser_look_first() {
+    let mut text = Vec::new();
+    for k in 0..30 {
+        text.extend_from_slice(format!("{k}:{}\n", "y".repeat(k * 7)).as_bytes());
+    }
+    let pool = pool();
+    let mut reader = pool.reader(Chunked::new(&text, 13));
+    assert!(reader.buffer().is_empty());
+    let mut lines = Vec::new();
+    loop {
+        match reader.buffer().iter().position(|&b| b == b'\n') {
+            Some(at) => lines.push(reader.read(at + 1).unwrap()),
+            None if reader.fill().unwrap() == 0 => break,
+            None => {}
+        }
+    }
+    let joined: Vec<u8> = lines.iter().flat_map(|l| l.iter().copied()).collect();
+    assert_eq!(joined, text);
+    assert!(lines[29].len() > 3 * BS, "a line longer than three bufs");
+    assert_eq!(reader.fill().unwrap(), 0);
+
+    let mut limited = pool.reader(&text[..]).with_max_frame_len(10);
+    while limited.buffered() < 10 {
+        limited.fill().unwrap();
+    }
+    assert_eq!(limited.fill().unwrap_err().kind(), io::ErrorKind::InvalidData);
+    assert_eq!(&limited.buffer()[..10], &text[..10]);
+}

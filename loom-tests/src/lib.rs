@@ -34,6 +34,10 @@
 //!   or by `close`, two waiters served in turn by one buf, `trim` racing a
 //!   release, and the byte accounting under concurrent takes and releases
 //!   (never over the budget, never below zero);
+//! - `async_budget`: an async request (`Allocator::ready`, driven by loom's
+//!   `future::block_on`) woken by a release on another thread, a waiter
+//!   given up while a release races it (the other waiter is still served),
+//!   and `close` waking an async waiter;
 //! - `cache`: a thread's exit flushing its per-thread cache, alone and
 //!   racing the pool's close; a request for the budget reaching a buf in
 //!   another live thread's cache; and the stats counting a buf that moves

@@ -36,6 +36,24 @@
 //! Bufs are freed before the notification, so that a woken waiter's fresh
 //! buf does not coexist with the memory it replaces.
 //!
+//! # Async waiters
+//!
+//! An async request (`Allocator::poll_ready`, the `AsyncReader`) that must
+//! wait does not sleep on `released`: [`PoolShared::poll_lease`] leaves its
+//! waker in `State::wakers` under the id of its [`Ticket`], counted in
+//! `State::waiters` like a blocked waiter, and returns `Pending`. `finish`
+//! takes every waker out of the list under the lock (uncounting them), and
+//! wakes them after it has released the lock and freed what it took, exactly
+//! where it notifies `released`; a woken request polls again, and registers
+//! again if it still finds no room. So the argument above holds for both
+//! kinds: an async waiter registered before a release's lock is woken by it,
+//! one that registers after sees its effect. Wakers are called and dropped
+//! outside the lock, since either may run a task's code, which may return a
+//! buf to this pool. A request given up (its future dropped) takes its entry
+//! off the list ([`PoolShared::cancel_wait`]); a wakeup it was sent and did
+//! not act on is lost to nobody else, because every release wakes every
+//! waiter, as `notify_all` does.
+//!
 //! # Waiters and the per-thread caches
 //!
 //! A release into a cache takes no lock but its slot's, so it cannot read
@@ -59,6 +77,7 @@
 //! with the `waiting` check removed) in `loom-tests` check both halves.
 
 use core::ptr::NonNull;
+use core::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::buf::{Header, Lease, MAX_POOLED_CAP, UNPOOLED};
@@ -75,6 +94,13 @@ pub(crate) struct SizeClass {
     cap: usize,
     /// Index into the state's lists, or [`UNPOOLED`].
     class: u8,
+}
+
+/// An async request's place among the pool's waiters: empty until it first
+/// has to wait. Its holder cancels it when it gives the request up.
+#[derive(Debug, Default)]
+pub(crate) struct Ticket {
+    id: Option<u64>,
 }
 
 /// How long a request may wait for the budget.
@@ -132,20 +158,87 @@ impl PoolShared {
             Some(buf) => unsafe { Lease::adopt(buf) },
             None => PoolShared::lease_shared(this, size, wait)?,
         };
+        Ok(this.note_in_use(lease))
+    }
+
+    /// Adds a new lease's buf to the list of bufs in use, for
+    /// `Pool::report`; nothing without the `diagnostics` feature.
+    fn note_in_use(&self, lease: Lease) -> Lease {
         if crate::diagnostics::ENABLED {
-            let since = this.clock();
+            let since = self.clock();
             // SAFETY: the lease holds the buf, which is in no list; the lock
             // is held for the call.
-            unsafe { lock(&this.state).in_use.add(lease.buf(), since) };
+            unsafe { lock(&self.state).in_use.add(lease.buf(), since) };
         }
-        Ok(lease)
+        lease
+    }
+
+    /// One look under the lock at what a request for `size` can have now:
+    /// the pool's refusal, an idle buf, or room for a fresh one (counted
+    /// already); `None` where it must wait or give up. Bufs trimmed to make
+    /// room go to `doomed`.
+    #[inline]
+    fn try_lease_locked(
+        &self,
+        state: &mut State,
+        size: SizeClass,
+        doomed: &mut Doomed,
+    ) -> Option<Result<Option<NonNull<Header>>, AllocError>> {
+        let SizeClass { cap, class } = size;
+        if state.closed {
+            return Some(Err(AllocError::Closed));
+        }
+        if let Some(buf) = state.take_idle(usize::from(class), cap) {
+            return Some(Ok(Some(buf)));
+        }
+        if self.make_room(state, cap, doomed) {
+            // Counted now, so that the budget holds while the buf is made
+            // outside the lock; undone in `adopt_taken` if the system
+            // refuses. The high-water mark waits until the buf exists.
+            return Some(if state.reserve_fresh(cap) { Ok(None) } else { Err(AllocError::TooLarge) });
+        }
+        None
+    }
+
+    /// Makes what [`PoolShared::try_lease_locked`] granted into a lease,
+    /// outside the lock: adopts an idle buf, or makes the fresh one.
+    #[inline]
+    fn adopt_taken(
+        this: &Arc<PoolShared>,
+        size: SizeClass,
+        taken: Option<NonNull<Header>>,
+    ) -> Result<Lease, AllocError> {
+        let SizeClass { cap, class } = size;
+        match taken {
+            // SAFETY: `buf` came off the free list, so it has no references
+            // and is ours alone.
+            Some(buf) => Ok(unsafe { Lease::adopt(buf) }),
+            None => match Header::new_pooled(Arc::clone(this), cap, class) {
+                Ok(buf) => {
+                    // Raised only now, so that a buf the system refused never
+                    // counts. The bytes held may include other fresh bufs
+                    // still being made, as any snapshot taken while other
+                    // threads take bufs may.
+                    lock(&this.state).note_high_water();
+                    // SAFETY: a fresh buf has no references and nobody else
+                    // has seen it.
+                    Ok(unsafe { Lease::adopt(buf) })
+                }
+                Err(e) => {
+                    let mut state = lock(&this.state);
+                    state.unreserve_fresh(cap);
+                    this.finish(state, Doomed::new());
+                    Err(e)
+                }
+            },
+        }
     }
 
     /// Leases a buf of `size` under the lock: an idle one of its class if
     /// there is one, else a fresh one that keeps a clone of `this`, within
-    /// the budget, waiting as `wait` allows (see the module docs).
+    /// the budget, waiting on `released` as `wait` allows (see the module
+    /// docs).
     fn lease_shared(this: &Arc<PoolShared>, size: SizeClass, wait: Wait) -> Result<Lease, AllocError> {
-        let SizeClass { cap, class } = size;
         let now = this.idle_clock();
         let mut doomed = Doomed::new();
         let mut deadline = None;
@@ -154,20 +247,8 @@ impl PoolShared {
         let mut state = lock(&this.state);
         this.expire(&mut state, now, &mut doomed);
         let taken = loop {
-            if state.closed {
-                break Err(AllocError::Closed);
-            }
-            if let Some(buf) = state.take_idle(usize::from(class), cap) {
-                break Ok(Some(buf));
-            }
-            if this.make_room(&mut state, cap, &mut doomed) {
-                // Counted now, so that the budget holds while the buf is
-                // made outside the lock; undone below if the system refuses.
-                // The high-water mark waits until the buf exists.
-                if !state.reserve_fresh(cap) {
-                    break Err(AllocError::TooLarge);
-                }
-                break Ok(None);
+            if let Some(taken) = this.try_lease_locked(&mut state, size, &mut doomed) {
+                break taken;
             }
             if !registered {
                 registered = true;
@@ -206,29 +287,91 @@ impl PoolShared {
         drop(state);
         // Freed outside the lock: bufs trimmed to make room, or expired.
         drop(doomed);
-        match taken? {
-            // SAFETY: `buf` came off the free list, so it has no references
-            // and is ours alone.
-            Some(buf) => Ok(unsafe { Lease::adopt(buf) }),
-            None => match Header::new_pooled(Arc::clone(this), cap, class) {
-                Ok(buf) => {
-                    // Raised only now, so that a buf the system refused never
-                    // counts. The bytes held may include other fresh bufs
-                    // still being made, as any snapshot taken while other
-                    // threads take bufs may.
-                    lock(&this.state).note_high_water();
-                    // SAFETY: a fresh buf has no references and nobody else
-                    // has seen it.
-                    Ok(unsafe { Lease::adopt(buf) })
-                }
-                Err(e) => {
-                    let mut state = lock(&this.state);
-                    state.unreserve_fresh(cap);
-                    this.finish(state, Doomed::new());
-                    Err(e)
-                }
-            },
+        PoolShared::adopt_taken(this, size, taken?)
+    }
+
+    /// Leases a buf of `size` for an async request: as
+    /// [`PoolShared::lease_shared`], but where it would wait, it leaves the
+    /// waker of `cx` among the pool's async waiters under `ticket` and
+    /// returns `Pending`; the next release wakes it (see the module docs).
+    /// Poll again with the same ticket, and cancel it
+    /// ([`PoolShared::cancel_wait`]) if the request is given up.
+    pub(super) fn poll_lease(
+        this: &Arc<PoolShared>,
+        size: SizeClass,
+        cx: &mut Context<'_>,
+        ticket: &mut Ticket,
+    ) -> Poll<Result<Lease, AllocError>> {
+        if size.class == 0
+            && ticket.id.is_none()
+            && let Some(buf) = this.lease_cached()
+        {
+            // SAFETY: `buf` came out of a cache, so it has no references and
+            // is ours alone.
+            return Poll::Ready(Ok(this.note_in_use(unsafe { Lease::adopt(buf) })));
         }
+        let now = this.idle_clock();
+        let mut doomed = Doomed::new();
+        let mut state = lock(&this.state);
+        this.expire(&mut state, now, &mut doomed);
+        let mut drained = false;
+        let taken = loop {
+            if let Some(taken) = this.try_lease_locked(&mut state, size, &mut doomed) {
+                break taken;
+            }
+            let first = ticket.id.is_none();
+            let id = *ticket.id.get_or_insert_with(|| {
+                state.next_ticket += 1;
+                state.next_ticket
+            });
+            match state.wakers.iter_mut().find(|(waiter, _)| *waiter == id) {
+                Some((_, waker)) => waker.clone_from(cx.waker()),
+                None => {
+                    // New, or woken since its last poll: (re-)registered,
+                    // then the caches emptied, as a blocking waiter does.
+                    state.wakers.push((id, cx.waker().clone()));
+                    this.count_waiters(&mut state, 1);
+                    if first {
+                        state.count_wait();
+                    }
+                    if !drained {
+                        drained = true;
+                        if this.drain_caches(&mut state, true, &mut doomed) > 0 {
+                            continue;
+                        }
+                    }
+                }
+            }
+            drop(state);
+            drop(doomed);
+            return Poll::Pending;
+        };
+        let gone = this.unregister_waker(&mut state, ticket);
+        drop(state);
+        drop((doomed, gone));
+        Poll::Ready(PoolShared::adopt_taken(this, size, taken?).map(|lease| this.note_in_use(lease)))
+    }
+
+    /// Takes the async waiter of `ticket` off the list, for a request given
+    /// up or granted; returns its waker, to be dropped outside the lock.
+    fn unregister_waker(&self, state: &mut State, ticket: &mut Ticket) -> Option<Waker> {
+        let id = ticket.id.take()?;
+        let at = state.wakers.iter().position(|(waiter, _)| *waiter == id)?;
+        self.count_waiters(state, -1);
+        Some(state.wakers.swap_remove(at).1)
+    }
+
+    /// Gives up the async wait of `ticket`, if it has one. A wakeup it was
+    /// sent and did not act on is not lost: every release wakes every
+    /// waiter.
+    pub(super) fn cancel_wait(&self, ticket: &mut Ticket) {
+        if ticket.id.is_none() {
+            return;
+        }
+        let mut state = lock(&self.state);
+        let gone = self.unregister_waker(&mut state, ticket);
+        drop(state);
+        drop(gone);
     }
 
     /// Adds `delta` to the requests waiting for the budget, and to its
@@ -286,13 +429,25 @@ impl PoolShared {
 
     /// Ends a change to the state that may help a waiter, in the order the
     /// module docs give: releases the lock, frees `doomed`, then wakes every
-    /// request waiting for the budget, if there are any.
-    pub(super) fn finish(&self, state: MutexGuard<'_, State>, doomed: Doomed) {
-        let waiters = state.waiters;
+    /// request waiting for the budget, if there are any. Async waiters leave
+    /// the list as they are woken, and register again if they still find
+    /// no room.
+    pub(super) fn finish(&self, mut state: MutexGuard<'_, State>, doomed: Doomed) {
+        let blocked = state.waiters - state.wakers.len();
+        let woken = if state.wakers.is_empty() {
+            Vec::new()
+        } else {
+            let woken = core::mem::take(&mut state.wakers);
+            self.count_waiters(&mut state, -(woken.len() as isize));
+            woken
+        };
         drop(state);
         drop(doomed);
-        if waiters > 0 {
+        if blocked > 0 {
             self.released.notify_all();
+        }
+        for (_, waker) in woken {
+            waker.wake();
         }
     }
 }

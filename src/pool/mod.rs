@@ -37,7 +37,7 @@ use core::fmt;
 use std::io::Read;
 use std::time::Instant;
 
-pub(crate) use budget::{SizeClass, Wait};
+pub(crate) use budget::{SizeClass, Ticket, Wait};
 pub use builder::PoolBuilder;
 
 use crate::allocator::Allocator;
@@ -339,6 +339,24 @@ impl Pool {
     /// budget.
     pub(crate) fn lease(&self, size: SizeClass, wait: Wait) -> Result<Lease, AllocError> {
         PoolShared::lease(&self.shared, size, wait)
+    }
+
+    /// [`Pool::lease`] for an async request, which waits for the budget
+    /// through `cx`'s waker instead of blocking: `Pending` until a release
+    /// can serve it. The caller keeps `ticket` across polls and cancels it
+    /// with [`Pool::cancel_wait`] if it gives the request up.
+    pub(crate) fn poll_lease(
+        &self,
+        size: SizeClass,
+        cx: &mut core::task::Context<'_>,
+        ticket: &mut Ticket,
+    ) -> core::task::Poll<Result<Lease, AllocError>> {
+        PoolShared::poll_lease(&self.shared, size, cx, ticket)
+    }
+
+    /// Gives up the async wait of `ticket`, if it has one.
+    pub(crate) fn cancel_wait(&self, ticket: &mut Ticket) {
+        self.shared.cancel_wait(ticket);
     }
 }
 

@@ -21,6 +21,7 @@
 //! method below checks what it can of this in debug builds.
 
 use core::ptr::NonNull;
+use core::task::Waker;
 
 use crate::buf::Header;
 use crate::diagnostics::InUse;
@@ -36,8 +37,14 @@ pub(super) struct State {
     /// empty.
     lists: [FreeList; MAX_SIZE_CLASSES],
     /// Requests waiting for the budget (on `PoolShared::released`, or
-    /// about to), mirrored in `PoolShared::waiting`; see `budget.rs`.
+    /// about to, or in `wakers`), mirrored in `PoolShared::waiting`; see
+    /// `budget.rs`.
     pub(super) waiters: usize,
+    /// Async requests waiting for the budget, each with the id of its
+    /// ticket and the waker to call; see `budget.rs`.
+    pub(super) wakers: Vec<(u64, Waker)>,
+    /// The id the next async waiter's ticket gets.
+    pub(super) next_ticket: u64,
     /// Every pooled buf in use, for `Pool::report`; empty without the
     /// `diagnostics` feature.
     pub(super) in_use: InUse,
@@ -53,6 +60,8 @@ impl State {
             closed: false,
             lists: [FreeList::EMPTY; MAX_SIZE_CLASSES],
             waiters: 0,
+            wakers: Vec::new(),
+            next_ticket: 0,
             in_use: InUse::EMPTY,
             stats: PoolStats::default(),
             max_bytes,
