@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, ReadBuf};
 use crate::buf::Lease;
 use crate::error::AllocError;
 use crate::pool::{Pool, SizeClass, Ticket, Wait};
-use crate::reader::{Frames, Lessor};
+use crate::reader::{Frames, Lessor, early_eof};
 use crate::slice::Slice;
 
 /// Reads from an [`AsyncRead`] into pool memory and hands out exactly the
@@ -149,10 +149,7 @@ impl<R: AsyncRead + Unpin> AsyncReader<R> {
     fn poll_read_to(&mut self, cx: &mut Context<'_>, n: usize) -> Poll<io::Result<()>> {
         while self.frames.buffered() < n {
             if ready!(self.poll_read_more(cx, n))? == 0 {
-                return Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("source ended {} bytes into a {n}-byte read", self.frames.buffered()),
-                )));
+                return Poll::Ready(Err(early_eof(self.frames.buffered(), n)));
             }
         }
         Poll::Ready(Ok(()))

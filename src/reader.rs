@@ -582,7 +582,7 @@ impl Drop for Frames {
 }
 
 /// The error for a source that ends `got` bytes into an `n`-byte frame.
-fn early_eof(got: usize, n: usize) -> io::Error {
+pub(crate) fn early_eof(got: usize, n: usize) -> io::Error {
     io::Error::new(io::ErrorKind::UnexpectedEof, format!("source ended {got} bytes into a {n}-byte read"))
 }
 

@@ -18,33 +18,10 @@ use std::task::{Context, Poll, Waker};
 use refbuf::{Chain, Pool};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-fn pool64() -> Pool {
-    Pool::builder().buf_size(64).build()
-}
+#[path = "common/chains.rs"]
+mod chains;
 
-/// The chain's bytes, in order, read through its parts.
-fn contents(chain: &Chain) -> Vec<u8> {
-    chain.iter().flat_map(|part| part.iter().copied()).collect()
-}
-
-/// Lengths of the chain's parts, in order.
-fn part_lens(chain: &Chain) -> Vec<usize> {
-    chain.iter().map(|part| part.len()).collect()
-}
-
-/// A chain of parts that never touch (reserve 1 keeps them apart), with the
-/// given lengths and the byte pattern `i as u8` over the whole chain.
-fn chain_of(pool: &Pool, lens: &[usize]) -> (Chain, Vec<u8>) {
-    let mut alloc = pool.allocator(1);
-    let mut chain = Chain::new();
-    let mut all = Vec::new();
-    for &len in lens {
-        let part: Vec<u8> = (all.len()..all.len() + len).map(|i| i as u8).collect();
-        chain.push_back(alloc.copy_from_slice(&part));
-        all.extend_from_slice(&part);
-    }
-    (chain, all)
-}
+use chains::{chain_of, contents, part_lens, pool64};
 
 /// Polls `f` once with a waker that does nothing.
 fn poll_once<F: Future + ?Sized>(f: Pin<&mut F>) -> Poll<F::Output> {
