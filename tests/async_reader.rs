@@ -256,3 +256,25 @@ async fn a_dropped_fill_loses_nothing() {
     while reader.fill().await.unwrap() > 0 {}
     assert_eq!(reader.buffer(), &data[..]);
 }
+
+/// An `AsyncReader` moves between a runtime's threads with its source, and
+/// shows its state in `Debug` without requiring `R: Debug`.
+#[test]
+fn async_reader_is_send_and_debug() {
+    fn assert_send<T: Send>(_: &T) {}
+    struct Opaque;
+    impl tokio::io::AsyncRead for Opaque {
+        fn poll_read(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &mut tokio::io::ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+    let pool = pool();
+    let reader = pool.async_reader(Opaque);
+    assert_send(&reader);
+    let shown = format!("{reader:?}");
+    assert!(shown.contains("AsyncReader") && shown.contains("buffered: 0"), "{shown}");
+}
