@@ -432,15 +432,25 @@ impl PoolShared {
     /// request waiting for the budget, if there are any. Async waiters leave
     /// the list as they are woken, and register again if they still find
     /// no room.
-    pub(super) fn finish(&self, mut state: MutexGuard<'_, State>, doomed: Doomed) {
-        let blocked = state.waiters - state.wakers.len();
-        let woken = if state.wakers.is_empty() {
-            Vec::new()
-        } else {
-            let woken = core::mem::take(&mut state.wakers);
-            self.count_waiters(&mut state, -(woken.len() as isize));
-            woken
-        };
+    pub(super) fn finish(&self, state: MutexGuard<'_, State>, doomed: Doomed) {
+        if !state.wakers.is_empty() {
+            return self.finish_waking(state, doomed);
+        }
+        let waiters = state.waiters;
+        drop(state);
+        drop(doomed);
+        if waiters > 0 {
+            self.released.notify_all();
+        }
+    }
+
+    /// [`PoolShared::finish`] where async waiters are registered.
+    #[cold]
+    #[inline(never)]
+    fn finish_waking(&self, mut state: MutexGuard<'_, State>, doomed: Doomed) {
+        let woken = core::mem::take(&mut state.wakers);
+        self.count_waiters(&mut state, -(woken.len() as isize));
+        let blocked = state.waiters;
         drop(state);
         drop(doomed);
         if blocked > 0 {

@@ -50,7 +50,7 @@ impl PoolShared {
 
     /// Leases the newest buf from the current thread's cache, if there is
     /// one. The caller owns it.
-    #[inline]
+    #[inline(always)]
     pub(super) fn lease_cached(&self) -> Option<NonNull<Header>> {
         let mut cached = lock(&self.my_slot()?.cached);
         // SAFETY: the slot owns its list's bufs and we hold its lock.
