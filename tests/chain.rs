@@ -12,62 +12,7 @@ use refbuf::{Chain, Pool, Slice};
 #[path = "common/chains.rs"]
 mod chains;
 
-use chains::{chain_of, contents, part_lens, pool64};
-
-/// One scripted response of a [`ScriptedWriter`].
-#[derive(Clone, Copy, Debug)]
-enum Step {
-    /// Accept up to this many bytes.
-    Accept(usize),
-    /// Fail with this kind, accepting nothing.
-    Fail(io::ErrorKind),
-    /// Claim to have written this many bytes, whatever was offered.
-    Claim(usize),
-}
-
-/// A writer that answers each `write_vectored` call with the next step of
-/// its script (repeating the last step) and records what it received.
-struct ScriptedWriter {
-    script: Vec<Step>,
-    calls: usize,
-    received: Vec<u8>,
-    /// Number of IoSlices offered in each call.
-    iovecs: Vec<usize>,
-}
-
-impl ScriptedWriter {
-    fn new(script: &[Step]) -> ScriptedWriter {
-        ScriptedWriter { script: script.to_vec(), calls: 0, received: Vec::new(), iovecs: Vec::new() }
-    }
-}
-
-impl Write for ScriptedWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.write_vectored(&[IoSlice::new(buf)])
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        let step = self.script[self.calls.min(self.script.len() - 1)];
-        self.calls += 1;
-        self.iovecs.push(bufs.len());
-        match step {
-            Step::Accept(max) => {
-                let before = self.received.len();
-                for buf in bufs {
-                    let room = max - (self.received.len() - before);
-                    self.received.extend_from_slice(&buf[..buf.len().min(room)]);
-                }
-                Ok(self.received.len() - before)
-            }
-            Step::Fail(kind) => Err(io::Error::new(kind, "scripted failure")),
-            Step::Claim(n) => Ok(n),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
+use chains::{ScriptedWriter, Step, chain_of, contents, part_lens, pool64};
 
 // ---------------------------------------------------------------------------
 // Building a chain

@@ -21,7 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 #[path = "common/chains.rs"]
 mod chains;
 
-use chains::{chain_of, contents, part_lens, pool64};
+use chains::{ScriptedWriter, Step, chain_of, contents, part_lens, pool64};
 
 /// Polls `f` once with a waker that does nothing.
 fn poll_once<F: Future + ?Sized>(f: Pin<&mut F>) -> Poll<F::Output> {
@@ -38,81 +38,6 @@ fn run<F: Future>(f: F) -> F::Output {
         }
     }
     panic!("the future is still pending after 10,000 polls");
-}
-
-/// One scripted response of a [`ScriptedWriter`].
-#[derive(Clone, Copy, Debug)]
-enum Step {
-    /// Accept up to this many bytes.
-    Accept(usize),
-    /// Return `Pending`, accepting nothing (and wake the waker at once).
-    Pending,
-    /// Fail with this kind, accepting nothing.
-    Fail(io::ErrorKind),
-    /// Claim to have written this many bytes, whatever was offered.
-    Claim(usize),
-}
-
-/// An `AsyncWrite` that answers each `poll_write_vectored` call with the next
-/// step of its script (repeating the last step) and records what it
-/// received.
-struct ScriptedWriter {
-    script: Vec<Step>,
-    calls: usize,
-    received: Vec<u8>,
-    /// Number of IoSlices offered in each call.
-    iovecs: Vec<usize>,
-}
-
-impl ScriptedWriter {
-    fn new(script: &[Step]) -> ScriptedWriter {
-        ScriptedWriter { script: script.to_vec(), calls: 0, received: Vec::new(), iovecs: Vec::new() }
-    }
-}
-
-impl AsyncWrite for ScriptedWriter {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.poll_write_vectored(cx, &[IoSlice::new(buf)])
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let step = this.script[this.calls.min(this.script.len() - 1)];
-        this.calls += 1;
-        this.iovecs.push(bufs.len());
-        match step {
-            Step::Accept(max) => {
-                let before = this.received.len();
-                for buf in bufs {
-                    let room = max - (this.received.len() - before);
-                    this.received.extend_from_slice(&buf[..buf.len().min(room)]);
-                }
-                Poll::Ready(Ok(this.received.len() - before))
-            }
-            Step::Pending => {
-                cx.waker().wake_by_ref();
-                Poll::Pending
-            }
-            Step::Fail(kind) => Poll::Ready(Err(io::Error::new(kind, "scripted failure"))),
-            Step::Claim(n) => Poll::Ready(Ok(n)),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        true
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
 }
 
 /// `chain.poll_write_to(w)` polled once with a noop waker.
