@@ -12,8 +12,8 @@
 //! answered in the same chain, whose touching parts are coalesced, and the
 //! chain goes out with `write_all_async`: usually one write for the lot.
 //! Once everything buffered has been answered, the reader is rebuilt over
-//! the socket after it is readable again, so its buf goes back to the pool
-//! meanwhile: a connection waiting for its peer holds no pool memory.
+//! the socket once a byte has arrived (`peek`), so its buf goes back to the
+//! pool meanwhile: a connection waiting for its peer holds no pool memory.
 //!
 //! In `--baseline` mode it is written as one would without refbuf:
 //! `tokio_util`'s `Framed` with a `LengthDelimitedCodec` (`BytesMut`
@@ -302,11 +302,11 @@ async fn serve_refbuf(
             // back to the pool until the peer sends more, so that a
             // connection waiting for its peer holds no pool memory and,
             // under a budget, the waiting connections get their turn.
-            // (`readable` may still report the readiness that the last read
-            // consumed; the new reader's first read then clears it, and
-            // waits holding a buf just this once.)
-            let input = reader.into_inner();
-            input.readable().await?;
+            // `peek` waits until a byte has arrived (or the end), where
+            // `readable` may still report the readiness the last read
+            // consumed, and the new reader would then wait holding a buf.
+            let mut input = reader.into_inner();
+            input.peek(&mut [0; 1]).await?;
             reader = pool.async_reader(input).with_max_frame_len(reader_max);
         }
     }
