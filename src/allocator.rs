@@ -51,6 +51,14 @@ pub(crate) struct Mark {
     next: NonNull<u8>,
 }
 
+/// Bytes an allocator hands out between two checks of whether every slice
+/// of its buf is gone, where it then rewinds to the buf's start. Small
+/// enough that a loop of alloc, use and drop keeps reusing memory still in
+/// the L1 cache; large enough that the check (a load of the reference
+/// count, whose cache line other threads' drops write to) is rare. Under
+/// loom, smaller than the models' bufs.
+const REUSE_CHECK: usize = if cfg!(loom) { 16 } else { 16 * 1024 };
+
 /// The buf an allocator is cutting slices from.
 struct Bump {
     lease: Lease,
@@ -58,6 +66,9 @@ struct Bump {
     next: NonNull<u8>,
     /// Bytes from `next` to the end of the data area.
     remaining: usize,
+    /// Bytes from `next` to where the allocator next checks whether it can
+    /// rewind: at most `remaining`. The fast path carves within it.
+    run: usize,
 }
 
 // SAFETY: `next` points into the buf the lease holds, at bytes no slice owns:
@@ -67,8 +78,8 @@ unsafe impl Send for Bump {}
 impl Bump {
     /// A cursor at the start of the lease's buf.
     fn new(lease: Lease) -> Bump {
-        let mut bump = Bump { lease, next: NonNull::dangling(), remaining: 0 };
-        bump.rewind();
+        let mut bump = Bump { lease, next: NonNull::dangling(), remaining: 0, run: 0 };
+        bump.rewind(0);
         bump
     }
 
@@ -79,12 +90,20 @@ impl Bump {
     }
 
     /// Moves the cursor to the start of the buf, handing the whole data area
-    /// to the allocator. Only for a fresh lease, or one that is its buf's
+    /// to the allocator, with a run of at least `need` bytes (where the buf
+    /// holds that many). Only for a fresh lease, or one that is its buf's
     /// sole holder: then no slice owns any byte of it.
-    fn rewind(&mut self) {
+    fn rewind(&mut self, need: usize) {
         // SAFETY: the lease holds its buf.
         self.next = unsafe { Header::data(self.lease.buf()) };
         self.remaining = self.cap();
+        self.extend_run(need);
+    }
+
+    /// Moves the next check `REUSE_CHECK` bytes past the cursor, or further
+    /// to make room for `need` bytes, and at most to the end of the buf.
+    fn extend_run(&mut self, need: usize) {
+        self.run = need.max(REUSE_CHECK).min(self.remaining);
     }
 
     /// The bytes no slice has been given yet, as found.
@@ -116,6 +135,8 @@ impl Bump {
         // the data area (or one past its end).
         self.next = unsafe { region.add(front + len) };
         self.remaining -= front + len;
+        // Bytes appended by a `Writer` may run past the check.
+        self.run = self.run.saturating_sub(front + len);
         let buf = self.lease.share();
         // SAFETY: `region + front` is within the region just carved; `buf` is
         // a reference just moved out of the lease, and the `front + len`
@@ -446,7 +467,7 @@ impl Allocator {
         match self.current {
             Some(ref bump) if need <= bump.remaining => return Poll::Ready(Ok(())),
             Some(ref bump) if need <= bump.cap() && bump.lease.is_sole_holder() => {
-                self.current.as_mut().expect("checked just above").rewind();
+                self.current.as_mut().expect("checked just above").rewind(need);
                 return Poll::Ready(Ok(()));
             }
             _ => {}
@@ -538,7 +559,9 @@ impl Allocator {
             return;
         }
         // Both lie in the same buf's data area, `mark.next` first.
-        bump.remaining += bump.next.as_ptr().addr() - mark.next.as_ptr().addr();
+        let given_back = bump.next.as_ptr().addr() - mark.next.as_ptr().addr();
+        bump.remaining += given_back;
+        bump.run += given_back;
         bump.next = mark.next;
     }
 
@@ -575,19 +598,23 @@ impl Allocator {
         // The arm that returns a borrow of the current buf comes last: taken
         // in a guard, the borrow would be held on the refill path as well.
         match self.current {
-            Some(ref bump) if need > bump.remaining => self.refill(need, wait, held()),
-            None => self.refill(need, wait, held()),
+            Some(ref bump) if need > bump.run => self.refill(need, wait, held),
+            None => self.refill(need, wait, held),
             Some(ref mut bump) => Ok(bump),
         }
     }
 
-    /// Makes room for `need` bytes: rewinds to the start of the current buf
-    /// where no slice of it is alive and it is large enough, or else takes
-    /// one with at least `need` bytes.
+    /// Makes room for `need` bytes past the end of the current run: rewinds
+    /// to the start of the current buf where no slice of it is alive and it
+    /// is large enough, else carries on in it where it has room (moving the
+    /// next check further), or else takes a buf with at least `need` bytes.
     ///
-    /// Rewinding reuses the memory most recently touched, and skips the
-    /// pool's lock both ways. Otherwise, where no slice of the current buf
-    /// is alive, or the request may wait, the current buf goes first: its
+    /// Rewinding reuses the memory most recently touched, still in the
+    /// cache, and skips the pool's lock both ways: a loop that drops each
+    /// slice before the next alloc keeps cycling through the first
+    /// `REUSE_CHECK` bytes of one buf. Otherwise, where no slice of the
+    /// current buf is alive, or the request may wait, the current buf goes
+    /// first: its
     /// memory may be what the new buf needs, and a wait must not hold a buf
     /// whose slices may all be dropped meanwhile. A request that does not
     /// wait keeps a buf that slices still use until the new one is in hand,
@@ -600,15 +627,25 @@ impl Allocator {
     /// it waits; see [`Pool::useful_wait`].
     #[cold]
     #[inline(never)]
-    fn refill(&mut self, need: usize, wait: Wait, held: usize) -> Result<&mut Bump, AllocError> {
+    fn refill(
+        &mut self,
+        need: usize,
+        wait: Wait,
+        held: impl FnOnce() -> usize,
+    ) -> Result<&mut Bump, AllocError> {
         let sole_holder = self.current.as_ref().is_some_and(|bump| bump.lease.is_sole_holder());
-        if sole_holder && self.current.as_ref().is_some_and(|bump| bump.cap() >= need) {
+        let rewind = sole_holder && self.current.as_ref().is_some_and(|bump| bump.cap() >= need);
+        if rewind || self.current.as_ref().is_some_and(|bump| need <= bump.remaining) {
             let bump = self.current.as_mut().expect("checked just above");
-            bump.rewind();
+            if rewind {
+                bump.rewind(need);
+            } else {
+                bump.extend_run(need);
+            }
             return Ok(bump);
         }
         let size = self.pool.size_class(need)?;
-        let wait = self.pool.useful_wait(size, wait, held);
+        let wait = self.pool.useful_wait(size, wait, held());
         // Dropping a `Bump` drops its lease, giving back its references.
         let kept = match wait {
             Wait::Never if !sole_holder => self.current.take(),
