@@ -35,7 +35,10 @@
 //! - **RSS growth**: resident memory (`/proc/self/statm`) now, less what it
 //!   was just before the side started; not known off Linux;
 //! - **ns/slice**: the wall time of the side's run over its allocations,
-//!   drops included.
+//!   drops included; the median of `--rounds` runs (5 by default), the two
+//!   sides taking turns, so that a change in the machine's load hits both
+//!   alike. The memory figures are those of the first round (they differ
+//!   little between rounds: the workload and the pool are deterministic).
 //!
 //! held/live and RSS growth/live are printed at the end of the run and, in
 //! brackets, their maximum over samples taken every 1000 allocations in the
@@ -84,6 +87,10 @@ pub struct Args {
     /// Run only this workload; without it, all three.
     #[arg(long, value_enum)]
     pub workload: Option<Workload>,
+    /// Runs of each side per workload, taking turns; ns/slice is their
+    /// median.
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rounds: u32,
 }
 
 /// The mixed-lifetime workloads.
@@ -159,8 +166,8 @@ impl SplitMix64 {
 pub struct Plan {
     /// Each allocation's length, in order.
     lens: Vec<u32>,
-    /// The allocations dropped at each step, by their own step, grouped by
-    /// the step that drops them: those of step `t` are
+    /// The allocations, each named by the step that made it, grouped by the
+    /// step that drops them: those dropped at step `t` are
     /// `dying[starts[t]..starts[t + 1]]`. Allocations that outlive the run
     /// are in no group.
     dying: Vec<u32>,
@@ -202,7 +209,8 @@ impl Plan {
         Plan { lens, dying, starts, ring: longest + 1, steady_from: longest.min(allocations / 2) }
     }
 
-    /// The allocations that step `step` drops, by their own step.
+    /// The allocations that step `step` drops, each named by the step that
+    /// made it.
     fn dying_at(&self, step: usize) -> &[u32] {
         &self.dying[self.starts[step] as usize..self.starts[step + 1] as usize]
     }
@@ -283,13 +291,13 @@ pub struct Outcome {
     /// Bytes of the buffers alive at the end.
     pub live: usize,
     /// held/live at the end, where held is known.
-    pub held: Option<f64>,
+    pub held_per_live: Option<f64>,
     /// The most held/live of the steady state's samples.
-    pub max_held: Option<f64>,
+    pub max_held_per_live: Option<f64>,
     /// RSS growth/live at the end, where RSS is known.
-    pub rss: Option<f64>,
+    pub rss_per_live: Option<f64>,
     /// The most RSS growth/live of the steady state's samples.
-    pub max_rss: Option<f64>,
+    pub max_rss_per_live: Option<f64>,
     /// Wall time per allocation, its drop included.
     pub ns_per_slice: f64,
 }
@@ -298,7 +306,7 @@ impl Outcome {
     /// Whether both maxima are within the target; `None` where neither is
     /// known.
     fn passes(&self) -> Option<bool> {
-        let known: Vec<f64> = [self.max_held, self.max_rss].into_iter().flatten().collect();
+        let known: Vec<f64> = [self.max_held_per_live, self.max_rss_per_live].into_iter().flatten().collect();
         (!known.is_empty()).then(|| known.iter().all(|&ratio| ratio <= TARGET))
     }
 }
@@ -320,7 +328,7 @@ pub fn run<S: Side>(plan: &Plan, mut side: S) -> Outcome {
         };
         (ratio(side.held(), held_before), ratio(rss(), rss_before))
     };
-    let (mut max_held, mut max_rss) = (None, None);
+    let (mut max_held_per_live, mut max_rss_per_live) = (None, None);
     let mut live = 0;
     let mut elapsed = Duration::ZERO;
     let steps = plan.lens.len();
@@ -343,18 +351,19 @@ pub fn run<S: Side>(plan: &Plan, mut side: S) -> Outcome {
         step = stretch.end;
         if step > plan.steady_from {
             let (held, rss) = sample(&side, live);
-            (max_held, max_rss) = (larger(max_held, held), larger(max_rss, rss));
+            (max_held_per_live, max_rss_per_live) =
+                (larger(max_held_per_live, held), larger(max_rss_per_live, rss));
         }
     }
     let survivors: usize = ring.iter().flatten().map(|buf| buf.len()).sum();
     assert_eq!(survivors, live, "the live bytes counted are those of the buffers alive");
-    let (held, rss) = sample(&side, live);
+    let (held_per_live, rss_per_live) = sample(&side, live);
     Outcome {
         live,
-        held,
-        max_held,
-        rss,
-        max_rss,
+        held_per_live,
+        max_held_per_live,
+        rss_per_live,
+        max_rss_per_live,
         ns_per_slice: elapsed.as_secs_f64() * 1e9 / steps.max(1) as f64,
     }
 }
@@ -444,12 +453,12 @@ mod glibc {
 }
 
 /// An optional ratio as printed: `-` where it is not known.
-fn ratio(value: Option<f64>) -> String {
+fn shown(value: Option<f64>) -> String {
     value.map_or("-".to_string(), |v| format!("{v:.2}x"))
 }
 
 fn main() {
-    let Args { allocations, workload } = Args::parse();
+    let Args { allocations, workload, rounds } = Args::parse();
     let started = Instant::now();
     let workloads = workload.map_or(Workload::ALL.to_vec(), |w| vec![w]);
     println!(
@@ -467,8 +476,16 @@ fn main() {
     );
     for workload in workloads {
         let plan = Plan::new(workload, allocations);
-        let outcomes = [("refbuf", run(&plan, Refbuf::new(Pool::new()))), ("Vec", run(&plan, Malloc))];
-        for (side, outcome) in outcomes {
+        let mut outcomes = [("refbuf", Vec::new()), ("Vec", Vec::new())];
+        for _ in 0..rounds {
+            outcomes[0].1.push(run(&plan, Refbuf::new(Pool::new())));
+            outcomes[1].1.push(run(&plan, Malloc));
+        }
+        for (side, runs) in outcomes {
+            let mut times: Vec<f64> = runs.iter().map(|outcome| outcome.ns_per_slice).collect();
+            times.sort_by(f64::total_cmp);
+            let ns_per_slice = times[times.len() / 2];
+            let outcome = &runs[0];
             let verdict = match outcome.passes() {
                 Some(true) => "pass",
                 Some(false) => "short",
@@ -479,13 +496,16 @@ fn main() {
                 workload.name(),
                 side,
                 outcome.live as f64 / 1024.0,
-                format!("{} ({})", ratio(outcome.held), ratio(outcome.max_held)),
-                format!("{} ({})", ratio(outcome.rss), ratio(outcome.max_rss)),
-                outcome.ns_per_slice,
+                format!("{} ({})", shown(outcome.held_per_live), shown(outcome.max_held_per_live)),
+                format!("{} ({})", shown(outcome.rss_per_live), shown(outcome.max_rss_per_live)),
+                ns_per_slice,
                 format!("<= {TARGET:.1}x"),
                 verdict
             );
         }
     }
-    println!("\nOne run per side, drops included; about {:.1?} in all.", started.elapsed());
+    println!(
+        "\nns/slice: median of {rounds} runs per side, drops included; about {:.1?} in all.",
+        started.elapsed()
+    );
 }

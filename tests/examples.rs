@@ -287,10 +287,15 @@ fn other_examples_defaults_and_options() {
     assert_eq!(svg, Some(PathBuf::from("chart.svg")));
     parse::<quickstart::Args>(&["quickstart"]);
     let retention = parse::<retention::Args>(&["retention"]);
-    assert_eq!((retention.allocations, retention.workload), (200_000, None));
-    let argv = ["retention", "--allocations", "5", "--workload", "keep-1-in-20"];
+    assert_eq!((retention.allocations, retention.workload, retention.rounds), (200_000, None, 5));
+    let argv = ["retention", "--allocations", "5", "--workload", "keep-1-in-20", "--rounds", "1"];
     let retention = parse::<retention::Args>(&argv);
-    assert_eq!((retention.allocations, retention.workload), (5, Some(retention::Workload::Keep1In20)));
+    assert_eq!(
+        (retention.allocations, retention.workload, retention.rounds),
+        (5, Some(retention::Workload::Keep1In20), 1)
+    );
+    let err = retention::Args::try_parse_from(["retention", "--rounds", "0"]).expect_err("no rounds");
+    assert_eq!(err.kind(), ErrorKind::ValueValidation);
 
     use profile_alloc::Program;
     let program = parse::<profile_alloc::Args>(&["profile_alloc", "loop", "64", "1000"]).program;
@@ -344,8 +349,8 @@ fn retention_accounts_for_every_live_byte() {
         assert!(expected > 0, "{workload:?}: some slices outlive the run");
         let pooled = run(&plan, Refbuf::new(Pool::new()));
         assert_eq!(pooled.live, expected, "{workload:?}");
-        let held = pooled.held.expect("a pool knows what it holds");
-        assert!(held >= 1.0 && pooled.max_held.unwrap() >= 1.0, "{workload:?}: held/live {held}");
+        let held = pooled.held_per_live.expect("a pool knows what it holds");
+        assert!(held >= 1.0 && pooled.max_held_per_live.unwrap() >= 1.0, "{workload:?}: held/live {held}");
         assert!(pooled.ns_per_slice > 0.0);
         assert_eq!(run(&plan, Malloc).live, expected, "{workload:?}");
     }
