@@ -7,7 +7,8 @@
 //! these are the very `Args` its `main` parses, through the same clap calls;
 //! the `main`s are not run. Running the binaries instead would need them
 //! built first, which `cargo test --test examples` does not do: it would
-//! test whatever stale binary lay in `target/`.
+//! test whatever stale binary lay in `target/`. `retention`'s workloads are
+//! run too, in a tiny configuration, to check their accounting.
 
 // The socket examples each mount `examples/common/`, and the packet
 // examples `examples/pcap/`, as their binaries do; here that makes a copy of
@@ -45,6 +46,9 @@ mod profile_alloc;
 #[allow(dead_code, reason = "only the example's command line is used here, not its `main`")]
 #[path = "../examples/quickstart.rs"]
 mod quickstart;
+#[allow(dead_code, reason = "only the example's command line and workloads are used here, not its `main`")]
+#[path = "../examples/retention.rs"]
+mod retention;
 #[cfg(feature = "tokio")]
 #[allow(dead_code, reason = "only the example's command line is used here, not its `main`")]
 #[path = "../examples/tokio_echo.rs"]
@@ -130,6 +134,7 @@ fn every_example_answers_help() {
     check_example::<pcap_flows::Args>("pcap_flows");
     check_example::<profile_alloc::Args>("profile_alloc");
     check_example::<quickstart::Args>("quickstart");
+    check_example::<retention::Args>("retention");
     #[cfg(feature = "tokio")]
     {
         check_example::<tokio_echo::Args>("tokio_echo");
@@ -281,6 +286,16 @@ fn other_examples_defaults_and_options() {
     let svg = parse::<bench_report::Args>(&["bench_report", "--svg", "chart.svg"]).svg;
     assert_eq!(svg, Some(PathBuf::from("chart.svg")));
     parse::<quickstart::Args>(&["quickstart"]);
+    let retention = parse::<retention::Args>(&["retention"]);
+    assert_eq!((retention.allocations, retention.workload, retention.rounds), (200_000, None, 5));
+    let argv = ["retention", "--allocations", "5", "--workload", "keep-1-in-20", "--rounds", "1"];
+    let retention = parse::<retention::Args>(&argv);
+    assert_eq!(
+        (retention.allocations, retention.workload, retention.rounds),
+        (5, Some(retention::Workload::Keep1In20), 1)
+    );
+    let err = retention::Args::try_parse_from(["retention", "--rounds", "0"]).expect_err("no rounds");
+    assert_eq!(err.kind(), ErrorKind::ValueValidation);
 
     use profile_alloc::Program;
     let program = parse::<profile_alloc::Args>(&["profile_alloc", "loop", "64", "1000"]).program;
@@ -315,5 +330,28 @@ fn other_examples_defaults_and_options() {
     ] {
         let err = vxlan_encap::Args::try_parse_from(argv).expect_err("a usage error");
         assert!(err.use_stderr() && err.exit_code() == 2, "{argv:?}: {err}");
+    }
+}
+
+/// `retention`'s workloads, in a tiny configuration: each side ends with
+/// the bytes the plan leaves alive, all of them counted, and the pool holds
+/// at least those. `Vec`'s held bytes are not checked: glibc counts the
+/// whole process's allocations, and the other tests run alongside.
+#[test]
+#[cfg_attr(miri, ignore = "calls glibc's malloc statistics and reads /proc")]
+fn retention_accounts_for_every_live_byte() {
+    use refbuf::Pool;
+    use retention::{Malloc, Plan, Refbuf, Workload, run};
+
+    for workload in [Workload::Keep1In100, Workload::Keep1In20, Workload::Uniform] {
+        let plan = Plan::new(workload, 3000);
+        let expected = plan.live_at_end();
+        assert!(expected > 0, "{workload:?}: some slices outlive the run");
+        let pooled = run(&plan, Refbuf::new(Pool::new()));
+        assert_eq!(pooled.live, expected, "{workload:?}");
+        let held = pooled.held_per_live.expect("a pool knows what it holds");
+        assert!(held >= 1.0 && pooled.max_held_per_live.unwrap() >= 1.0, "{workload:?}: held/live {held}");
+        assert!(pooled.ns_per_slice > 0.0);
+        assert_eq!(run(&plan, Malloc).live, expected, "{workload:?}");
     }
 }
