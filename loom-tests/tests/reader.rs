@@ -88,3 +88,63 @@ fn reader_reuses_its_buf_as_slices_drop_elsewhere() {
     assert!(ONE_BUF.load(Ordering::Relaxed) > 0, "the reader never reused its buf");
     assert!(TWO_BUFS.load(Ordering::Relaxed) > 0, "the reader never took a second buf");
 }
+
+/// Executions where the reader moved its buffered bytes back to the front
+/// of its buf, and where it read on after them.
+static MOVED_TO_FRONT: AtomicUsize = AtomicUsize::new(0);
+static READ_ON: AtomicUsize = AtomicUsize::new(0);
+
+/// Three 12-byte frames, each of its own byte.
+const SMALL: usize = 12;
+const SMALL_DATA: [u8; 3 * SMALL] = {
+    let mut data = [0; 3 * SMALL];
+    let mut i = 0;
+    while i < data.len() {
+        data[i] = b'a' + (i / SMALL) as u8;
+        i += 1;
+    }
+    data
+};
+
+/// The reader reads ahead of its frames (16 bytes at a time under loom,
+/// from a source that gives all it is asked for), hands the first two
+/// frames to threads that check and drop them, and reads the third with 8
+/// bytes of it buffered and 24 behind. Where both slices are gone, its
+/// `Acquire` check lets it move the 8 bytes back to the front of its buf and
+/// read on there, over the first frame; otherwise it reads on after them.
+/// Moving while a slice is alive would overwrite that slice's frame; moving
+/// without the drops happening before is a data race on loom's access
+/// tracker. Both outcomes must occur.
+#[test]
+fn reader_moves_back_to_the_front_as_slices_drop_elsewhere() {
+    run_model("reader: buffered bytes moved to the front while slices drop elsewhere", || {
+        let pool = Pool::builder().buf_size(64).build();
+        let mut reader = pool.reader(&SMALL_DATA[..]);
+
+        let f0 = reader.read(SMALL).unwrap();
+        let start = f0.as_ptr().addr();
+        let t0 = thread::spawn(move || {
+            assert_eq!(&f0[..], &SMALL_DATA[..SMALL]);
+            drop(f0);
+        });
+        let f1 = reader.read(SMALL).unwrap();
+        let t1 = thread::spawn(move || {
+            assert_eq!(&f1[..], &SMALL_DATA[SMALL..2 * SMALL]);
+            drop(f1);
+        });
+        let f2 = reader.read(SMALL).unwrap();
+        assert_eq!(&f2[..], &SMALL_DATA[2 * SMALL..]);
+        match f2.as_ptr().addr() - start {
+            0 => MOVED_TO_FRONT.fetch_add(1, Ordering::Relaxed),
+            at if at == 2 * SMALL => READ_ON.fetch_add(1, Ordering::Relaxed),
+            at => panic!("the third frame is {at} bytes into the buf"),
+        };
+        drop(f2);
+        drop(reader);
+        t0.join().unwrap();
+        t1.join().unwrap();
+        assert_stats(&pool, 1, 0, 1);
+    });
+    assert!(MOVED_TO_FRONT.load(Ordering::Relaxed) > 0, "the reader never moved to the front");
+    assert!(READ_ON.load(Ordering::Relaxed) > 0, "the reader never read on");
+}
