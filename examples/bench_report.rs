@@ -331,6 +331,8 @@ fn svg_chart(rows: &[Row]) -> String {
         for &(row, ratio) in group {
             let short = row.target.is_some_and(|t| ratio < t);
             let (figure_colour, figure_note) = if short { (SHORT, " short") } else { ("black", "") };
+            // The figure goes past the bar, its tick and the 1x line alike.
+            let figure_x = LABEL + SCALE * ratio.max(row.target.unwrap_or(0.0)).max(1.0).min(widest) + 6.0;
             let _ = writeln!(
                 svg,
                 "<text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"end\">vs {}</text>",
@@ -341,12 +343,11 @@ fn svg_chart(rows: &[Row]) -> String {
             let _ = writeln!(
                 svg,
                 "<rect x=\"{LABEL}\" y=\"{:.0}\" width=\"{:.1}\" height=\"{:.0}\" fill=\"{}\"/>\
-                 <text x=\"{:.1}\" y=\"{:.0}\" fill=\"{figure_colour}\">{ratio:.2}x{figure_note}</text>",
+                 <text x=\"{figure_x:.1}\" y=\"{:.0}\" fill=\"{figure_colour}\">{ratio:.2}x{figure_note}</text>",
                 y + 1.0,
                 SCALE * ratio.min(widest),
                 BAR - 3.0,
                 row.baseline.colour(),
-                LABEL + SCALE * ratio.min(widest) + 4.0,
                 y + BAR - 4.0
             );
             if let Some(t) = row.target {
