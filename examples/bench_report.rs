@@ -1,9 +1,9 @@
 //! A quick side-by-side of refbuf against the buffers a network program would
 //! otherwise use, printed as ratios against the project's speed targets.
 //!
-//! Run it with `cargo run --release --example bench_report` (one to two
-//! minutes); add `-- --svg docs/performance.svg` to also draw the speed-ups as
-//! a chart, three bars per workload, one per allocator.
+//! Run it with `cargo run --release --example bench_report` (about 40 s); add
+//! `-- --svg docs/performance.svg` to also draw the speed-ups as a chart,
+//! three bars per workload, one per allocator.
 //!
 //! Each allocation workload is compared with three allocators in the same
 //! run: glibc's malloc (`std::alloc::System`), jemalloc
@@ -47,7 +47,7 @@ const ROUND_TIME: Duration = Duration::from_millis(40);
 
 /// refbuf against the buffers a network program would otherwise use (glibc,
 /// jemalloc and mimalloc called directly, and more), as ratios against the
-/// project's speed targets (one to two minutes).
+/// project's speed targets (about 40 s).
 // Public, as are its fields, for `tests/examples.rs`, which checks it.
 #[derive(Debug, Parser)]
 #[command(name = "bench_report")]
