@@ -1,20 +1,31 @@
 //! Criterion benches of refbuf's hot paths, each beside the baseline a
 //! network program would otherwise use.
 //!
+//! The allocation workloads also run against glibc (`std::alloc::System`),
+//! jemalloc (`tikv_jemallocator::Jemalloc`) and mimalloc
+//! (`mimalloc::MiMalloc`), each called directly through its `GlobalAlloc`
+//! methods with the write, memset or memcpy a `Vec<u8>` would do, as
+//! `examples/bench_report.rs` does; the global allocator stays std's.
+//!
 //! `cargo bench --bench hot_paths` runs them all; add a filter such as
 //! `-- alloc/` for one group. Compare ratios within one run: absolute times on
 //! a shared machine drift.
 
+use std::alloc::{GlobalAlloc, Layout, System, handle_alloc_error};
 use std::collections::VecDeque;
 use std::hint::black_box;
 use std::io::{BufReader, Read};
+use std::ptr::{self, NonNull};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use mimalloc::MiMalloc;
 use refbuf::{Pool, Slice, coalesce};
+use tikv_jemallocator::Jemalloc;
 
 const SIZES: [usize; 4] = [64, 512, 1500, 9000];
 
@@ -52,8 +63,32 @@ fn alloc(c: &mut Criterion) {
                 black_box(v)
             })
         });
+        alloc_direct(&mut group, "glibc", &System, len);
+        alloc_direct(&mut group, "jemalloc", &Jemalloc, len);
+        alloc_direct(&mut group, "mimalloc", &MiMalloc, len);
     }
     group.finish();
+}
+
+/// The `alloc` group's benches of `allocator`, called directly, as `name`:
+/// `len` bytes with the first written (`{name}_for_overwrite`), and `len`
+/// zero bytes (`{name}_zeroed`), each then freed.
+fn alloc_direct<G: GlobalAlloc>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    allocator: &'static G,
+    len: usize,
+) {
+    group.bench_with_input(BenchmarkId::new(format!("{name}_for_overwrite"), len), &len, |b, &len| {
+        b.iter(|| {
+            let mut block = Block::uninit(allocator, black_box(len));
+            block.write_first(1);
+            black_box(block)
+        })
+    });
+    group.bench_with_input(BenchmarkId::new(format!("{name}_zeroed"), len), &len, |b, &len| {
+        b.iter(|| black_box(Block::zeroed(allocator, black_box(len))))
+    });
 }
 
 /// Copy a 1500-byte payload into a fresh buffer and drop it.
@@ -69,7 +104,23 @@ fn copy(c: &mut Criterion) {
     group.bench_function(BenchmarkId::new("vec", 1500), |b| {
         b.iter(|| black_box(black_box(&payload[..]).to_vec()))
     });
+    copy_direct(&mut group, "glibc", &System, &payload);
+    copy_direct(&mut group, "jemalloc", &Jemalloc, &payload);
+    copy_direct(&mut group, "mimalloc", &MiMalloc, &payload);
     group.finish();
+}
+
+/// The `copy` group's bench of `allocator`, called directly, as `name`: a
+/// copy of `payload` in a fresh block, then freed.
+fn copy_direct<G: GlobalAlloc>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    allocator: &'static G,
+    payload: &[u8],
+) {
+    group.bench_function(BenchmarkId::new(name, payload.len()), |b| {
+        b.iter(|| black_box(Block::copy_of(allocator, black_box(payload))))
+    });
 }
 
 /// Read 1500-byte frames from an in-memory source.
@@ -126,12 +177,15 @@ fn coalesce_16(c: &mut Criterion) {
     group.finish();
 }
 
+/// Buffers per batch of the cross-thread benches.
+const BATCH: usize = 1000;
+/// Bytes per buffer of the cross-thread and window benches.
+const LEN: usize = 1500;
+
 /// One thread allocates batches of 1000 × 1500-byte buffers and sends them;
 /// another drops them. Timed per buffer, from the first send until the
 /// dropping thread has dropped the last batch.
 fn cross_thread(c: &mut Criterion) {
-    const BATCH: usize = 1000;
-    const LEN: usize = 1500;
     let mut group = c.benchmark_group("cross_thread");
     group.throughput(Throughput::Elements(BATCH as u64));
     let pool = Pool::new();
@@ -146,7 +200,24 @@ fn cross_thread(c: &mut Criterion) {
             send_to_dropper(iters, || (0..BATCH).map(|_| Vec::<u8>::with_capacity(LEN)).collect::<Vec<_>>())
         })
     });
+    cross_thread_direct(&mut group, "glibc", &System);
+    cross_thread_direct(&mut group, "jemalloc", &Jemalloc);
+    cross_thread_direct(&mut group, "mimalloc", &MiMalloc);
     group.finish();
+}
+
+/// The `cross_thread` group's bench of `allocator`, called directly, as
+/// `name`: batches of blocks in place of slices.
+fn cross_thread_direct<G: GlobalAlloc + Sync>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    allocator: &'static G,
+) {
+    group.bench_function(BenchmarkId::new(name, "1000x1500"), |b| {
+        b.iter_custom(|iters| {
+            send_to_dropper(iters, || (0..BATCH).map(|_| Block::uninit(allocator, LEN)).collect::<Vec<_>>())
+        })
+    });
 }
 
 /// Sends `iters` batches made by `make` to a fresh dropping thread and times
@@ -164,23 +235,29 @@ fn send_to_dropper<T: Send + 'static>(iters: u64, mut make: impl FnMut() -> T) -
     start.elapsed()
 }
 
+/// Buffers kept alive by the window benches.
+const WINDOW: usize = 32;
+
 /// A window of the last 32 buffers of 1500 bytes: drop the oldest, make one.
+/// refbuf's runs in 64 KiB bufs (`refbuf`) and in 4 KiB bufs
+/// (`refbuf_4KiB_bufs`).
 fn window(c: &mut Criterion) {
-    const WINDOW: usize = 32;
-    const LEN: usize = 1500;
     let mut group = c.benchmark_group("window");
     group.throughput(Throughput::Elements(1));
-    let pool = Pool::new();
-    let mut alloc = pool.allocator(0);
-    let mut slices: VecDeque<Slice> = (0..WINDOW).map(|_| alloc.alloc_for_overwrite(LEN)).collect();
-    group.bench_function(BenchmarkId::new("refbuf", "32x1500"), |b| {
-        b.iter(|| {
-            drop(slices.pop_front());
-            let mut s = alloc.alloc_for_overwrite(LEN);
-            s[0] = 1;
-            slices.push_back(s);
-        })
-    });
+    for (name, pool) in
+        [("refbuf", Pool::new()), ("refbuf_4KiB_bufs", Pool::builder().buf_size(4096).build())]
+    {
+        let mut alloc = pool.allocator(0);
+        let mut slices: VecDeque<Slice> = (0..WINDOW).map(|_| alloc.alloc_for_overwrite(LEN)).collect();
+        group.bench_function(BenchmarkId::new(name, "32x1500"), |b| {
+            b.iter(|| {
+                drop(slices.pop_front());
+                let mut s = alloc.alloc_for_overwrite(LEN);
+                s[0] = 1;
+                slices.push_back(s);
+            })
+        });
+    }
     let mut vecs: VecDeque<Vec<u8>> = (0..WINDOW).map(|_| Vec::with_capacity(LEN)).collect();
     group.bench_function(BenchmarkId::new("vec", "32x1500"), |b| {
         b.iter(|| {
@@ -190,7 +267,95 @@ fn window(c: &mut Criterion) {
             vecs.push_back(black_box(v));
         })
     });
+    window_direct(&mut group, "glibc", &System);
+    window_direct(&mut group, "jemalloc", &Jemalloc);
+    window_direct(&mut group, "mimalloc", &MiMalloc);
     group.finish();
+}
+
+/// The `window` group's bench of `allocator`, called directly, as `name`: a
+/// window of blocks, each new one with its first byte written.
+fn window_direct<G: GlobalAlloc>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    allocator: &'static G,
+) {
+    let mut blocks: VecDeque<Block<G>> = (0..WINDOW).map(|_| Block::uninit(allocator, LEN)).collect();
+    group.bench_function(BenchmarkId::new(name, "32x1500"), |b| {
+        b.iter(|| {
+            drop(blocks.pop_front());
+            let mut block = Block::uninit(allocator, LEN);
+            block.write_first(1);
+            blocks.push_back(black_box(block));
+        })
+    });
+}
+
+/// A block of memory from allocator `G`, asked for through its `GlobalAlloc`
+/// methods directly, as a `Vec<u8>` of the same capacity would ask, and
+/// given back when dropped.
+struct Block<G: GlobalAlloc + 'static> {
+    allocator: &'static G,
+    ptr: NonNull<u8>,
+    layout: Layout,
+}
+
+// SAFETY: a `Block` owns its memory as a `Box<[u8]>` does, and `G: Sync`
+// lets the thread it is sent to free it through the shared `&'static G`.
+unsafe impl<G: GlobalAlloc + Sync> Send for Block<G> {}
+
+impl<G: GlobalAlloc> Block<G> {
+    /// `len` bytes left uninitialised, as `Vec::with_capacity(len)`.
+    fn uninit(allocator: &'static G, len: usize) -> Self {
+        let layout = Self::layout(len);
+        // SAFETY: `layout` has a non-zero size, as `Self::layout` checks.
+        Self::from_raw(allocator, layout, unsafe { allocator.alloc(layout) })
+    }
+
+    /// `len` zero bytes, asked for zeroed as `vec![0; len]` does.
+    fn zeroed(allocator: &'static G, len: usize) -> Self {
+        let layout = Self::layout(len);
+        // SAFETY: `layout` has a non-zero size, as `Self::layout` checks.
+        Self::from_raw(allocator, layout, unsafe { allocator.alloc_zeroed(layout) })
+    }
+
+    /// A copy of `src`, as `src.to_vec()`.
+    fn copy_of(allocator: &'static G, src: &[u8]) -> Self {
+        let block = Self::uninit(allocator, src.len());
+        // SAFETY:
+        // - the block is `src.len()` bytes, writable, and owned by us;
+        // - it is fresh memory, so it does not overlap `src`.
+        unsafe { ptr::copy_nonoverlapping(src.as_ptr(), block.ptr.as_ptr(), src.len()) };
+        block
+    }
+
+    /// Writes `byte` into the first byte, as `push` into an empty `Vec`.
+    fn write_first(&mut self, byte: u8) {
+        // SAFETY: the block has at least one byte (`Self::layout` checks it)
+        // and owns it.
+        unsafe { self.ptr.as_ptr().write(byte) };
+    }
+
+    /// The layout of a block of `len` bytes: `Vec<u8>`'s, alignment 1.
+    fn layout(len: usize) -> Layout {
+        assert!(len > 0, "`GlobalAlloc` takes no zero-sized layouts");
+        Layout::from_size_align(len, 1).expect("a buffer's length fits a layout")
+    }
+
+    /// The block at `ptr`, just allocated with `layout`; aborts as std's
+    /// collections do if the allocator failed (`ptr` is null).
+    fn from_raw(allocator: &'static G, layout: Layout, ptr: *mut u8) -> Self {
+        let ptr = NonNull::new(ptr).unwrap_or_else(|| handle_alloc_error(layout));
+        Block { allocator, ptr, layout }
+    }
+}
+
+impl<G: GlobalAlloc> Drop for Block<G> {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` came from `allocator` with `layout`, and is freed
+        // only here, once.
+        unsafe { self.allocator.dealloc(self.ptr.as_ptr(), self.layout) };
+    }
 }
 
 criterion_group!(benches, alloc, copy, reader, coalesce_16, cross_thread, window);

@@ -1,34 +1,53 @@
 //! A quick side-by-side of refbuf against the buffers a network program would
 //! otherwise use, printed as ratios against the project's speed targets.
 //!
-//! Run it with `cargo run --release --example bench_report` (about a minute);
-//! add `-- --svg docs/performance.svg` to also draw the speed-ups as a chart.
+//! Run it with `cargo run --release --example bench_report` (about 40 s); add
+//! `-- --svg docs/performance.svg` to also draw the speed-ups as a chart,
+//! three bars per workload, one per allocator.
+//!
+//! Each allocation workload is compared with three allocators in the same
+//! run: glibc's malloc (`std::alloc::System`), jemalloc
+//! (`tikv_jemallocator::Jemalloc`) and mimalloc (`mimalloc::MiMalloc`). The
+//! baselines call each allocator's `GlobalAlloc` methods directly, with the
+//! buffer's length and an alignment of 1, and do the write, memset or memcpy
+//! a `Vec<u8>` would: `alloc` and a one-byte write against
+//! `alloc_for_overwrite`, `alloc_zeroed` (as `vec![0; len]` asks) against
+//! `alloc`, and `alloc` and a copy against `copy_from_slice`. The global
+//! allocator stays std's. Some workloads also have a baseline of their own:
+//! `BytesMut`, std's `BufReader`, a copy into one reused buffer (the limit
+//! for `Reader::read`), and one thread against two sharing a pool.
+//!
 //! Each workload runs its refbuf and baseline versions in interleaved rounds
 //! in this one process; the table reports the median time per operation of
-//! each and their ratio, which is what to compare on a shared, noisy machine.
-//! The criterion benches (`cargo bench`) measure the same workloads in more
-//! depth.
+//! each and their ratio, which is what to compare on a shared, noisy machine,
+//! and its last line counts the targets met and missed. The criterion benches
+//! (`cargo bench --bench hot_paths`) measure the same workloads in more depth.
 
+use std::alloc::{GlobalAlloc, Layout, System, handle_alloc_error};
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::io::{BufReader, Read};
 use std::path::PathBuf;
+use std::ptr::{self, NonNull};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use clap::Parser;
+use mimalloc::MiMalloc;
 use refbuf::{Pool, Slice, coalesce};
+use tikv_jemallocator::Jemalloc;
 
 /// Alternating rounds per comparison; the median of each side is reported.
 const ROUNDS: usize = 21;
 /// Rough wall time of one round of one side.
 const ROUND_TIME: Duration = Duration::from_millis(40);
 
-/// refbuf against the buffers a network program would otherwise use, as
-/// ratios against the project's speed targets (about a minute).
+/// refbuf against the buffers a network program would otherwise use (glibc,
+/// jemalloc and mimalloc called directly, and more), as ratios against the
+/// project's speed targets (about 40 s).
 // Public, as are its fields, for `tests/examples.rs`, which checks it.
 #[derive(Debug, Parser)]
 #[command(name = "bench_report")]
@@ -46,7 +65,7 @@ fn main() {
 
     for len in [64, 512, 1500, 9000] {
         let mut alloc = pool.allocator(0);
-        let [refbuf, vec, bytes_mut] = interleaved(
+        let [refbuf, glibc, jemalloc, mimalloc, bytes_mut] = interleaved(
             1,
             [
                 &mut || {
@@ -54,11 +73,9 @@ fn main() {
                     s[0] = 1;
                     black_box(s);
                 },
-                &mut || {
-                    let mut v = Vec::<u8>::with_capacity(black_box(len));
-                    v.push(1);
-                    black_box(v);
-                },
+                &mut overwrite_baseline(&System, len),
+                &mut overwrite_baseline(&Jemalloc, len),
+                &mut overwrite_baseline(&MiMalloc, len),
                 &mut || {
                     let mut b = BytesMut::with_capacity(black_box(len));
                     b.extend_from_slice(&[1]);
@@ -66,58 +83,108 @@ fn main() {
                 },
             ],
         );
-        let vec_target = match len {
-            64 => Some(2.0),
-            1500 => Some(3.0),
-            _ => None,
-        };
-        rows.push(Row::new(
-            format!("alloc_for_overwrite {len} B"),
-            "Vec::with_capacity",
-            refbuf,
-            vec,
-            vec_target,
-        ));
-        rows.push(Row::new(
-            format!("alloc_for_overwrite {len} B"),
-            "BytesMut::with_capacity",
-            refbuf,
-            bytes_mut,
-            Some(3.0),
-        ));
+        let targeted = matches!(len, 64 | 1500);
+        let workload = format!("alloc_for_overwrite {len} B");
+        let targets = if targeted { [Some(3.0), Some(2.0), Some(2.0)] } else { [None; 3] };
+        rows.extend(Row::per_allocator(&workload, refbuf, [glibc, jemalloc, mimalloc], targets));
+        let target = targeted.then_some(3.0);
+        rows.push(Row::new(workload, "BytesMut::with_capacity", refbuf, bytes_mut, target));
     }
 
     {
         let mut alloc = pool.allocator(0);
-        let [refbuf, vec] = interleaved(
+        let [refbuf, glibc, jemalloc, mimalloc] = interleaved(
             1,
             [
                 &mut || {
                     black_box(alloc.alloc(black_box(1500)));
                 },
-                &mut || {
-                    black_box(vec![0u8; black_box(1500)]);
-                },
+                &mut zeroed_baseline(&System, 1500),
+                &mut zeroed_baseline(&Jemalloc, 1500),
+                &mut zeroed_baseline(&MiMalloc, 1500),
             ],
         );
-        rows.push(Row::new("alloc (zeroed) 1500 B".into(), "vec![0; len]", refbuf, vec, Some(1.3)));
+        let targets = [Some(1.5), Some(1.2), Some(1.2)];
+        rows.extend(Row::per_allocator(
+            "alloc (zeroed) 1500 B",
+            refbuf,
+            [glibc, jemalloc, mimalloc],
+            targets,
+        ));
     }
 
     {
         let mut alloc = pool.allocator(0);
         let payload = vec![7u8; 1500];
-        let [refbuf, vec] = interleaved(
+        let [refbuf, glibc, jemalloc, mimalloc] = interleaved(
             1,
             [
                 &mut || {
                     black_box(alloc.copy_from_slice(black_box(&payload)));
                 },
-                &mut || {
-                    black_box(black_box(&payload[..]).to_vec());
-                },
+                &mut copy_baseline(&System, &payload),
+                &mut copy_baseline(&Jemalloc, &payload),
+                &mut copy_baseline(&MiMalloc, &payload),
             ],
         );
-        rows.push(Row::new("copy_from_slice 1500 B".into(), "<[u8]>::to_vec", refbuf, vec, None));
+        let targets = [Some(1.5), Some(1.2), Some(1.2)];
+        rows.extend(Row::per_allocator(
+            "copy_from_slice 1500 B",
+            refbuf,
+            [glibc, jemalloc, mimalloc],
+            targets,
+        ));
+    }
+
+    for (workload, pool) in [
+        ("window of 32 x 1500 B, 64 KiB bufs", Pool::new()),
+        ("window of 32 x 1500 B, 4 KiB bufs", Pool::builder().buf_size(4096).build()),
+    ] {
+        const WINDOW: usize = 32;
+        const LEN: usize = 1500;
+        let mut alloc = pool.allocator(0);
+        let mut window: VecDeque<Slice> = (0..WINDOW).map(|_| alloc.alloc_for_overwrite(LEN)).collect();
+        let [refbuf, glibc, jemalloc, mimalloc] = interleaved(
+            1,
+            [
+                &mut || {
+                    drop(window.pop_front());
+                    let mut s = alloc.alloc_for_overwrite(LEN);
+                    s[0] = 1;
+                    window.push_back(s);
+                },
+                &mut window_baseline(&System, WINDOW, LEN),
+                &mut window_baseline(&Jemalloc, WINDOW, LEN),
+                &mut window_baseline(&MiMalloc, WINDOW, LEN),
+            ],
+        );
+        let targets = [Some(3.0), Some(1.5), Some(1.5)];
+        rows.extend(Row::per_allocator(workload, refbuf, [glibc, jemalloc, mimalloc], targets));
+    }
+
+    {
+        const BATCH: usize = 1000;
+        const LEN: usize = 1500;
+        let mut refbuf_batches = cross_thread(|| {
+            let mut alloc = pool.allocator(0);
+            move || (0..BATCH).map(|_| alloc.alloc_for_overwrite(LEN)).collect::<Vec<Slice>>()
+        });
+        let [refbuf, glibc, jemalloc, mimalloc] = interleaved(
+            BATCH,
+            [
+                &mut refbuf_batches,
+                &mut cross_thread_baseline(&System, BATCH, LEN),
+                &mut cross_thread_baseline(&Jemalloc, BATCH, LEN),
+                &mut cross_thread_baseline(&MiMalloc, BATCH, LEN),
+            ],
+        );
+        let targets = [Some(8.0), Some(5.0), Some(5.0)];
+        rows.extend(Row::per_allocator(
+            "cross-thread 1000 x 1500 B",
+            refbuf,
+            [glibc, jemalloc, mimalloc],
+            targets,
+        ));
     }
 
     {
@@ -151,20 +218,9 @@ fn main() {
                 },
             ],
         );
-        rows.push(Row::new(
-            "Reader::read 1500 B".into(),
-            "BufReader + vec! + read_exact",
-            refbuf,
-            buf_reader,
-            Some(2.0),
-        ));
-        rows.push(Row::new(
-            "Reader::read 1500 B".into(),
-            "copy into one reused buffer",
-            refbuf,
-            limit,
-            Some(0.7),
-        ));
+        let workload = "Reader::read 1500 B";
+        rows.push(Row::new(workload.into(), "BufReader + vec! + read_exact", refbuf, buf_reader, Some(2.0)));
+        rows.push(Row::new(workload.into(), "copy into one reused buffer", refbuf, limit, Some(0.8)));
     }
 
     {
@@ -187,45 +243,6 @@ fn main() {
             .collect();
         samples.sort_by(f64::total_cmp);
         rows.push(Row::absolute("coalesce 16 x 1 KiB".into(), samples[samples.len() / 2], 50.0));
-    }
-
-    {
-        const BATCH: usize = 1000;
-        const LEN: usize = 1500;
-        let mut refbuf_batches = cross_thread(|| {
-            let mut alloc = pool.allocator(0);
-            move || (0..BATCH).map(|_| alloc.alloc_for_overwrite(LEN)).collect::<Vec<Slice>>()
-        });
-        let mut vec_batches =
-            cross_thread(|| || (0..BATCH).map(|_| Vec::<u8>::with_capacity(LEN)).collect::<Vec<Vec<u8>>>());
-        let [refbuf, vec] = interleaved(BATCH, [&mut refbuf_batches, &mut vec_batches]);
-        rows.push(Row::new("cross-thread 1000 x 1500 B".into(), "Vec", refbuf, vec, Some(8.0)));
-    }
-
-    {
-        const WINDOW: usize = 32;
-        const LEN: usize = 1500;
-        let mut alloc = pool.allocator(0);
-        let mut window: VecDeque<Slice> = (0..WINDOW).map(|_| alloc.alloc_for_overwrite(LEN)).collect();
-        let mut vecs: VecDeque<Vec<u8>> = (0..WINDOW).map(|_| Vec::with_capacity(LEN)).collect();
-        let [refbuf, vec] = interleaved(
-            1,
-            [
-                &mut || {
-                    drop(window.pop_front());
-                    let mut s = alloc.alloc_for_overwrite(LEN);
-                    s[0] = 1;
-                    window.push_back(s);
-                },
-                &mut || {
-                    drop(vecs.pop_front());
-                    let mut v = Vec::with_capacity(LEN);
-                    v.push(1);
-                    vecs.push_back(black_box(v));
-                },
-            ],
-        );
-        rows.push(Row::new("window of 32 x 1500 B".into(), "Vec", refbuf, vec, Some(3.0)));
     }
 
     // Two threads sharing one pool against one thread doing the same work
@@ -263,72 +280,158 @@ fn xml_escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
-/// A horizontal bar chart of every speed-up row, with its target marked.
+/// A horizontal bar chart of every speed-up row, grouped by workload: one bar
+/// per baseline, coloured by allocator, with 1x (break-even) and each target
+/// marked.
 fn svg_chart(rows: &[Row]) -> String {
-    const LABEL: f64 = 430.0;
+    const LABEL: f64 = 300.0; // x of the bars' origin
     const SCALE: f64 = 40.0; // pixels per 1x of speed-up
-    const BAR: f64 = 22.0;
+    const BAR: f64 = 17.0; // pitch of one bar
+    const HEADING: f64 = 20.0; // height of a workload's heading
+    const TOP: f64 = 62.0; // title and legend
+    const SHORT: &str = "#c0392b";
     let rows: Vec<(&Row, f64)> =
         rows.iter().filter_map(|r| Some((r, r.baseline_ns? / r.refbuf_ns))).collect();
+    let groups: Vec<&[(&Row, f64)]> = rows.chunk_by(|a, b| a.0.workload == b.0.workload).collect();
     // Bars longer than the axis are cut at its end; their label gives the figure.
     const AXIS_MAX: f64 = 10.0;
     let widest = rows.iter().map(|&(r, x)| x.max(r.target.unwrap_or(0.0))).fold(1.0, f64::max).min(AXIS_MAX);
-    let width = LABEL + SCALE * widest.ceil() + 80.0;
-    let height = 40.0 + BAR * rows.len() as f64 + 30.0;
+    let width = (LABEL + SCALE * widest.ceil() + 110.0).max(640.0);
+    let bottom = TOP + HEADING * groups.len() as f64 + BAR * rows.len() as f64;
+    let height = bottom + 30.0;
     let mut svg = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" \
          font-family=\"sans-serif\" font-size=\"12\">\n\
-         <text x=\"8\" y=\"20\" font-size=\"14\">refbuf speed-up over each baseline \
-         (bar; black tick = target)</text>\n"
+         <text x=\"8\" y=\"20\" font-size=\"14\">refbuf speed-up over each baseline</text>\n\
+         <text x=\"8\" y=\"56\" fill=\"#555\">dashed line: 1x (break-even); black tick: target; \
+         <tspan fill=\"{SHORT}\">red figure: short of its target</tspan></text>\n"
     );
-    for (i, &(row, ratio)) in rows.iter().enumerate() {
-        let y = 34.0 + BAR * i as f64;
-        let colour = match row.target {
-            Some(t) if ratio < t => "#d9822b",
-            _ => "#3a7bd5",
-        };
-        let label = xml_escape(&format!("{} vs {}", row.workload, row.baseline));
+    let legend =
+        Allocator::ALL.map(Baseline::Allocator).into_iter().chain([Baseline::Other("other baseline")]);
+    for (i, baseline) in legend.enumerate() {
+        let x = 8.0 + 120.0 * i as f64;
         let _ = writeln!(
             svg,
-            "<text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"end\">{label}</text>",
-            LABEL - 8.0,
-            y + 15.0
+            "<rect x=\"{x:.0}\" y=\"30\" width=\"12\" height=\"12\" fill=\"{}\"/>\
+             <text x=\"{:.0}\" y=\"40\">{}</text>",
+            baseline.colour(),
+            x + 16.0,
+            xml_escape(baseline.name())
         );
+    }
+    let mut y = TOP;
+    for group in groups {
         let _ = writeln!(
             svg,
-            "<rect x=\"{LABEL}\" y=\"{y:.0}\" width=\"{:.1}\" height=\"{:.0}\" fill=\"{colour}\"/>\
-             <text x=\"{:.1}\" y=\"{:.0}\">{ratio:.2}x</text>",
-            SCALE * ratio.min(widest),
-            BAR - 4.0,
-            LABEL + SCALE * ratio.min(widest) + 4.0,
-            y + 15.0
+            "<text x=\"8\" y=\"{:.0}\" font-weight=\"bold\">{}</text>",
+            y + 15.0,
+            xml_escape(&group[0].0.workload)
         );
-        if let Some(t) = row.target {
-            let x = LABEL + SCALE * t;
+        y += HEADING;
+        for &(row, ratio) in group {
+            let short = row.target.is_some_and(|t| ratio < t);
+            let (figure_colour, figure_note) = if short { (SHORT, " short") } else { ("black", "") };
+            // The figure goes past the bar, its tick and the 1x line alike.
+            let figure_x = LABEL + SCALE * ratio.max(row.target.unwrap_or(0.0)).max(1.0).min(widest) + 6.0;
             let _ = writeln!(
                 svg,
-                "<line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{y:.0}\" y2=\"{:.0}\" stroke=\"black\" stroke-width=\"2\"/>",
+                "<text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"end\">vs {}</text>",
+                LABEL - 8.0,
+                y + BAR - 4.0,
+                xml_escape(row.baseline.name())
+            );
+            let _ = writeln!(
+                svg,
+                "<rect x=\"{LABEL}\" y=\"{:.0}\" width=\"{:.1}\" height=\"{:.0}\" fill=\"{}\"/>\
+                 <text x=\"{figure_x:.1}\" y=\"{:.0}\" fill=\"{figure_colour}\">{ratio:.2}x{figure_note}</text>",
+                y + 1.0,
+                SCALE * ratio.min(widest),
+                BAR - 3.0,
+                row.baseline.colour(),
                 y + BAR - 4.0
             );
+            if let Some(t) = row.target {
+                let x = LABEL + SCALE * t;
+                let _ = writeln!(
+                    svg,
+                    "<line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{:.0}\" y2=\"{:.0}\" stroke=\"black\" \
+                     stroke-width=\"2\"/>",
+                    y - 1.0,
+                    y + BAR
+                );
+            }
+            y += BAR;
         }
     }
-    let axis_y = 34.0 + BAR * rows.len() as f64 + 4.0;
+    let _ = writeln!(
+        svg,
+        "<line x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"{TOP}\" y2=\"{bottom:.0}\" stroke=\"#555\" \
+         stroke-dasharray=\"4 3\"/>",
+        LABEL + SCALE
+    );
     for x in 0..=widest.ceil() as usize {
         let px = LABEL + SCALE * x as f64;
         let _ = writeln!(
             svg,
             "<text x=\"{px:.0}\" y=\"{:.0}\" text-anchor=\"middle\" fill=\"#555\">{x}x</text>",
-            axis_y + 14.0
+            bottom + 18.0
         );
     }
     svg.push_str("</svg>\n");
     svg
 }
 
+/// An allocator the baselines call directly.
+#[derive(Clone, Copy)]
+enum Allocator {
+    /// glibc's malloc, as `std::alloc::System`.
+    Glibc,
+    /// jemalloc, as `tikv_jemallocator::Jemalloc`.
+    Jemalloc,
+    /// mimalloc, as `mimalloc::MiMalloc`.
+    Mimalloc,
+}
+
+impl Allocator {
+    /// Every allocator, in the order of [`Row::per_allocator`]'s arrays.
+    const ALL: [Allocator; 3] = [Allocator::Glibc, Allocator::Jemalloc, Allocator::Mimalloc];
+}
+
+/// What a row's refbuf time is compared with.
+#[derive(Clone, Copy)]
+enum Baseline {
+    /// The same work done with an allocator called directly.
+    Allocator(Allocator),
+    /// Another baseline, as described; `-` for an absolute target.
+    Other(&'static str),
+}
+
+impl Baseline {
+    /// Its name in the table and the chart.
+    fn name(self) -> &'static str {
+        match self {
+            Baseline::Allocator(Allocator::Glibc) => "glibc",
+            Baseline::Allocator(Allocator::Jemalloc) => "jemalloc",
+            Baseline::Allocator(Allocator::Mimalloc) => "mimalloc",
+            Baseline::Other(name) => name,
+        }
+    }
+
+    /// Its bars' colour in the chart.
+    fn colour(self) -> &'static str {
+        match self {
+            Baseline::Allocator(Allocator::Glibc) => "#3a7bd5",
+            Baseline::Allocator(Allocator::Jemalloc) => "#2a9d8f",
+            Baseline::Allocator(Allocator::Mimalloc) => "#9b59b6",
+            Baseline::Other(_) => "#999999",
+        }
+    }
+}
+
 /// One line of the report.
 struct Row {
     workload: String,
-    baseline: &'static str,
+    baseline: Baseline,
     refbuf_ns: f64,
     /// Baseline time per operation; `None` for an absolute target.
     baseline_ns: Option<f64>,
@@ -345,11 +448,34 @@ impl Row {
         baseline_ns: f64,
         target: Option<f64>,
     ) -> Row {
-        Row { workload, baseline, refbuf_ns, baseline_ns: Some(baseline_ns), target }
+        Row {
+            workload,
+            baseline: Baseline::Other(baseline),
+            refbuf_ns,
+            baseline_ns: Some(baseline_ns),
+            target,
+        }
+    }
+
+    /// One workload's rows against each allocator, `baseline_ns` and
+    /// `targets` in the order of [`Allocator::ALL`].
+    fn per_allocator(
+        workload: &str,
+        refbuf_ns: f64,
+        baseline_ns: [f64; 3],
+        targets: [Option<f64>; 3],
+    ) -> [Row; 3] {
+        std::array::from_fn(|i| Row {
+            workload: workload.into(),
+            baseline: Baseline::Allocator(Allocator::ALL[i]),
+            refbuf_ns,
+            baseline_ns: Some(baseline_ns[i]),
+            target: targets[i],
+        })
     }
 
     fn absolute(workload: String, refbuf_ns: f64, max_ns: f64) -> Row {
-        Row { workload, baseline: "-", refbuf_ns, baseline_ns: None, target: Some(max_ns) }
+        Row { workload, baseline: Baseline::Other("-"), refbuf_ns, baseline_ns: None, target: Some(max_ns) }
     }
 
     /// The figure compared with the target, its text, and the target's text.
@@ -374,20 +500,48 @@ impl Row {
     }
 }
 
+/// Prints the rows as a Markdown table, each column as wide as its widest
+/// cell, then how many targets pass and how many fall short.
 fn print_table(rows: &[Row]) {
-    println!(
-        "| {:<28} | {:<30} | {:>10} | {:>11} | {:>9} | {:>10} | {:<5} |",
-        "workload", "baseline", "refbuf ns", "baseline ns", "speed-up", "target", ""
-    );
-    println!("|{:-<30}|{:-<32}|{:->12}|{:->13}|{:->11}|{:->12}|{:-<7}|", "", "", "", "", "", "", "");
-    for row in rows {
-        let (figure, target, verdict) = row.verdict();
-        let base = row.baseline_ns.map_or("-".to_string(), |b| format!("{b:.1}"));
-        println!(
-            "| {:<28} | {:<30} | {:>10.1} | {:>11} | {:>9} | {:>10} | {:<5} |",
-            row.workload, row.baseline, row.refbuf_ns, base, figure, target, verdict
-        );
+    let header = ["workload", "baseline", "refbuf ns", "baseline ns", "speed-up", "target", ""];
+    let cells: Vec<[String; 7]> = rows
+        .iter()
+        .map(|row| {
+            let (figure, target, verdict) = row.verdict();
+            [
+                row.workload.clone(),
+                row.baseline.name().into(),
+                format!("{:.1}", row.refbuf_ns),
+                row.baseline_ns.map_or("-".to_string(), |b| format!("{b:.1}")),
+                figure,
+                target,
+                verdict.into(),
+            ]
+        })
+        .collect();
+    let widths: [usize; 7] = std::array::from_fn(|i| {
+        cells.iter().map(|c| c[i].len()).chain([header[i].len(), 5]).max().unwrap_or(0)
+    });
+    // Text columns are aligned left, figures right.
+    let line = |cells: [&str; 7]| {
+        let mut out = String::from("|");
+        for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
+            let _ = match i {
+                0 | 1 | 6 => write!(out, " {cell:<width$} |"),
+                _ => write!(out, " {cell:>width$} |"),
+            };
+        }
+        println!("{out}");
+    };
+    line(header);
+    println!("|{}", widths.map(|w| format!("{:-<1$}|", "", w + 2)).concat());
+    for row in &cells {
+        line(row.each_ref().map(String::as_str));
     }
+    let verdicts: Vec<&'static str> = rows.iter().map(|r| r.verdict().2).collect();
+    let pass = verdicts.iter().filter(|&&v| v == "pass").count();
+    let short = verdicts.iter().filter(|&&v| v == "short").count();
+    println!("\nTargets: {pass} pass, {short} short, of {}.", pass + short);
 }
 
 /// Median nanoseconds per unit of each op, where each call of an op does
@@ -501,4 +655,120 @@ fn cross_thread<T: Send + 'static, M: FnMut() -> T>(setup: impl FnOnce() -> M) -
     thread::spawn(move || batches.into_iter().for_each(drop));
     let mut make = setup();
     move || to_dropper.send(make()).expect("the dropping thread lives as long as the sender")
+}
+
+/// The baseline of `alloc_for_overwrite`: `len` bytes from `allocator`, the
+/// first one written, then freed.
+fn overwrite_baseline<G: GlobalAlloc>(allocator: &'static G, len: usize) -> impl FnMut() {
+    move || {
+        let mut block = Block::uninit(allocator, black_box(len));
+        block.write_first(1);
+        black_box(block);
+    }
+}
+
+/// The baseline of the zeroed `alloc`: `len` zero bytes from `allocator`,
+/// then freed.
+fn zeroed_baseline<G: GlobalAlloc>(allocator: &'static G, len: usize) -> impl FnMut() {
+    move || {
+        black_box(Block::zeroed(allocator, black_box(len)));
+    }
+}
+
+/// The baseline of `copy_from_slice`: a copy of `payload` in memory from
+/// `allocator`, then freed.
+fn copy_baseline<G: GlobalAlloc>(allocator: &'static G, payload: &[u8]) -> impl FnMut() {
+    move || {
+        black_box(Block::copy_of(allocator, black_box(payload)));
+    }
+}
+
+/// The baseline of the window workload: of the last `window` blocks of `len`
+/// bytes from `allocator`, free the oldest, then make one and write its
+/// first byte.
+fn window_baseline<G: GlobalAlloc>(allocator: &'static G, window: usize, len: usize) -> impl FnMut() {
+    let mut blocks: VecDeque<Block<G>> = (0..window).map(|_| Block::uninit(allocator, len)).collect();
+    move || {
+        drop(blocks.pop_front());
+        let mut block = Block::uninit(allocator, len);
+        block.write_first(1);
+        blocks.push_back(black_box(block));
+    }
+}
+
+/// The baseline of the cross-thread workload: [`cross_thread`] with batches
+/// of `batch` blocks of `len` bytes from `allocator`.
+fn cross_thread_baseline<G: GlobalAlloc + Sync>(
+    allocator: &'static G,
+    batch: usize,
+    len: usize,
+) -> impl FnMut() {
+    cross_thread(move || move || (0..batch).map(|_| Block::uninit(allocator, len)).collect::<Vec<_>>())
+}
+
+/// A block of memory from allocator `G`, asked for through its `GlobalAlloc`
+/// methods directly, as a `Vec<u8>` of the same capacity would ask, and
+/// given back when dropped.
+struct Block<G: GlobalAlloc + 'static> {
+    allocator: &'static G,
+    ptr: NonNull<u8>,
+    layout: Layout,
+}
+
+// SAFETY: a `Block` owns its memory as a `Box<[u8]>` does, and `G: Sync`
+// lets the thread it is sent to free it through the shared `&'static G`.
+unsafe impl<G: GlobalAlloc + Sync> Send for Block<G> {}
+
+impl<G: GlobalAlloc> Block<G> {
+    /// `len` bytes left uninitialised, as `Vec::with_capacity(len)`.
+    fn uninit(allocator: &'static G, len: usize) -> Self {
+        let layout = Self::layout(len);
+        // SAFETY: `layout` has a non-zero size, as `Self::layout` checks.
+        Self::from_raw(allocator, layout, unsafe { allocator.alloc(layout) })
+    }
+
+    /// `len` zero bytes, asked for zeroed as `vec![0; len]` does.
+    fn zeroed(allocator: &'static G, len: usize) -> Self {
+        let layout = Self::layout(len);
+        // SAFETY: `layout` has a non-zero size, as `Self::layout` checks.
+        Self::from_raw(allocator, layout, unsafe { allocator.alloc_zeroed(layout) })
+    }
+
+    /// A copy of `src`, as `src.to_vec()`.
+    fn copy_of(allocator: &'static G, src: &[u8]) -> Self {
+        let block = Self::uninit(allocator, src.len());
+        // SAFETY:
+        // - the block is `src.len()` bytes, writable, and owned by us;
+        // - it is fresh memory, so it does not overlap `src`.
+        unsafe { ptr::copy_nonoverlapping(src.as_ptr(), block.ptr.as_ptr(), src.len()) };
+        block
+    }
+
+    /// Writes `byte` into the first byte, as `push` into an empty `Vec`.
+    fn write_first(&mut self, byte: u8) {
+        // SAFETY: the block has at least one byte (`Self::layout` checks it)
+        // and owns it.
+        unsafe { self.ptr.as_ptr().write(byte) };
+    }
+
+    /// The layout of a block of `len` bytes: `Vec<u8>`'s, alignment 1.
+    fn layout(len: usize) -> Layout {
+        assert!(len > 0, "`GlobalAlloc` takes no zero-sized layouts");
+        Layout::from_size_align(len, 1).expect("a buffer's length fits a layout")
+    }
+
+    /// The block at `ptr`, just allocated with `layout`; aborts as std's
+    /// collections do if the allocator failed (`ptr` is null).
+    fn from_raw(allocator: &'static G, layout: Layout, ptr: *mut u8) -> Self {
+        let ptr = NonNull::new(ptr).unwrap_or_else(|| handle_alloc_error(layout));
+        Block { allocator, ptr, layout }
+    }
+}
+
+impl<G: GlobalAlloc> Drop for Block<G> {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` came from `allocator` with `layout`, and is freed
+        // only here, once.
+        unsafe { self.allocator.dealloc(self.ptr.as_ptr(), self.layout) };
+    }
 }
