@@ -38,6 +38,11 @@ use crate::writer::Writer;
 pub struct Allocator {
     pool: Pool,
     reserve: usize,
+    /// Whether each buf it leases gets the calling thread as its home, so
+    /// that drops on this thread count without an atomic operation: only
+    /// inside a [`LocalAllocator`](crate::LocalAllocator), which keeps it
+    /// on one thread.
+    home: bool,
     current: Option<Bump>,
     /// Its place among the pool's async waiters, while
     /// [`poll_ready`](Allocator::poll_ready) waits for the budget.
@@ -154,7 +159,29 @@ impl Bump {
 
 impl Allocator {
     pub(crate) fn new(pool: Pool, reserve: usize) -> Allocator {
-        Allocator { pool, reserve, current: None, ticket: Ticket::default() }
+        Allocator { pool, reserve, home: false, current: None, ticket: Ticket::default() }
+    }
+
+    /// An allocator whose bufs get the calling thread as their home.
+    ///
+    /// # Safety
+    /// The allocator, and every lease it takes, is used and dropped on the
+    /// calling thread only.
+    pub(crate) unsafe fn new_at_home(pool: Pool, reserve: usize) -> Allocator {
+        let mut alloc = Allocator::new(pool, reserve);
+        alloc.home = true;
+        alloc
+    }
+
+    /// A cursor at the start of a buf just leased, the buf made at home
+    /// here where this allocator's bufs are.
+    fn start(&self, mut lease: Lease) -> Bump {
+        if self.home {
+            // SAFETY: `new_at_home`'s caller keeps this allocator, and so
+            // the lease, on this thread; the lease is fresh.
+            unsafe { lease.make_home() };
+        }
+        Bump::new(lease)
     }
 
     /// The headroom, in bytes, in front of every slice this allocator makes.
@@ -476,7 +503,7 @@ impl Allocator {
         // The current buf goes first, as for any request that may wait.
         self.current = None;
         let lease = core::task::ready!(self.pool.poll_lease(size, cx, &mut self.ticket))?;
-        self.current = Some(Bump::new(lease));
+        self.current = Some(self.start(lease));
         Poll::Ready(Ok(()))
     }
 
@@ -655,7 +682,10 @@ impl Allocator {
             }
         };
         match self.pool.lease(size, wait) {
-            Ok(lease) => Ok(self.current.insert(Bump::new(lease))),
+            Ok(lease) => {
+                let bump = self.start(lease);
+                Ok(self.current.insert(bump))
+            }
             Err(e) => {
                 self.current = kept;
                 Err(e)

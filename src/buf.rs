@@ -47,10 +47,10 @@ use core::ptr::{self, NonNull};
 use crate::diagnostics::Usage;
 use crate::error::AllocError;
 use crate::pool::PoolShared;
-use crate::sync::{Arc, AtomicUsize, BufAccess, Ordering, alloc_zeroed, dealloc};
+use crate::sync::{Arc, AtomicUsize, BufAccess, HomeCell, Ordering, alloc_zeroed, dealloc, thread_id};
 
-/// Bytes in front of a pooled buf's data area: one 64-byte line. Under loom
-/// the header carries model state and is larger.
+/// Bytes in front of a pooled buf's data area: two 64-byte lines. Under
+/// loom the header carries model state and is larger.
 pub(crate) const HEADER_SIZE: usize = size_of::<Header>();
 
 /// Alignment of a pooled buf's header, and so of its data area.
@@ -71,20 +71,38 @@ const MAX_REFS: usize = isize::MAX as usize;
 /// operations; the value only has to stay far below `MAX_REFS`.
 const LEASE_BATCH: usize = 1024;
 
-/// The bookkeeping in front of every buf.
+/// Added to the count while a buf has a home thread, so that drops on other
+/// threads can never bring it to zero (or to one, the last reference) while
+/// references released at home are not yet in it: those are at most the
+/// references that ever existed at once, far below the bias.
+const HOME_BIAS: usize = 1 << (usize::BITS - 2);
+
+/// The bookkeeping in front of every buf: what a drop and a free list touch
+/// on the first 64-byte line, who owns the memory on the second.
 #[repr(C, align(64))]
 pub(crate) struct Header {
     /// The reference count; see the module docs.
     refs: AtomicUsize,
+    /// The home thread's [`thread_id`], or 0 where the buf has none; see
+    /// [`Lease::make_home`]. Written only by the home thread (and by whoever
+    /// adopts the buf, who owns it alone); read by every thread that drops
+    /// a reference, which compares it with its own number. A thread reads
+    /// its own number here only while it is the buf's home: it wrote it,
+    /// and it clears it before the buf can be reused. So every other thread
+    /// takes the atomic path, whatever value it reads.
+    home_thread: AtomicUsize,
+    /// References released on the home thread since its lease last folded
+    /// them into `refs`. Touched only by the home thread.
+    home_released: HomeCell,
     /// Start of the data area. Fixed for the buf's life.
     data: NonNull<u8>,
     /// Bytes in the data area. Fixed for the buf's life.
     cap: usize,
-    /// Who owns the memory and takes it back at the last release.
-    owner: Owner,
     /// The buf's place in a free list (its pool's, or a cache slot's). Read
     /// and written only while the buf is idle, under that list's lock.
     idle: IdleLinks,
+    /// Who owns the memory and takes it back at the last release.
+    owner: Owner,
     /// Shows loom who uses the data area; zero-sized outside loom.
     access: BufAccess,
     /// Who holds the buf, for `Pool::report`; zero-sized without the
@@ -113,7 +131,12 @@ impl IdleLinks {
 pub(crate) const UNPOOLED: u8 = u8::MAX;
 
 #[cfg(not(any(loom, feature = "diagnostics")))]
-const _: () = assert!(HEADER_SIZE == 64, "the header must fill exactly one 64-byte line");
+const _: () = assert!(HEADER_SIZE == 128, "the header must fill exactly two 64-byte lines");
+#[cfg(not(loom))]
+const _: () = assert!(
+    core::mem::offset_of!(Header, idle) + size_of::<IdleLinks>() <= 64,
+    "a drop and a free list touch only the header's first line"
+);
 const _: () = assert!(BUF_ALIGN == 64, "data areas start on a cache line");
 const _: () = assert!(
     SYSTEM_ALIGN <= BUF_ALIGN && BUF_ALIGN.is_multiple_of(SYSTEM_ALIGN),
@@ -192,6 +215,8 @@ impl Header {
             idle: IdleLinks::NONE,
             access: BufAccess::default(),
             usage: Usage::default(),
+            home_thread: AtomicUsize::new(0),
+            home_released: HomeCell::default(),
         }
     }
 
@@ -225,6 +250,26 @@ impl Header {
     unsafe fn refs<'a>(this: NonNull<Header>) -> &'a AtomicUsize {
         // SAFETY: the caller guarantees `this` is live for 'a.
         unsafe { &(*this.as_ptr()).refs }
+    }
+
+    /// The home thread's number alone.
+    ///
+    /// # Safety
+    /// As for [`Header::refs`].
+    #[inline(always)]
+    unsafe fn home_thread<'a>(this: NonNull<Header>) -> &'a AtomicUsize {
+        // SAFETY: the caller guarantees `this` is live for 'a.
+        unsafe { &(*this.as_ptr()).home_thread }
+    }
+
+    /// The home thread's count of released references alone.
+    ///
+    /// # Safety
+    /// As for [`Header::refs`].
+    #[inline(always)]
+    unsafe fn home_released<'a>(this: NonNull<Header>) -> &'a HomeCell {
+        // SAFETY: the caller guarantees `this` is live for 'a.
+        unsafe { &(*this.as_ptr()).home_released }
     }
 
     /// The loom access tracker alone.
@@ -261,6 +306,29 @@ impl Header {
     /// must not touch the buf or any memory in it afterwards.
     #[inline]
     pub(crate) unsafe fn release(this: NonNull<Header>, n: usize) {
+        // Relaxed: see `Header::home_thread`; a thread reads its own number
+        // there only while it is the buf's home, having written it itself.
+        // SAFETY: the caller owns a reference, so `this` is live.
+        let home_thread = unsafe { Header::home_thread(this) }.load(Ordering::Relaxed);
+        if home_thread != 0 && home_thread == thread_id() {
+            // SAFETY: as above.
+            unsafe { Header::access(this) }.shared();
+            // SAFETY: this is the home thread, the only one that touches
+            // `released`. Its lease still holds references, so this is not
+            // the last: counting is all there is to do.
+            unsafe { Header::home_released(this).with_mut(|released| *released += n) };
+            return;
+        }
+        // SAFETY: the caller owns the `n` references and gives them up.
+        unsafe { Header::release_shared(this, n) }
+    }
+
+    /// [`Header::release`] on the atomic count.
+    ///
+    /// # Safety
+    /// As for [`Header::release`].
+    #[inline]
+    unsafe fn release_shared(this: NonNull<Header>, n: usize) {
         // SAFETY: the caller owns a reference, so `this` is live.
         unsafe { Header::access(this) }.shared();
         // Release: every write this holder made to the buf happens before the
@@ -444,6 +512,40 @@ impl Lease {
         Lease { buf, held: LEASE_BATCH }
     }
 
+    /// Makes the calling thread the buf's home: from now until the lease
+    /// lets go, references dropped on this thread are counted without an
+    /// atomic operation. For a lease that has shared no reference yet.
+    ///
+    /// # Safety
+    /// The lease is used, and dropped, on the calling thread only (its
+    /// holder is a `LocalAllocator`, which is neither `Send` nor `Sync`),
+    /// and has shared no reference yet.
+    pub(crate) unsafe fn make_home(&mut self) {
+        debug_assert!(!self.is_home() && self.held == LEASE_BATCH, "internal: make_home on a lease in use");
+        // SAFETY: the lease holds its buf, and holds every reference to it:
+        // nobody else can reach the count or the home fields.
+        let (refs, thread) = unsafe { (Header::refs(self.buf), Header::home_thread(self.buf)) };
+        // Relaxed: as in `adopt`, nobody else holds a reference; the next
+        // holders get theirs from this thread, which orders these stores
+        // before anything they do.
+        refs.store(HOME_BIAS + self.held, Ordering::Relaxed);
+        thread.store(thread_id(), Ordering::Relaxed);
+        // SAFETY: as above; the caller's thread is the home from now on.
+        unsafe { Header::home_released(self.buf).with_mut(|released| *released = 0) };
+    }
+
+    /// Whether the buf has a home thread: this lease's, since only a lease
+    /// makes its buf at home ([`Lease::make_home`]) and it clears the mark
+    /// before letting go, so the next lease finds it clear. (Kept in the
+    /// header rather than in the lease, so that a lease stays two words.)
+    #[inline]
+    fn is_home(&self) -> bool {
+        // Relaxed: only this lease writes the field while it holds the buf;
+        // the previous holder's clearing reached this thread with the buf.
+        // SAFETY: the lease holds its buf.
+        unsafe { Header::home_thread(self.buf) }.load(Ordering::Relaxed) != 0
+    }
+
     /// The buf this lease holds.
     #[inline]
     pub(crate) fn buf(&self) -> NonNull<Header> {
@@ -469,25 +571,90 @@ impl Lease {
     #[cold]
     #[inline(never)]
     fn top_up(&mut self) {
-        // SAFETY: the lease holds a reference.
-        unsafe { Header::retain(self.buf, LEASE_BATCH) };
+        if self.is_home() {
+            // SAFETY: a home lease is used on its home thread only.
+            let released = unsafe { self.take_released() };
+            // The references released at home leave the count as the new
+            // batch enters it, in one step; the bias keeps it far above zero.
+            let delta = LEASE_BATCH.wrapping_sub(released);
+            // Relaxed: as in `retain`, the lease's own references keep the
+            // buf alive; the home thread's writes are published by the
+            // `Release` decrement when the lease lets go.
+            // SAFETY: the lease holds a reference.
+            let old = unsafe { Header::refs(self.buf) }.fetch_add(delta, Ordering::Relaxed);
+            if old.wrapping_add(delta) > MAX_REFS {
+                std::process::abort();
+            }
+        } else {
+            // SAFETY: the lease holds a reference.
+            unsafe { Header::retain(self.buf, LEASE_BATCH) };
+        }
         self.held += LEASE_BATCH;
+    }
+
+    /// Takes the count of references released on the home thread.
+    ///
+    /// # Safety
+    /// The lease is a home lease, on its home thread.
+    unsafe fn take_released(&self) -> usize {
+        // SAFETY: the lease holds its buf; the caller is on the home thread,
+        // the only one that touches `released`.
+        unsafe { Header::home_released(self.buf).with_mut(core::mem::take) }
     }
 
     /// Whether this lease holds every reference to its buf: no slice into it
     /// is alive, so the whole buf is the lease's to reuse.
     #[inline]
     pub(crate) fn is_sole_holder(&self) -> bool {
+        let expected = if self.is_home() {
+            // SAFETY: a home lease is used on its home thread only, the one
+            // that writes `released`.
+            let released = unsafe { Header::home_released(self.buf).with_mut(|released| *released) };
+            // Every reference in the count is the lease's, the bias, or one
+            // already released at home.
+            HOME_BIAS + released + self.held
+        } else {
+            self.held
+        };
         // SAFETY: the lease holds `held` references.
-        unsafe { Header::is_held_only_by(self.buf, self.held) }
+        unsafe { Header::is_held_only_by(self.buf, expected) }
     }
 }
 
 impl Drop for Lease {
+    #[inline]
     fn drop(&mut self) {
         // SAFETY: the lease holds a reference.
         unsafe { Header::usage(self.buf) }.end_lease();
-        // SAFETY: the lease owns `held` references and is going away.
-        unsafe { Header::release(self.buf, self.held) };
+        if self.is_home() {
+            self.leave_home();
+        } else {
+            // SAFETY: the lease owns `held` references and is going away. The
+            // buf has no home (only a home lease gives it one), so the
+            // atomic count is the whole count.
+            unsafe { Header::release_shared(self.buf, self.held) };
+        }
+    }
+}
+
+impl Lease {
+    /// Lets go of a home lease's buf: the home count and the lease's
+    /// references join the atomic count.
+    #[cold]
+    #[inline(never)]
+    fn leave_home(&mut self) {
+        // The buf leaves home: later drops on this thread take the atomic
+        // path. Relaxed: only this thread compares the field with its own
+        // number (see `Header::home_thread`), and it sees its own store.
+        // SAFETY: the lease holds a reference.
+        unsafe { Header::home_thread(self.buf) }.store(0, Ordering::Relaxed);
+        // SAFETY: a home lease is dropped on its home thread.
+        let released = unsafe { self.take_released() };
+        // The lease's references, those released at home and the bias go
+        // in one decrement, whose `Release` publishes every write made on
+        // this thread through any of them.
+        // SAFETY: the lease owns `held` references, and the home's count
+        // and bias are its to give back.
+        unsafe { Header::release_shared(self.buf, HOME_BIAS + released + self.held) };
     }
 }

@@ -118,6 +118,7 @@ mod coalesce;
 mod diagnostics;
 mod error;
 mod free_list;
+mod local;
 mod pool;
 mod reader;
 mod slice;
@@ -132,6 +133,7 @@ pub use coalesce::coalesce;
 #[cfg(feature = "diagnostics")]
 pub use diagnostics::{BufReport, PoolReport};
 pub use error::AllocError;
+pub use local::LocalAllocator;
 pub use pool::{
     DEFAULT_BUF_SIZE, DEFAULT_MAX_POOLED_MULTIPLE, DEFAULT_THREAD_CACHE_BUFS, MAX_SIZE_CLASSES, Pool,
     PoolBuilder, PoolStats,

@@ -1,5 +1,5 @@
 //! The one place that names atomics, `Arc`, `Mutex`, `Condvar`, `UnsafeCell`,
-//! `thread_local!` and the global allocator.
+//! `thread_local!`, the global allocator and the current thread's identity.
 //!
 //! Under `--cfg loom` every item here is loom's model-checked twin, so the loom
 //! suite in `loom-tests/` explores the same code the crate ships. Nothing else
@@ -25,6 +25,71 @@ mod imp {
 }
 
 pub(crate) use imp::*;
+
+/// A number that identifies the calling thread: never 0, and never given to
+/// another thread while the process lives (numbers are not reused, unlike
+/// the addresses of thread-locals), so a stale number names no live thread.
+/// Costs a thread-local read once the thread has its number.
+#[inline]
+pub(crate) fn thread_id() -> usize {
+    #[cfg(not(loom))]
+    imp::thread_local! {
+        static ID: core::cell::Cell<usize> = const { core::cell::Cell::new(0) };
+    }
+    #[cfg(loom)]
+    imp::thread_local! {
+        static ID: core::cell::Cell<usize> = core::cell::Cell::new(0);
+    }
+    ID.with(|id| match id.get() {
+        0 => {
+            let fresh = next_thread_id();
+            id.set(fresh);
+            fresh
+        }
+        known => known,
+    })
+}
+
+/// Hands out thread numbers, from 1 up.
+#[cold]
+fn next_thread_id() -> usize {
+    // A std atomic even under loom: it only hands out distinct numbers,
+    // publishes nothing, and must not restart between a model's runs.
+    // Relaxed: uniqueness needs only the atomicity of the increment.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+    let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    assert!(id != 0, "refbuf: thread numbers ran out");
+    id
+}
+
+/// A `usize` that only one thread at a time reads and writes, with no
+/// atomic operation: a buf's count of references released on its home
+/// thread. Under loom its accesses are tracked, so a model in which two
+/// threads touch it without ordering fails.
+#[derive(Debug, Default)]
+pub(crate) struct HomeCell {
+    #[cfg(not(loom))]
+    value: core::cell::UnsafeCell<usize>,
+    #[cfg(loom)]
+    value: loom::cell::UnsafeCell<usize>,
+}
+
+impl HomeCell {
+    /// Runs `f` on the value.
+    ///
+    /// # Safety
+    /// No other thread accesses the cell during the call, and every earlier
+    /// access by another thread happens before it.
+    #[inline(always)]
+    pub(crate) unsafe fn with_mut<R>(&self, f: impl FnOnce(&mut usize) -> R) -> R {
+        #[cfg(not(loom))]
+        // SAFETY: the caller has the cell to itself, as above.
+        return f(unsafe { &mut *self.value.get() });
+        #[cfg(loom)]
+        // SAFETY: as above; loom checks it.
+        return self.value.with_mut(|p| f(unsafe { &mut *p }));
+    }
+}
 
 /// Lets loom see accesses to a buf's data, which is raw memory it cannot
 /// track itself. Outside loom it is zero-sized and does nothing.

@@ -74,6 +74,7 @@ fn steady_state_allocates_nothing() {
     let pool = Pool::builder().buf_size(BS).build();
     let mut plain = pool.allocator(0);
     let mut reserved = pool.allocator(16);
+    let mut local = pool.local_allocator(8);
     let payload = [0xA5u8; 300];
     let mut reader = pool.reader(io::repeat(7));
     let mut cycle = pool.reader(Cycle { data: &CYCLE, pos: 0 });
@@ -95,6 +96,12 @@ fn steady_state_allocates_nothing() {
         assert!(s.try_join(back).is_ok());
         drop(front);
         ring[i % 3] = Some(s);
+
+        drop(local.alloc(size(i)));
+        let mut kept = local.copy_from_slice(&payload[..size(i + 4)]);
+        assert!(kept.prepend(&[9; 8]));
+        parts.push(kept);
+        parts.clear();
 
         let frame = reader.read(1 + i % 200).unwrap();
         assert!(frame.iter().all(|&b| b == 7));
@@ -130,12 +137,15 @@ fn steady_state_allocates_nothing() {
 
     // Each operation alone, for a precise report if one regresses.
     for (which, name) in
-        ["alloc + drop", "copy_from_slice", "Reader::read", "coalesce"].into_iter().enumerate()
+        ["alloc + drop", "copy_from_slice", "Reader::read", "coalesce", "LocalAllocator::alloc + drop"]
+            .into_iter()
+            .enumerate()
     {
         let mut op = |i: usize| match which {
             0 => drop(plain.alloc(size(i))),
             1 => drop(reserved.copy_from_slice(&payload[..size(i)])),
             2 => drop(reader.read(1 + i % 300).unwrap()),
+            4 => drop(local.alloc(size(i))),
             _ => {
                 for k in 0..8 {
                     parts.push(plain.alloc((i + k) % 30));

@@ -275,6 +275,13 @@ impl Pool {
         Allocator::new(self.clone(), reserve)
     }
 
+    /// An allocator like [`allocator`](Pool::allocator)'s that stays on
+    /// the calling thread, so that its slices dropped on this thread cost
+    /// no atomic operation; see [`LocalAllocator`](crate::LocalAllocator).
+    pub fn local_allocator(&self, reserve: usize) -> crate::LocalAllocator {
+        crate::LocalAllocator::new(self.clone(), reserve)
+    }
+
     /// A reader that fills slices from `src`, reading ahead into pool memory.
     ///
     /// The reader takes no memory until its first read, and keeps the pool

@@ -1,0 +1,125 @@
+//! A `LocalAllocator`'s bufs: drops on the home thread counted without an
+//! atomic operation, drops elsewhere on the atomic count, and the two
+//! joined when the allocator lets the buf go.
+#![cfg(loom)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use loom_tests::thread;
+use loom_tests::{assert_recycled_with, assert_stats, run_model, write_and_drop_on_thread};
+use refbuf::Pool;
+
+/// The last two slices of a home buf: one dropped at home while the home
+/// allocator still holds the buf, one written and dropped on another thread,
+/// racing both that drop and the allocator's drop, which joins the counts.
+/// Whichever goes last recycles the buf once, with both writes visible.
+#[test]
+fn home_drop_races_remote_drop_of_the_last_two_slices() {
+    run_model("home: home and remote drops of the last two slices", || {
+        let pool = Pool::builder().buf_size(64).build();
+        let mut alloc = pool.local_allocator(0);
+        let mut a = alloc.alloc_for_overwrite(2);
+        let b = alloc.alloc_for_overwrite(2);
+
+        let tb = write_and_drop_on_thread(b, b"bb");
+        a.copy_from_slice(b"aa");
+        drop(a);
+        drop(alloc);
+        tb.join().unwrap();
+        assert_stats(&pool, 1, 0, 1);
+        assert_recycled_with(&pool, b"aabb");
+    });
+}
+
+/// The home allocator lets its buf go while a slice of it lives on another
+/// thread, and the home thread then drops another slice of it: once the buf
+/// has left home, that drop is atomic too, so whichever of the two drops
+/// comes last recycles the buf.
+#[test]
+fn drop_at_home_after_the_buf_left_home() {
+    run_model("home: a drop at home after the allocator let go", || {
+        let pool = Pool::builder().buf_size(64).build();
+        let mut alloc = pool.local_allocator(0);
+        let mut a = alloc.alloc_for_overwrite(2);
+        let b = alloc.alloc_for_overwrite(2);
+        drop(alloc);
+
+        let tb = write_and_drop_on_thread(b, b"bb");
+        a.copy_from_slice(b"aa");
+        drop(a);
+        tb.join().unwrap();
+        assert_stats(&pool, 1, 0, 1);
+        assert_recycled_with(&pool, b"aabb");
+    });
+}
+
+/// The last drop on the remote side, with the home thread alive or already
+/// exited: a thread makes a home allocator, drops one slice at home, lets
+/// the allocator go and ends; the other slice, sent out, is dropped on the
+/// main thread, before or after that thread's end.
+#[test]
+fn last_drop_remote_with_home_thread_alive_or_exited() {
+    run_model("home: the last drop remote, home thread alive or gone", || {
+        let pool = Pool::builder().buf_size(64).build();
+        let (tx, rx) = loom::sync::mpsc::channel();
+        let home = {
+            let pool = pool.clone();
+            thread::spawn(move || {
+                let mut alloc = pool.local_allocator(0);
+                let mut a = alloc.alloc_for_overwrite(2);
+                let mut b = alloc.alloc_for_overwrite(2);
+                b.copy_from_slice(b"bb");
+                tx.send(b).unwrap();
+                a.copy_from_slice(b"aa");
+                drop(a);
+                drop(alloc);
+            })
+        };
+        let mut b = rx.recv().unwrap();
+        assert_eq!(&b[..], b"bb");
+        b.copy_from_slice(b"BB");
+        drop(b);
+        home.join().unwrap();
+        assert_stats(&pool, 1, 0, 1);
+        assert_recycled_with(&pool, b"aaBB");
+    });
+}
+
+/// A home allocator checks, with room left, whether every slice of its buf
+/// is gone (its count, plus the drops made at home, against the atomic
+/// count) while the first slice is written and dropped on another thread
+/// and the second is dropped at home. Where the remote drop came first it
+/// rewinds over both (its `Acquire` load must see that thread's writes);
+/// otherwise it carries on. Both outcomes must occur.
+#[test]
+fn rewind_at_home_races_remote_drop() {
+    run_model("home: a rewind racing a remote drop", || {
+        let pool = Pool::builder().buf_size(64).build();
+        let mut alloc = pool.local_allocator(0);
+        let a = alloc.alloc_for_overwrite(16);
+        let a_at = a.as_ptr().addr();
+        let mut b = alloc.alloc_for_overwrite(16);
+        let b_at = b.as_ptr().addr();
+
+        let ta = write_and_drop_on_thread(a, b"aaaaaaaaaaaaaaaa");
+        b.fill(b'b');
+        drop(b);
+        let c = alloc.copy_from_slice(b"cccccccccccccccc");
+        assert_eq!(&c[..], b"cccccccccccccccc");
+        match c.as_ptr().addr() {
+            at if at == a_at => REUSED.fetch_add(1, Ordering::Relaxed),
+            at if at == b_at + 16 => CARRIED_ON.fetch_add(1, Ordering::Relaxed),
+            at => panic!("the third slice is at {at:#x}, neither the buf's start nor after the second"),
+        };
+        drop(c);
+        drop(alloc);
+        ta.join().unwrap();
+        assert_stats(&pool, 1, 0, 1);
+    });
+    assert!(REUSED.load(Ordering::Relaxed) > 0, "no execution rewound at home");
+    assert!(CARRIED_ON.load(Ordering::Relaxed) > 0, "no execution carried on");
+}
+
+// Outcome counters across executions: plain std atomics, outside the model.
+static REUSED: AtomicUsize = AtomicUsize::new(0);
+static CARRIED_ON: AtomicUsize = AtomicUsize::new(0);

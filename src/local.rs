@@ -1,0 +1,163 @@
+//! `LocalAllocator`: an `Allocator` kept on one thread, whose bufs count
+//! the drops made on that thread without an atomic operation.
+
+use core::fmt;
+use core::marker::PhantomData;
+use std::io;
+use std::time::Duration;
+
+use crate::allocator::Allocator;
+use crate::error::AllocError;
+use crate::pool::Pool;
+use crate::slice::Slice;
+
+/// An [`Allocator`] that stays on the thread that made it, and in return
+/// makes dropping its slices on that thread cheaper: no atomic operation.
+///
+/// Every buf it leases gets this thread as its *home*. A slice of it
+/// dropped here adds one to a count only this thread touches; a slice
+/// dropped on any other thread takes the atomic path, as always. When the
+/// allocator lets the buf go (it runs out, or the allocator is dropped),
+/// the home count joins the shared one in a single atomic step, and from
+/// then on every drop is atomic. Slices are ordinary [`Slice`]s: they may
+/// be sent to other threads, outlive the allocator, be split and joined.
+///
+/// It is neither `Send` nor `Sync`, which is what makes the plain count
+/// sound: its bufs' home can never change under the slices' feet. Use it
+/// for a thread that allocates and mostly drops its own slices, such as
+/// one thread per core or a `current_thread` runtime; use [`Allocator`]
+/// where the allocator moves between threads, as in a task of a
+/// multi-threaded runtime. Its methods are [`Allocator`]'s and behave the
+/// same.
+///
+/// # Example
+///
+/// ```
+/// let pool = refbuf::Pool::new();
+/// let mut alloc = pool.local_allocator(4);
+/// for i in 0..1000u32 {
+///     let mut frame = alloc.copy_from_slice(b"payload");
+///     assert!(frame.prepend(&i.to_be_bytes()));
+///     // dropped here, on its home thread: no atomic operation
+/// }
+/// let kept = alloc.copy_from_slice(b"kept");
+/// std::thread::spawn(move || assert_eq!(&kept[..], b"kept")).join().unwrap();
+/// ```
+///
+/// The allocator itself cannot leave its thread:
+///
+/// ```compile_fail
+/// let mut alloc = refbuf::Pool::new().local_allocator(0);
+/// std::thread::spawn(move || drop(alloc.alloc(1)));
+/// ```
+pub struct LocalAllocator {
+    inner: Allocator,
+    /// Neither `Send` nor `Sync`.
+    _here: PhantomData<*const ()>,
+}
+
+impl LocalAllocator {
+    pub(crate) fn new(pool: Pool, reserve: usize) -> LocalAllocator {
+        // SAFETY: the allocator lives inside this value, which cannot leave
+        // the thread, and no method hands it out.
+        let inner = unsafe { Allocator::new_at_home(pool, reserve) };
+        LocalAllocator { inner, _here: PhantomData }
+    }
+
+    /// The headroom, in bytes, in front of every slice this allocator
+    /// makes; as [`Allocator::reserve`].
+    pub fn reserve(&self) -> usize {
+        self.inner.reserve()
+    }
+
+    /// The pool this allocator takes bufs from.
+    pub fn pool(&self) -> &Pool {
+        self.inner.pool()
+    }
+
+    /// A slice of `len` zero bytes; as [`Allocator::alloc`], which it
+    /// blocks and panics like.
+    #[inline]
+    #[track_caller]
+    pub fn alloc(&mut self, len: usize) -> Slice {
+        self.inner.alloc(len)
+    }
+
+    /// As [`Allocator::alloc_timeout`].
+    ///
+    /// # Errors
+    /// As for [`Allocator::alloc_timeout`].
+    pub fn alloc_timeout(&mut self, len: usize, wait: Duration) -> Result<Slice, AllocError> {
+        self.inner.alloc_timeout(len, wait)
+    }
+
+    /// As [`Allocator::try_alloc`].
+    ///
+    /// # Errors
+    /// As for [`Allocator::try_alloc`].
+    #[inline]
+    pub fn try_alloc(&mut self, len: usize) -> Result<Slice, AllocError> {
+        self.inner.try_alloc(len)
+    }
+
+    /// A slice of `len` bytes as found, **possibly another user's data**;
+    /// as [`Allocator::alloc_for_overwrite`].
+    #[inline]
+    #[track_caller]
+    pub fn alloc_for_overwrite(&mut self, len: usize) -> Slice {
+        self.inner.alloc_for_overwrite(len)
+    }
+
+    /// As [`Allocator::try_alloc_for_overwrite`].
+    ///
+    /// # Errors
+    /// As for [`Allocator::try_alloc`].
+    #[inline]
+    pub fn try_alloc_for_overwrite(&mut self, len: usize) -> Result<Slice, AllocError> {
+        self.inner.try_alloc_for_overwrite(len)
+    }
+
+    /// A slice holding a copy of `data`; as [`Allocator::copy_from_slice`].
+    #[inline]
+    #[track_caller]
+    pub fn copy_from_slice(&mut self, data: &[u8]) -> Slice {
+        self.inner.copy_from_slice(data)
+    }
+
+    /// As [`Allocator::try_copy_from_slice`].
+    ///
+    /// # Errors
+    /// As for [`Allocator::try_alloc`].
+    #[inline]
+    pub fn try_copy_from_slice(&mut self, data: &[u8]) -> Result<Slice, AllocError> {
+        self.inner.try_copy_from_slice(data)
+    }
+
+    /// Receives straight into pool memory; as [`Allocator::fill_with`].
+    ///
+    /// # Errors
+    /// As for [`Allocator::fill_with`].
+    pub fn fill_with<F>(&mut self, max: usize, f: F) -> io::Result<Slice>
+    where
+        F: FnOnce(&mut [u8]) -> io::Result<usize>,
+    {
+        self.inner.fill_with(max, f)
+    }
+
+    /// As [`Allocator::try_fill_with`].
+    ///
+    /// # Errors
+    /// As for [`Allocator::try_fill_with`].
+    pub fn try_fill_with<F>(&mut self, max: usize, f: F) -> io::Result<Slice>
+    where
+        F: FnOnce(&mut [u8]) -> io::Result<usize>,
+    {
+        self.inner.try_fill_with(max, f)
+    }
+}
+
+impl fmt::Debug for LocalAllocator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("LocalAllocator").field(&self.inner).finish()
+    }
+}
