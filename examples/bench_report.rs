@@ -17,6 +17,12 @@
 //! `BytesMut`, std's `BufReader`, a copy into one reused buffer (the limit
 //! for `Reader::read`), and one thread against two sharing a pool.
 //!
+//! The single-thread workloads (allocation, copy, the windows) run refbuf
+//! through a `LocalAllocator`, the allocator for a thread that drops its
+//! own slices, and also through an `Allocator`, which may move between
+//! threads and so drops atomically: the row against "refbuf's Allocator
+//! (Send)" is what the thread-bound one saves.
+//!
 //! Each workload runs its refbuf and baseline versions in interleaved rounds
 //! in this one process; the table reports the median time per operation of
 //! each and their ratio, which is what to compare on a shared, noisy machine,
@@ -39,6 +45,11 @@ use clap::Parser;
 use mimalloc::MiMalloc;
 use refbuf::{Pool, Slice, coalesce};
 use tikv_jemallocator::Jemalloc;
+
+/// The baseline of the rows that compare the single-thread workloads'
+/// refbuf side, a `LocalAllocator`, with the same work through an
+/// `Allocator`, which may move between threads and so drops atomically.
+const SEND: &str = "refbuf's Allocator (Send)";
 
 /// Alternating rounds per comparison; the median of each side is reported.
 const ROUNDS: usize = 21;
@@ -64,8 +75,9 @@ fn main() {
     let pool = Pool::new();
 
     for len in [64, 512, 1500, 9000] {
-        let mut alloc = pool.allocator(0);
-        let [refbuf, glibc, jemalloc, mimalloc, bytes_mut] = interleaved(
+        let mut alloc = pool.local_allocator(0);
+        let mut send = pool.allocator(0);
+        let [refbuf, glibc, jemalloc, mimalloc, bytes_mut, send] = interleaved(
             1,
             [
                 &mut || {
@@ -81,6 +93,11 @@ fn main() {
                     b.extend_from_slice(&[1]);
                     black_box(b);
                 },
+                &mut || {
+                    let mut s = send.alloc_for_overwrite(black_box(len));
+                    s[0] = 1;
+                    black_box(s);
+                },
             ],
         );
         let targeted = matches!(len, 64 | 1500);
@@ -88,12 +105,14 @@ fn main() {
         let targets = if targeted { [Some(3.0), Some(2.0), Some(2.0)] } else { [None; 3] };
         rows.extend(Row::per_allocator(&workload, refbuf, [glibc, jemalloc, mimalloc], targets));
         let target = targeted.then_some(3.0);
-        rows.push(Row::new(workload, "BytesMut::with_capacity", refbuf, bytes_mut, target));
+        rows.push(Row::new(workload.clone(), "BytesMut::with_capacity", refbuf, bytes_mut, target));
+        rows.push(Row::new(workload, SEND, refbuf, send, None));
     }
 
     {
-        let mut alloc = pool.allocator(0);
-        let [refbuf, glibc, jemalloc, mimalloc] = interleaved(
+        let mut alloc = pool.local_allocator(0);
+        let mut send = pool.allocator(0);
+        let [refbuf, glibc, jemalloc, mimalloc, send] = interleaved(
             1,
             [
                 &mut || {
@@ -102,21 +121,22 @@ fn main() {
                 &mut zeroed_baseline(&System, 1500),
                 &mut zeroed_baseline(&Jemalloc, 1500),
                 &mut zeroed_baseline(&MiMalloc, 1500),
+                &mut || {
+                    black_box(send.alloc(black_box(1500)));
+                },
             ],
         );
         let targets = [Some(1.5), Some(1.2), Some(1.2)];
-        rows.extend(Row::per_allocator(
-            "alloc (zeroed) 1500 B",
-            refbuf,
-            [glibc, jemalloc, mimalloc],
-            targets,
-        ));
+        let workload = "alloc (zeroed) 1500 B";
+        rows.extend(Row::per_allocator(workload, refbuf, [glibc, jemalloc, mimalloc], targets));
+        rows.push(Row::new(workload.into(), SEND, refbuf, send, None));
     }
 
     {
-        let mut alloc = pool.allocator(0);
+        let mut alloc = pool.local_allocator(0);
+        let mut send = pool.allocator(0);
         let payload = vec![7u8; 1500];
-        let [refbuf, glibc, jemalloc, mimalloc] = interleaved(
+        let [refbuf, glibc, jemalloc, mimalloc, send] = interleaved(
             1,
             [
                 &mut || {
@@ -125,15 +145,15 @@ fn main() {
                 &mut copy_baseline(&System, &payload),
                 &mut copy_baseline(&Jemalloc, &payload),
                 &mut copy_baseline(&MiMalloc, &payload),
+                &mut || {
+                    black_box(send.copy_from_slice(black_box(&payload)));
+                },
             ],
         );
         let targets = [Some(1.5), Some(1.2), Some(1.2)];
-        rows.extend(Row::per_allocator(
-            "copy_from_slice 1500 B",
-            refbuf,
-            [glibc, jemalloc, mimalloc],
-            targets,
-        ));
+        let workload = "copy_from_slice 1500 B";
+        rows.extend(Row::per_allocator(workload, refbuf, [glibc, jemalloc, mimalloc], targets));
+        rows.push(Row::new(workload.into(), SEND, refbuf, send, None));
     }
 
     for (workload, pool) in [
@@ -142,9 +162,11 @@ fn main() {
     ] {
         const WINDOW: usize = 32;
         const LEN: usize = 1500;
-        let mut alloc = pool.allocator(0);
+        let mut alloc = pool.local_allocator(0);
         let mut window: VecDeque<Slice> = (0..WINDOW).map(|_| alloc.alloc_for_overwrite(LEN)).collect();
-        let [refbuf, glibc, jemalloc, mimalloc] = interleaved(
+        let mut send = pool.allocator(0);
+        let mut send_window: VecDeque<Slice> = (0..WINDOW).map(|_| send.alloc_for_overwrite(LEN)).collect();
+        let [refbuf, glibc, jemalloc, mimalloc, send] = interleaved(
             1,
             [
                 &mut || {
@@ -156,10 +178,17 @@ fn main() {
                 &mut window_baseline(&System, WINDOW, LEN),
                 &mut window_baseline(&Jemalloc, WINDOW, LEN),
                 &mut window_baseline(&MiMalloc, WINDOW, LEN),
+                &mut || {
+                    drop(send_window.pop_front());
+                    let mut s = send.alloc_for_overwrite(LEN);
+                    s[0] = 1;
+                    send_window.push_back(s);
+                },
             ],
         );
         let targets = [Some(3.0), Some(1.5), Some(1.5)];
         rows.extend(Row::per_allocator(workload, refbuf, [glibc, jemalloc, mimalloc], targets));
+        rows.push(Row::new(workload.into(), SEND, refbuf, send, None));
     }
 
     {

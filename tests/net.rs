@@ -20,14 +20,19 @@ use examples::server::{Config, ConnEnd, Server, Summary};
 /// Bound on every wait in these tests.
 const BOUND: Duration = Duration::from_secs(30);
 
+/// Bound on a whole client or server run, whose round trips the tests count: ten
+/// waits' worth, since under valgrind on a busy machine 200 round trips of
+/// up to 100 KB have taken longer than one.
+const RUN_BOUND: Duration = Duration::from_secs(300);
+
 fn start_server(max_frame: usize, baseline: bool) -> Server {
     let addr = SocketAddr::from(([127, 0, 0, 1], 0));
-    Server::start(Config { addr, max_frame, baseline, frames: u64::MAX, duration: BOUND })
+    Server::start(Config { addr, max_frame, baseline, frames: u64::MAX, duration: RUN_BOUND })
         .expect("server starts")
 }
 
 fn client_config(addr: SocketAddr, frames: u64, max_payload: usize) -> client::Config {
-    client::Config { addr, frames, duration: BOUND, max_payload }
+    client::Config { addr, frames, duration: RUN_BOUND, max_payload }
 }
 
 /// The next connection end the server reports.
