@@ -40,6 +40,18 @@
 //! so handing out a slice costs no atomic read-modify-write (one `fetch_add`
 //! tops up each batch of 1024); they give back whatever they still hold when
 //! they let the buf go.
+//!
+//! # Counting at home
+//!
+//! A lease held by a `LocalAllocator`, which never leaves its thread, makes
+//! its buf *at home* there ([`Lease::make_home`]): drops on that thread add
+//! to `home_released`, a plain count only it touches, instead of
+//! decrementing `refs`; drops elsewhere decrement `refs` as always. `refs`
+//! carries a bias of [`HOME_BIAS`] meanwhile, so no remote drop can take it
+//! to zero. When the lease lets go, on the home thread, it clears
+//! `home_thread` and gives back its references, the home count and the bias
+//! in one `Release` decrement; after that the buf is counted as any other.
+//! ARCHITECTURE.md argues why this is sound.
 
 use core::alloc::Layout;
 use core::ptr::{self, NonNull};
