@@ -29,13 +29,12 @@
 //! and its last line counts the targets met and missed. The criterion benches
 //! (`cargo bench --bench hot_paths`) measure the same workloads in more depth.
 
-use std::alloc::{GlobalAlloc, Layout, System, handle_alloc_error};
+use std::alloc::{GlobalAlloc, System};
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::io::{BufReader, Read};
 use std::path::PathBuf;
-use std::ptr::{self, NonNull};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -45,6 +44,11 @@ use clap::Parser;
 use mimalloc::MiMalloc;
 use refbuf::{Pool, Slice, coalesce};
 use tikv_jemallocator::Jemalloc;
+
+#[path = "../benches/common/block.rs"]
+mod block;
+
+use block::Block;
 
 /// The baseline of the rows that compare the single-thread workloads'
 /// refbuf side, a `LocalAllocator`, with the same work through an
@@ -733,71 +737,4 @@ fn cross_thread_baseline<G: GlobalAlloc + Sync>(
     len: usize,
 ) -> impl FnMut() {
     cross_thread(move || move || (0..batch).map(|_| Block::uninit(allocator, len)).collect::<Vec<_>>())
-}
-
-/// A block of memory from allocator `G`, asked for through its `GlobalAlloc`
-/// methods directly, as a `Vec<u8>` of the same capacity would ask, and
-/// given back when dropped.
-struct Block<G: GlobalAlloc + 'static> {
-    allocator: &'static G,
-    ptr: NonNull<u8>,
-    layout: Layout,
-}
-
-// SAFETY: a `Block` owns its memory as a `Box<[u8]>` does, and `G: Sync`
-// lets the thread it is sent to free it through the shared `&'static G`.
-unsafe impl<G: GlobalAlloc + Sync> Send for Block<G> {}
-
-impl<G: GlobalAlloc> Block<G> {
-    /// `len` bytes left uninitialised, as `Vec::with_capacity(len)`.
-    fn uninit(allocator: &'static G, len: usize) -> Self {
-        let layout = Self::layout(len);
-        // SAFETY: `layout` has a non-zero size, as `Self::layout` checks.
-        Self::from_raw(allocator, layout, unsafe { allocator.alloc(layout) })
-    }
-
-    /// `len` zero bytes, asked for zeroed as `vec![0; len]` does.
-    fn zeroed(allocator: &'static G, len: usize) -> Self {
-        let layout = Self::layout(len);
-        // SAFETY: `layout` has a non-zero size, as `Self::layout` checks.
-        Self::from_raw(allocator, layout, unsafe { allocator.alloc_zeroed(layout) })
-    }
-
-    /// A copy of `src`, as `src.to_vec()`.
-    fn copy_of(allocator: &'static G, src: &[u8]) -> Self {
-        let block = Self::uninit(allocator, src.len());
-        // SAFETY:
-        // - the block is `src.len()` bytes, writable, and owned by us;
-        // - it is fresh memory, so it does not overlap `src`.
-        unsafe { ptr::copy_nonoverlapping(src.as_ptr(), block.ptr.as_ptr(), src.len()) };
-        block
-    }
-
-    /// Writes `byte` into the first byte, as `push` into an empty `Vec`.
-    fn write_first(&mut self, byte: u8) {
-        // SAFETY: the block has at least one byte (`Self::layout` checks it)
-        // and owns it.
-        unsafe { self.ptr.as_ptr().write(byte) };
-    }
-
-    /// The layout of a block of `len` bytes: `Vec<u8>`'s, alignment 1.
-    fn layout(len: usize) -> Layout {
-        assert!(len > 0, "`GlobalAlloc` takes no zero-sized layouts");
-        Layout::from_size_align(len, 1).expect("a buffer's length fits a layout")
-    }
-
-    /// The block at `ptr`, just allocated with `layout`; aborts as std's
-    /// collections do if the allocator failed (`ptr` is null).
-    fn from_raw(allocator: &'static G, layout: Layout, ptr: *mut u8) -> Self {
-        let ptr = NonNull::new(ptr).unwrap_or_else(|| handle_alloc_error(layout));
-        Block { allocator, ptr, layout }
-    }
-}
-
-impl<G: GlobalAlloc> Drop for Block<G> {
-    fn drop(&mut self) {
-        // SAFETY: `ptr` came from `allocator` with `layout`, and is freed
-        // only here, once.
-        unsafe { self.allocator.dealloc(self.ptr.as_ptr(), self.layout) };
-    }
 }

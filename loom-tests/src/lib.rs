@@ -19,7 +19,7 @@
 //!
 //! - `recycle`: two threads drop the last two slices of one buf at once;
 //! - `cross_thread_drop`: an allocator and its slices dropped on different
-//!   threads;
+//!   threads, and its check for a rewind with room left racing a drop;
 //! - `close`: `Pool::close` racing the release of the last slice;
 //! - `pool_drop`: the last pool handle dropped while a slice is dropped;
 //! - `reader`: a reader reusing its buf while the slices it handed out are
@@ -38,6 +38,10 @@
 //!   `future::block_on`) woken by a release on another thread, a waiter
 //!   given up while a release races it (the other waiter is still served),
 //!   and `close` waking an async waiter;
+//! - `home`: a `LocalAllocator`'s bufs, counted in plain memory on its
+//!   thread: home and remote drops of the last slices, a drop at home after
+//!   the buf left home, the last drop remote with the home thread alive or
+//!   gone, and a rewind at home racing a remote drop;
 //! - `cache`: a thread's exit flushing its per-thread cache, alone and
 //!   racing the pool's close; a request for the budget reaching a buf in
 //!   another live thread's cache; and the stats counting a buf that moves
@@ -182,4 +186,78 @@ pub mod thread {
             out
         })
     }
+}
+
+/// What the rewind models need of an allocator: `Allocator` and
+/// `LocalAllocator` alike.
+#[cfg(loom)]
+pub trait Carve {
+    /// As `Allocator::alloc_for_overwrite`.
+    fn carve(&mut self, len: usize) -> refbuf::Slice;
+    /// As `Allocator::copy_from_slice`.
+    fn copy(&mut self, bytes: &[u8]) -> refbuf::Slice;
+}
+
+#[cfg(loom)]
+impl Carve for refbuf::Allocator {
+    fn carve(&mut self, len: usize) -> refbuf::Slice {
+        self.alloc_for_overwrite(len)
+    }
+    fn copy(&mut self, bytes: &[u8]) -> refbuf::Slice {
+        self.copy_from_slice(bytes)
+    }
+}
+
+#[cfg(loom)]
+impl Carve for refbuf::LocalAllocator {
+    fn carve(&mut self, len: usize) -> refbuf::Slice {
+        self.alloc_for_overwrite(len)
+    }
+    fn copy(&mut self, bytes: &[u8]) -> refbuf::Slice {
+        self.copy_from_slice(bytes)
+    }
+}
+
+/// The allocator `make` returns checks, with room left in its buf, whether
+/// every slice of it is gone (it does so every 16 bytes under loom), while
+/// the first slice is written and dropped on another thread and the second
+/// is dropped here. Where the remote drop came first, the allocator rewinds
+/// and the next slice reuses the first one's bytes (its `Acquire` check
+/// must see that thread's writes, or loom reports the race); otherwise it
+/// carries on after the second slice. Both outcomes must occur, and either
+/// way one buf serves all three slices.
+#[cfg(loom)]
+pub fn rewind_with_room_left_races_remote_drop<A: Carve + 'static>(name: &str, make: fn(&Pool) -> A) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    // Outcome counters across executions: plain std atomics, outside the model.
+    let outcomes = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+    let counted = Arc::clone(&outcomes);
+    run_model(name, move || {
+        let pool = Pool::builder().buf_size(64).build();
+        let mut alloc = make(&pool);
+        let a = alloc.carve(16);
+        let a_at = a.as_ptr().addr();
+        let mut b = alloc.carve(16);
+        let b_at = b.as_ptr().addr();
+
+        let ta = write_and_drop_on_thread(a, b"aaaaaaaaaaaaaaaa");
+        b.fill(b'b');
+        drop(b);
+        let c = alloc.copy(b"cccccccccccccccc");
+        assert_eq!(&c[..], b"cccccccccccccccc");
+        let outcome = match c.as_ptr().addr() {
+            at if at == a_at => 0,
+            at if at == b_at + 16 => 1,
+            at => panic!("the third slice is at {at:#x}, neither the buf's start nor after the second"),
+        };
+        counted[outcome].fetch_add(1, Ordering::Relaxed);
+        drop(c);
+        drop(alloc);
+        ta.join().unwrap();
+        assert_stats(&pool, 1, 0, 1);
+    });
+    assert!(outcomes[0].load(Ordering::Relaxed) > 0, "{name}: no execution rewound with room left");
+    assert!(outcomes[1].load(Ordering::Relaxed) > 0, "{name}: no execution carried on in the buf");
 }

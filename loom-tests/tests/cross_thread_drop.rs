@@ -99,44 +99,16 @@ fn allocator_refills_on_thread_while_slices_drop() {
     assert!(TOOK_FRESH.load(Ordering::Relaxed) > 0, "no execution took a fresh buf");
 }
 
-/// The allocator checks, with room left in its buf, whether every slice of
-/// it is gone (it does so every `REUSE_CHECK` bytes, 16 under loom), while
-/// the first slice is written and dropped on another thread. Where that drop
-/// came first, the allocator rewinds and the next slice reuses the first
-/// one's bytes (its `Acquire` check must see that thread's writes, or loom
-/// reports the race); otherwise it carries on after the second slice. Both
-/// outcomes must occur, and either way one buf serves all three slices.
+/// An `Allocator` checks, with room left, whether to rewind while a slice
+/// drops elsewhere; see the helper.
 #[test]
 fn rewind_with_room_left_races_remote_drop() {
-    run_model("cross_thread_drop: rewind with room left racing a remote drop", || {
-        let pool = Pool::builder().buf_size(64).build();
-        let mut alloc = pool.allocator(0);
-        let a = alloc.alloc_for_overwrite(16);
-        let a_at = a.as_ptr().addr();
-        let mut b = alloc.alloc_for_overwrite(16);
-        let b_at = b.as_ptr().addr();
-
-        let ta = write_and_drop_on_thread(a, b"aaaaaaaaaaaaaaaa");
-        b.fill(b'b');
-        drop(b);
-        let c = alloc.copy_from_slice(b"cccccccccccccccc");
-        assert_eq!(&c[..], b"cccccccccccccccc");
-        match c.as_ptr().addr() {
-            at if at == a_at => REUSED.fetch_add(1, Ordering::Relaxed),
-            at if at == b_at + 16 => CARRIED_ON.fetch_add(1, Ordering::Relaxed),
-            at => panic!("the third slice is at {at:#x}, neither the buf's start nor after the second"),
-        };
-        drop(c);
-        drop(alloc);
-        ta.join().unwrap();
-        assert_stats(&pool, 1, 0, 1);
-    });
-    assert!(REUSED.load(Ordering::Relaxed) > 0, "no execution rewound with room left");
-    assert!(CARRIED_ON.load(Ordering::Relaxed) > 0, "no execution carried on in the buf");
+    loom_tests::rewind_with_room_left_races_remote_drop(
+        "cross_thread_drop: rewind with room left racing a remote drop",
+        |pool| pool.allocator(0),
+    );
 }
 
 // Outcome counters across executions: plain std atomics, outside the model.
 static REWOUND: AtomicUsize = AtomicUsize::new(0);
 static TOOK_FRESH: AtomicUsize = AtomicUsize::new(0);
-static REUSED: AtomicUsize = AtomicUsize::new(0);
-static CARRIED_ON: AtomicUsize = AtomicUsize::new(0);

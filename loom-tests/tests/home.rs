@@ -3,8 +3,6 @@
 //! joined when the allocator lets the buf go.
 #![cfg(loom)]
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use loom_tests::thread;
 use loom_tests::{assert_recycled_with, assert_stats, run_model, write_and_drop_on_thread};
 use refbuf::Pool;
@@ -87,39 +85,10 @@ fn last_drop_remote_with_home_thread_alive_or_exited() {
 
 /// A home allocator checks, with room left, whether every slice of its buf
 /// is gone (its count, plus the drops made at home, against the atomic
-/// count) while the first slice is written and dropped on another thread
-/// and the second is dropped at home. Where the remote drop came first it
-/// rewinds over both (its `Acquire` load must see that thread's writes);
-/// otherwise it carries on. Both outcomes must occur.
+/// count) while a slice drops elsewhere and one at home; see the helper.
 #[test]
 fn rewind_at_home_races_remote_drop() {
-    run_model("home: a rewind racing a remote drop", || {
-        let pool = Pool::builder().buf_size(64).build();
-        let mut alloc = pool.local_allocator(0);
-        let a = alloc.alloc_for_overwrite(16);
-        let a_at = a.as_ptr().addr();
-        let mut b = alloc.alloc_for_overwrite(16);
-        let b_at = b.as_ptr().addr();
-
-        let ta = write_and_drop_on_thread(a, b"aaaaaaaaaaaaaaaa");
-        b.fill(b'b');
-        drop(b);
-        let c = alloc.copy_from_slice(b"cccccccccccccccc");
-        assert_eq!(&c[..], b"cccccccccccccccc");
-        match c.as_ptr().addr() {
-            at if at == a_at => REUSED.fetch_add(1, Ordering::Relaxed),
-            at if at == b_at + 16 => CARRIED_ON.fetch_add(1, Ordering::Relaxed),
-            at => panic!("the third slice is at {at:#x}, neither the buf's start nor after the second"),
-        };
-        drop(c);
-        drop(alloc);
-        ta.join().unwrap();
-        assert_stats(&pool, 1, 0, 1);
+    loom_tests::rewind_with_room_left_races_remote_drop("home: a rewind racing a remote drop", |pool| {
+        pool.local_allocator(0)
     });
-    assert!(REUSED.load(Ordering::Relaxed) > 0, "no execution rewound at home");
-    assert!(CARRIED_ON.load(Ordering::Relaxed) > 0, "no execution carried on");
 }
-
-// Outcome counters across executions: plain std atomics, outside the model.
-static REUSED: AtomicUsize = AtomicUsize::new(0);
-static CARRIED_ON: AtomicUsize = AtomicUsize::new(0);
