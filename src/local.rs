@@ -28,7 +28,8 @@ use crate::slice::Slice;
 /// one thread per core or a `current_thread` runtime; use [`Allocator`]
 /// where the allocator moves between threads, as in a task of a
 /// multi-threaded runtime. Its methods are [`Allocator`]'s and behave the
-/// same.
+/// same; it has no `writer` or `ready`, whose borrows of the allocator
+/// could be sent to another thread: use an [`Allocator`] for those.
 ///
 /// # Example
 ///
