@@ -157,11 +157,6 @@ pub const DEFAULT_MAX_FRAME_LEN: usize = 8 << 20;
 /// [`Reader`]'s docs.
 pub const STASHED_TAIL_MAX: usize = 4096;
 
-/// The most a reader asks its source for at once, unless the frame it is
-/// reading needs more: few enough bytes to stay in the L1 cache until they
-/// are handed out. Under loom, smaller than the models' bufs.
-const READ_AHEAD: usize = if cfg!(loom) { 16 } else { 16 * 1024 };
-
 impl<R: Read> Reader<R> {
     pub(crate) fn new(pool: Pool, src: R) -> Reader<R> {
         Reader { src, frames: Frames::new(pool) }
@@ -436,11 +431,7 @@ impl Frames {
         // still growing fills its current buf first, so that memory follows
         // the bytes that arrive.
         let growing = want < n && self.end < self.cap();
-        // Where the frames so far have all been dropped, the buffered bytes
-        // move back to the front once `READ_AHEAD` bytes are behind them,
-        // so that reads keep landing in memory still in the cache.
-        let behind = self.start >= READ_AHEAD && self.lease.as_ref().is_some_and(Lease::is_sole_holder);
-        if (self.cap() - self.start < want || behind)
+        if self.cap() - self.start < want
             && !growing
             && let Err(e) = core::task::ready!(self.poll_make_room(want, lessor))
         {
@@ -451,10 +442,7 @@ impl Frames {
         let Some(lease) = &self.lease else {
             unreachable!("internal: make_room leaves a buf of at least {want} > 0 bytes");
         };
-        // Asks for the frame's missing bytes or `READ_AHEAD`, whichever is
-        // more, so that the bytes read ahead are still in the cache when
-        // they are cut.
-        let spare_len = (self.cap() - self.end).min((n - buffered).max(READ_AHEAD));
+        let spare_len = self.cap() - self.end;
         // SAFETY: the lease holds its buf; bytes from `end` to the end of
         // its data area are initialised and belong to the reader alone.
         Poll::Ready(Ok(unsafe {
