@@ -105,6 +105,26 @@ impl Bump {
         self.extend_run(need);
     }
 
+    /// Makes room for `need` bytes in this buf where it can, and says
+    /// whether it did: rewinds to the start where no slice of the buf is
+    /// alive and it is large enough, else moves the next check further where
+    /// the rest of the buf has room.
+    ///
+    /// Rewinding reuses the memory most recently touched, still in the
+    /// cache, and skips the pool's lock both ways: a loop that drops each
+    /// slice before the next alloc keeps cycling through the first
+    /// `REUSE_CHECK` bytes of one buf.
+    fn make_room(&mut self, need: usize) -> bool {
+        if self.cap() >= need && self.lease.is_sole_holder() {
+            self.rewind(need);
+        } else if need <= self.remaining {
+            self.extend_run(need);
+        } else {
+            return false;
+        }
+        true
+    }
+
     /// Moves the next check `REUSE_CHECK` bytes past the cursor, or further
     /// to make room for `need` bytes, and at most to the end of the buf.
     fn extend_run(&mut self, need: usize) {
@@ -625,23 +645,34 @@ impl Allocator {
         // The arm that returns a borrow of the current buf comes last: taken
         // in a guard, the borrow would be held on the refill path as well.
         match self.current {
-            Some(ref bump) if need > bump.run => self.refill(need, wait, held),
+            Some(ref bump) if need > bump.run => self.past_run(need, wait, held),
             None => self.refill(need, wait, held),
             Some(ref mut bump) => Ok(bump),
         }
     }
 
-    /// Makes room for `need` bytes past the end of the current run: rewinds
-    /// to the start of the current buf where no slice of it is alive and it
-    /// is large enough, else carries on in it where it has room (moving the
-    /// next check further), or else takes a buf with at least `need` bytes.
+    /// Makes room for `need` bytes past the end of the current run: in the
+    /// current buf where [`Bump::make_room`] can, else in a new one. Kept
+    /// apart from [`refill`](Allocator::refill), which is cold: this runs
+    /// every `REUSE_CHECK` bytes.
+    #[inline(never)]
+    fn past_run(
+        &mut self,
+        need: usize,
+        wait: Wait,
+        held: impl FnOnce() -> usize,
+    ) -> Result<&mut Bump, AllocError> {
+        if self.current.as_mut().is_some_and(|bump| bump.make_room(need)) {
+            return Ok(self.current.as_mut().expect("room was made in the current buf"));
+        }
+        self.refill(need, wait, held)
+    }
+
+    /// Takes a buf with at least `need` bytes, where the current one (if
+    /// any) cannot make room.
     ///
-    /// Rewinding reuses the memory most recently touched, still in the
-    /// cache, and skips the pool's lock both ways: a loop that drops each
-    /// slice before the next alloc keeps cycling through the first
-    /// `REUSE_CHECK` bytes of one buf. Otherwise, where no slice of the
-    /// current buf is alive, or the request may wait, the current buf goes
-    /// first: its
+    /// Where no slice of the current buf is alive, or the request may wait,
+    /// the current buf goes first: its
     /// memory may be what the new buf needs, and a wait must not hold a buf
     /// whose slices may all be dropped meanwhile. A request that does not
     /// wait keeps a buf that slices still use until the new one is in hand,
@@ -661,16 +692,6 @@ impl Allocator {
         held: impl FnOnce() -> usize,
     ) -> Result<&mut Bump, AllocError> {
         let sole_holder = self.current.as_ref().is_some_and(|bump| bump.lease.is_sole_holder());
-        let rewind = sole_holder && self.current.as_ref().is_some_and(|bump| bump.cap() >= need);
-        if rewind || self.current.as_ref().is_some_and(|bump| need <= bump.remaining) {
-            let bump = self.current.as_mut().expect("checked just above");
-            if rewind {
-                bump.rewind(need);
-            } else {
-                bump.extend_run(need);
-            }
-            return Ok(bump);
-        }
         let size = self.pool.size_class(need)?;
         let wait = self.pool.useful_wait(size, wait, held());
         // Dropping a `Bump` drops its lease, giving back its references.
