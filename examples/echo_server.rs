@@ -15,13 +15,10 @@
 mod common;
 
 use std::io;
-use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Parser;
 use common::args;
-use common::frame::DEFAULT_MAX_FRAME;
 use common::server::{Config, Server};
 
 /// A length-prefixed echo server over TCP, on refbuf or, with
@@ -30,34 +27,26 @@ use common::server::{Config, Server};
 #[derive(Debug, Parser)]
 #[command(name = "echo_server")]
 pub struct Args {
-    /// The address to listen on.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7878")]
-    pub addr: SocketAddr,
-    /// Refuse a frame announcing more payload bytes than this, and close
-    /// its connection.
-    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_FRAME)]
-    pub max_frame: usize,
+    // `--addr` and `--max-frame`, as `tokio_echo` takes them.
+    #[command(flatten)]
+    pub listen: args::Listen,
     /// Echo with `Vec` and `read_exact` instead of refbuf.
     #[arg(long)]
     pub baseline: bool,
-    /// Stop after this many frames echoed, over all connections [default:
-    /// unbounded].
-    #[arg(long, value_name = "N")]
-    pub frames: Option<u64>,
-    /// Stop after this many seconds (fractions allowed).
-    #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = args::seconds, allow_negative_numbers = true)]
-    pub duration: Duration,
+    // `--frames` and `--duration`, as `tokio_echo` takes them.
+    #[command(flatten)]
+    pub stop: args::Stop,
 }
 
 impl Args {
     /// The server's configuration.
     pub fn config(self) -> Config {
         Config {
-            addr: self.addr,
-            max_frame: self.max_frame,
+            addr: self.listen.addr,
+            max_frame: self.listen.max_frame,
             baseline: self.baseline,
-            frames: self.frames.unwrap_or(u64::MAX),
-            duration: self.duration,
+            frames: self.stop.frame_limit(),
+            duration: self.stop.duration,
         }
     }
 }
@@ -76,10 +65,7 @@ fn run(config: Config) -> io::Result<()> {
         config.duration
     );
     for end in server.events() {
-        match end.result {
-            Ok(()) => eprintln!("{}: closed after {} frames", end.peer, end.frames),
-            Err(e) => eprintln!("{}: closed after {} frames: {e}", end.peer, end.frames),
-        }
+        eprintln!("{end}");
     }
     let summary = server.wait()?;
     println!(

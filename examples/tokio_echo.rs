@@ -20,14 +20,11 @@
 mod tokio_common;
 
 use std::io;
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::thread;
-use std::time::Duration;
 
 use clap::Parser;
 use tokio_common::args;
-use tokio_common::frame::DEFAULT_MAX_FRAME;
 use tokio_common::server::{Config, Server};
 
 /// A length-prefixed echo server on tokio, on refbuf or, with `--baseline`,
@@ -36,13 +33,9 @@ use tokio_common::server::{Config, Server};
 #[derive(Debug, Parser)]
 #[command(name = "tokio_echo")]
 pub struct Args {
-    /// The address to listen on.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7878")]
-    pub addr: SocketAddr,
-    /// Refuse a frame announcing more payload bytes than this, and close
-    /// its connection.
-    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_FRAME)]
-    pub max_frame: usize,
+    // `--addr` and `--max-frame`, as `echo_server` takes them.
+    #[command(flatten)]
+    pub listen: args::Listen,
     /// The pool's budget: bytes in use and idle together never exceed it
     /// [default: none].
     #[arg(long, value_name = "BYTES")]
@@ -54,13 +47,9 @@ pub struct Args {
     /// Echo with `Framed` and `LengthDelimitedCodec` instead of refbuf.
     #[arg(long)]
     pub baseline: bool,
-    /// Stop after this many frames echoed, over all connections [default:
-    /// unbounded].
-    #[arg(long, value_name = "N")]
-    pub frames: Option<u64>,
-    /// Stop after this many seconds (fractions allowed).
-    #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = args::seconds, allow_negative_numbers = true)]
-    pub duration: Duration,
+    // `--frames` and `--duration`, as `echo_server` takes them.
+    #[command(flatten)]
+    pub stop: args::Stop,
 }
 
 impl Args {
@@ -71,13 +60,13 @@ impl Args {
             None => thread::available_parallelism().map_or(1, usize::from),
         };
         Config {
-            addr: self.addr,
-            max_frame: self.max_frame,
+            addr: self.listen.addr,
+            max_frame: self.listen.max_frame,
             max_bytes: self.max_bytes,
             baseline: self.baseline,
             threads,
-            frames: self.frames.unwrap_or(u64::MAX),
-            duration: self.duration,
+            frames: self.stop.frame_limit(),
+            duration: self.stop.duration,
         }
     }
 }
@@ -98,10 +87,7 @@ fn run(config: Config) -> io::Result<()> {
         config.duration
     );
     for end in server.events() {
-        match end.result {
-            Ok(()) => eprintln!("{}: closed after {} frames", end.peer, end.frames),
-            Err(e) => eprintln!("{}: closed after {} frames: {e}", end.peer, end.frames),
-        }
+        eprintln!("{end}");
     }
     let pool = server.pool().clone();
     let summary = server.wait()?;

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use refbuf::{Chain, Pool};
 
 use super::frame::{self, HEADER_LEN};
+pub use super::outcome::{ConnEnd, Summary};
 
 /// How the server runs and when it stops.
 #[derive(Clone, Debug)]
@@ -33,27 +34,6 @@ pub struct Config {
     pub frames: u64,
     /// Stop after this long.
     pub duration: Duration,
-}
-
-/// How one connection ended.
-#[derive(Debug)]
-pub struct ConnEnd {
-    pub peer: SocketAddr,
-    /// Frames echoed on it.
-    pub frames: u64,
-    /// `Ok` for a clean end between frames; otherwise why it was closed.
-    pub result: io::Result<()>,
-}
-
-/// What the server did.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Summary {
-    pub connections: u64,
-    pub frames: u64,
-    /// Frames answered with the header in the payload's headroom.
-    pub in_place: u64,
-    /// Frames answered with a header slice pushed in front.
-    pub header_slices: u64,
 }
 
 /// Counters shared by the connection threads.
@@ -158,11 +138,14 @@ fn accept_loop(
         let _ = stream.shutdown(std::net::Shutdown::Both);
         handle.join().expect("a connection thread panicked");
     }
+    let frames = counters.frames.load(Ordering::Relaxed);
     Ok(Summary {
         connections,
-        frames: counters.frames.load(Ordering::Relaxed),
+        frames,
         in_place: counters.in_place.load(Ordering::Relaxed),
         header_slices: counters.header_slices.load(Ordering::Relaxed),
+        // Each frame is answered with a write of its own.
+        writes: frames,
     })
 }
 

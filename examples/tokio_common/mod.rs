@@ -2,10 +2,11 @@
 //! `tests/tokio_net.rs`, which runs the same server and load client
 //! in-process.
 //!
-//! - `args` and `frame`: the blocking examples' own modules
+//! - `args`, `frame` and `outcome`: the blocking examples' own modules
 //!   (`examples/common/`), mounted here too: the shared `main`, the
-//!   `--duration` parser, and the wire format (4-byte big-endian length,
-//!   then the payload);
+//!   `--duration` parser and the options both echo servers take; the wire
+//!   format (4-byte big-endian length, then the payload); and what an echo
+//!   server reports (`ConnEnd`, `Summary`);
 //! - `server`: the echo server on a tokio runtime, in refbuf and
 //!   `--baseline` (`tokio_util`'s `LengthDelimitedCodec`) modes;
 //! - `load`: the load client: many connections, frames pipelined on each,
@@ -21,4 +22,6 @@ pub mod args;
 #[path = "../common/frame.rs"]
 pub mod frame;
 pub mod load;
+#[path = "../common/outcome.rs"]
+pub mod outcome;
 pub mod server;

@@ -39,6 +39,7 @@ use tokio::task::JoinSet;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
 use super::frame::{self, HEADER_LEN};
+pub use super::outcome::{ConnEnd, Summary};
 
 /// Replies to frames already buffered are gathered into one write up to
 /// about this many bytes.
@@ -72,29 +73,6 @@ impl Config {
             None => builder.build(),
         }
     }
-}
-
-/// How one connection ended.
-#[derive(Debug)]
-pub struct ConnEnd {
-    pub peer: SocketAddr,
-    /// Frames echoed on it.
-    pub frames: u64,
-    /// `Ok` for a clean end between frames; otherwise why it was closed.
-    pub result: io::Result<()>,
-}
-
-/// What the server did.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Summary {
-    pub connections: u64,
-    pub frames: u64,
-    /// Frames answered with the header slice joined to the payload.
-    pub in_place: u64,
-    /// Frames answered with the header slice in front of the payload's.
-    pub header_slices: u64,
-    /// Writes (`write_all_async` or flushes) that carried the replies.
-    pub writes: u64,
 }
 
 /// Counters shared by the connection tasks.
