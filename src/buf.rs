@@ -83,11 +83,18 @@ const MAX_REFS: usize = isize::MAX as usize;
 /// operations; the value only has to stay far below `MAX_REFS`.
 const LEASE_BATCH: usize = 1024;
 
-/// Added to the count while a buf has a home thread, so that drops on other
-/// threads can never bring it to zero (or to one, the last reference) while
-/// references released at home are not yet in it: those are at most the
-/// references that ever existed at once, far below the bias.
+/// Added to the count while a buf has a home thread. At home, `refs` is
+/// always the bias plus the lease's references, the live ones, and those
+/// released at home but not yet folded in: every reference released at home
+/// was added to `refs` when it was made and is still there. So `refs` stays
+/// above the bias, and no drop on another thread can take it to zero (or to
+/// one, the last reference), however many references the home thread has
+/// released since its last fold. (`refs` can only reach `MAX_REFS` after
+/// about 2^62 references made and dropped at home without a fold, where
+/// `retain` aborts as for leaked references.)
 const HOME_BIAS: usize = 1 << (usize::BITS - 2);
+
+const _: () = assert!(usize::BITS == 64, "the home bias needs a 64-bit count");
 
 /// The bookkeeping in front of every buf: what a drop and a free list touch
 /// on the first 64-byte line, who owns the memory on the second.
@@ -501,8 +508,10 @@ pub(crate) struct Lease {
     held: usize,
 }
 
-// SAFETY: a `Lease` owns references, which any thread may give up; the
-// reference count is atomic and the buf is not tied to a thread.
+// SAFETY: a `Lease` owns references, which any thread may give up: the
+// reference count is atomic. A home lease ([`Lease::make_home`]) is tied to
+// its thread, but only a `LocalAllocator` holds one, and it is not `Send`;
+// the home paths check the thread in debug builds.
 unsafe impl Send for Lease {}
 
 impl Lease {
@@ -584,6 +593,7 @@ impl Lease {
     #[inline(never)]
     fn top_up(&mut self) {
         if self.is_home() {
+            self.debug_assert_at_home();
             // SAFETY: a home lease is used on its home thread only.
             let released = unsafe { self.take_released() };
             // The references released at home leave the count as the new
@@ -604,6 +614,15 @@ impl Lease {
         self.held += LEASE_BATCH;
     }
 
+    /// Checks, in debug builds, that a home lease is on its home thread.
+    #[inline]
+    fn debug_assert_at_home(&self) {
+        // Relaxed: this lease wrote the field, on the thread it checks.
+        // SAFETY: the lease holds its buf.
+        let home = unsafe { Header::home_thread(self.buf) }.load(Ordering::Relaxed);
+        debug_assert_eq!(home, thread_id(), "internal: a home lease used off its home thread");
+    }
+
     /// Takes the count of references released on the home thread.
     ///
     /// # Safety
@@ -619,6 +638,7 @@ impl Lease {
     #[inline]
     pub(crate) fn is_sole_holder(&self) -> bool {
         let expected = if self.is_home() {
+            self.debug_assert_at_home();
             // SAFETY: a home lease is used on its home thread only, the one
             // that writes `released`.
             let released = unsafe { Header::home_released(self.buf).with_mut(|released| *released) };
@@ -655,9 +675,13 @@ impl Lease {
     #[cold]
     #[inline(never)]
     fn leave_home(&mut self) {
+        self.debug_assert_at_home();
         // The buf leaves home: later drops on this thread take the atomic
         // path. Relaxed: only this thread compares the field with its own
         // number (see `Header::home_thread`), and it sees its own store.
+        // Before the decrement below, which may let the buf be recycled and
+        // made at home on another thread: cleared after, it would erase that
+        // thread's mark.
         // SAFETY: the lease holds a reference.
         unsafe { Header::home_thread(self.buf) }.store(0, Ordering::Relaxed);
         // SAFETY: a home lease is dropped on its home thread.

@@ -29,7 +29,10 @@ pub(crate) use imp::*;
 /// A number that identifies the calling thread: never 0, and never given to
 /// another thread while the process lives (numbers are not reused, unlike
 /// the addresses of thread-locals), so a stale number names no live thread.
-/// Costs a thread-local read once the thread has its number.
+/// Costs a thread-local read once the thread has its number. Where the
+/// thread-local is gone (on platforms that destroy even a plain one, late in
+/// a thread's exit) it answers `usize::MAX`, a number no thread is given: a
+/// buf made at home with it has no thread at home, and every drop is atomic.
 #[inline]
 pub(crate) fn thread_id() -> usize {
     #[cfg(not(loom))]
@@ -40,7 +43,7 @@ pub(crate) fn thread_id() -> usize {
     imp::thread_local! {
         static ID: core::cell::Cell<usize> = core::cell::Cell::new(0);
     }
-    ID.with(|id| match id.get() {
+    ID.try_with(|id| match id.get() {
         0 => {
             let fresh = next_thread_id();
             id.set(fresh);
@@ -48,6 +51,7 @@ pub(crate) fn thread_id() -> usize {
         }
         known => known,
     })
+    .unwrap_or(usize::MAX)
 }
 
 /// Hands out thread numbers, from 1 up.
@@ -58,7 +62,7 @@ fn next_thread_id() -> usize {
     // Relaxed: uniqueness needs only the atomicity of the increment.
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
     let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    assert!(id != 0, "refbuf: thread numbers ran out");
+    assert!(id != 0 && id != usize::MAX, "refbuf: thread numbers ran out");
     id
 }
 

@@ -146,3 +146,121 @@ fn errors_leave_it_usable() {
     assert_eq!(alloc.reserve(), 0);
     assert_eq!(alloc.pool().buf_size(), 64);
 }
+
+/// Slices made at home, split on another thread (references made there),
+/// every part sent back and dropped at home, while the allocator goes on
+/// allocating, so its top-ups fold home counts larger than a batch: the
+/// allocator keeps reusing its one buf, and it comes back in the end.
+#[test]
+fn remote_splits_dropped_at_home() {
+    let pool = Pool::builder().buf_size(64 * 1024).build();
+    let mut alloc = pool.local_allocator(0);
+    let (to_remote, remote_in) = mpsc::channel::<Slice>();
+    let (remote_out, back_home) = mpsc::channel::<Vec<Slice>>();
+    let remote = thread::spawn(move || {
+        for mut s in remote_in {
+            let mut parts = Vec::new();
+            while s.len() > 1 {
+                parts.push(s.split_to(1));
+            }
+            parts.push(s.split_off(0));
+            parts.push(s);
+            remote_out.send(parts).unwrap();
+        }
+    });
+    for i in 0..if cfg!(miri) { 40 } else { 3000 } {
+        to_remote.send(alloc.copy_from_slice(&[i as u8; 8])).unwrap();
+        let parts = back_home.recv().unwrap();
+        assert_eq!(parts.len(), 9);
+        assert!(parts.iter().all(|p| p.iter().all(|&b| b == i as u8)));
+        drop(parts);
+        drop(alloc.alloc(1));
+    }
+    drop(to_remote);
+    remote.join().unwrap();
+    assert_eq!(pool.stats().bufs_created, 1);
+    drop(alloc);
+    assert_all_returned(&pool);
+}
+
+/// A part split off on another thread and kept at home holds the buf: the
+/// allocator never rewinds over it.
+#[test]
+fn no_rewind_over_a_part_split_elsewhere() {
+    let pool = Pool::builder().buf_size(64 * 1024).build();
+    let mut alloc = pool.local_allocator(0);
+    let a = alloc.copy_from_slice(&[0xAA; 100]);
+    let (a, b) = thread::spawn(move || {
+        let mut a = a;
+        let b = a.split_off(50);
+        (a, b)
+    })
+    .join()
+    .unwrap();
+    drop(a);
+    for _ in 0..if cfg!(miri) { 5 } else { 100 } {
+        let mut s = alloc.alloc_for_overwrite(40 * 1024);
+        s.fill(0x55);
+        drop(s);
+        assert_eq!(&b[..], &[0xAA; 50][..]);
+    }
+    drop((b, alloc));
+    assert_all_returned(&pool);
+}
+
+/// A panic inside `fill_with`'s closure, which drops slices of the same buf
+/// at home, leaves the allocator usable and loses nothing.
+#[test]
+fn panic_inside_fill_with() {
+    let pool = Pool::builder().buf_size(1024).build();
+    let mut alloc = pool.local_allocator(2);
+    let mut kept = vec![alloc.copy_from_slice(b"x"), alloc.copy_from_slice(b"y")];
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        alloc.fill_with(100, |buf| {
+            buf[0] = 1;
+            kept.clear();
+            panic!("the closure panics")
+        })
+    }));
+    assert!(result.is_err());
+    let s = alloc.fill_with(10, |buf| {
+        buf[..3].copy_from_slice(b"abc");
+        Ok(3)
+    });
+    assert_eq!(&s.unwrap()[..], b"abc");
+    drop(alloc);
+    assert_all_returned(&pool);
+}
+
+thread_local! {
+    static EXIT_ALLOC: std::cell::RefCell<Option<refbuf::LocalAllocator>> = const { std::cell::RefCell::new(None) };
+    static EXIT_SLICES: std::cell::RefCell<Vec<Slice>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// An allocator and its slices kept in thread-locals are dropped by their
+/// destructors as the thread exits, in either order: every buf comes back.
+#[test]
+fn dropped_by_thread_local_destructors() {
+    let pool = Pool::builder().buf_size(1024).build();
+    for slices_first in [false, true] {
+        let pool = pool.clone();
+        thread::spawn(move || {
+            let fill = || {
+                EXIT_ALLOC.with(|alloc| {
+                    let mut alloc = alloc.borrow_mut();
+                    let alloc = alloc.get_or_insert_with(|| pool.local_allocator(0));
+                    EXIT_SLICES.with(|slices| {
+                        slices.borrow_mut().extend((0..10u8).map(|i| alloc.copy_from_slice(&[i; 3])))
+                    });
+                })
+            };
+            if slices_first {
+                EXIT_SLICES.with(|slices| slices.borrow_mut().clear());
+            }
+            fill();
+        })
+        .join()
+        .unwrap();
+    }
+    assert_all_returned(&pool);
+}

@@ -41,7 +41,8 @@
 //! - `home`: a `LocalAllocator`'s bufs, counted in plain memory on its
 //!   thread: home and remote drops of the last slices, a drop at home after
 //!   the buf left home, the last drop remote with the home thread alive or
-//!   gone, and a rewind at home racing a remote drop;
+//!   gone, a rewind at home racing a remote drop or a part split remotely,
+//!   and leaving home racing a new home elsewhere;
 //! - `cache`: a thread's exit flushing its per-thread cache, alone and
 //!   racing the pool's close; a request for the budget reaching a buf in
 //!   another live thread's cache; and the stats counting a buf that moves

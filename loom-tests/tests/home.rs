@@ -92,3 +92,61 @@ fn rewind_at_home_races_remote_drop() {
         pool.local_allocator(0)
     });
 }
+
+/// A slice made at home is split on another thread (a reference made
+/// remotely), one part written there and sent back home, where it is
+/// dropped (counted at home), the other part written and dropped remotely;
+/// meanwhile the home allocator checks for a rewind. Whichever way, the
+/// check must see both remote writes, and the buf comes back once.
+#[test]
+fn remote_split_released_at_home_races_rewind() {
+    run_model("home: a remote split, part dropped at home, racing a rewind", || {
+        let pool = Pool::builder().buf_size(64).build();
+        let mut alloc = pool.local_allocator(0);
+        let mut a = alloc.alloc_for_overwrite(16);
+        let (tx, rx) = loom::sync::mpsc::channel();
+        let t = thread::spawn(move || {
+            let mut back = a.split_off(8);
+            back.copy_from_slice(b"BBBBBBBB");
+            a.copy_from_slice(b"AAAAAAAA");
+            tx.send(a).unwrap();
+            drop(back);
+        });
+        let a = rx.recv().unwrap();
+        assert_eq!(&a[..], b"AAAAAAAA");
+        drop(a);
+        let mut c = alloc.alloc_for_overwrite(16);
+        c.copy_from_slice(b"cccccccccccccccc");
+        drop(c);
+        drop(alloc);
+        t.join().unwrap();
+        assert_stats(&pool, 1, 0, 1);
+    });
+}
+
+/// The home allocator lets go while the last other slice drops on another
+/// thread, which then takes the buf back from the pool into a home
+/// allocator of its own. The old home must clear its mark before its last
+/// decrement, or it would clear the new home's mark and strand the bias:
+/// with the two swapped, this model ends with the buf in use.
+#[test]
+fn leave_home_races_a_new_home_elsewhere() {
+    run_model("home: leaving home racing a new home elsewhere", || {
+        let pool = Pool::builder().buf_size(64).build();
+        let mut alloc = pool.local_allocator(0);
+        let a = alloc.alloc_for_overwrite(16);
+        let b = alloc.alloc_for_overwrite(16);
+        let p = pool.clone();
+        let t = thread::spawn(move || {
+            drop(b);
+            let mut there = p.local_allocator(0);
+            drop(there.alloc_for_overwrite(16));
+            drop(there);
+        });
+        drop(a);
+        drop(alloc);
+        t.join().unwrap();
+        let stats = pool.stats();
+        assert_eq!((stats.bufs_in_use, stats.bytes_in_use), (0, 0), "{stats:?}");
+    });
+}
