@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::io::{self, Read};
 
 use refbuf::{
-    AllocError, DEFAULT_MAX_POOLED_MULTIPLE, DEFAULT_THREAD_CACHE_BUFS, MAX_SIZE_CLASSES, Pool, Reader,
-    Slice, coalesce,
+    AllocError, Allocator, DEFAULT_MAX_POOLED_MULTIPLE, DEFAULT_THREAD_CACHE_BUFS, LocalAllocator,
+    MAX_SIZE_CLASSES, Pool, Reader, Slice, coalesce,
 };
 
 const BS: usize = 64;
@@ -29,7 +29,7 @@ pub enum Fill {
 /// pair of equal indices means the slice and its successor.
 #[derive(Debug, Clone, Copy)]
 pub enum Op {
-    /// Allocator (mod 2), length, fill.
+    /// Allocator (mod 2: the `Allocator` or the `LocalAllocator`), length, fill.
     Alloc(usize, usize, Fill),
     /// `Slice::from_vec` of `len` bytes from a seed.
     FromVec(usize, u8),
@@ -174,7 +174,7 @@ pub struct Tally {
 
 struct World {
     pool: Pool,
-    allocs: Vec<refbuf::Allocator>,
+    allocs: Vec<ModelAlloc>,
     amodels: Vec<AModel>,
     /// `None` once dropped, at the end of a case.
     reader: Option<Reader<Stream>>,
@@ -193,6 +193,24 @@ struct World {
     tally: Tally,
 }
 
+/// The model's two allocators: an `Allocator`, and a `LocalAllocator`,
+/// whose bufs count the drops made on its thread (all of them, here) apart
+/// from the atomic count. Both must behave exactly alike.
+enum ModelAlloc {
+    Send(Allocator),
+    Local(LocalAllocator),
+}
+
+/// Calls the same method on either kind of allocator.
+macro_rules! on_alloc {
+    ($alloc:expr, $method:ident($($arg:expr),*)) => {
+        match $alloc {
+            ModelAlloc::Send(a) => a.$method($($arg),*),
+            ModelAlloc::Local(a) => a.$method($($arg),*),
+        }
+    };
+}
+
 /// Where the next allocation is expected to come from.
 enum Source {
     Same(u64, usize),
@@ -203,7 +221,10 @@ enum Source {
 impl World {
     fn new(reserves: (usize, usize)) -> World {
         let pool = Pool::builder().buf_size(BS).build();
-        let allocs = vec![pool.allocator(reserves.0), pool.allocator(reserves.1)];
+        let allocs = vec![
+            ModelAlloc::Send(pool.allocator(reserves.0)),
+            ModelAlloc::Local(pool.local_allocator(reserves.1)),
+        ];
         let amodels = [reserves.0, reserves.1]
             .map(|reserve| AModel { reserve, cur: None, last: None, prev: None })
             .into();
@@ -352,9 +373,9 @@ impl World {
         if self.closed {
             let alloc = &mut self.allocs[a];
             let e = match fill {
-                Fill::Zeroed => alloc.try_alloc(len),
-                Fill::Overwrite(_) => alloc.try_alloc_for_overwrite(len),
-                Fill::CopyFrom(_) => alloc.try_copy_from_slice(&bytes),
+                Fill::Zeroed => on_alloc!(alloc, try_alloc(len)),
+                Fill::Overwrite(_) => on_alloc!(alloc, try_alloc_for_overwrite(len)),
+                Fill::CopyFrom(_) => on_alloc!(alloc, try_copy_from_slice(&bytes)),
             };
             assert_eq!(e.unwrap_err(), AllocError::Closed);
             return;
@@ -378,9 +399,9 @@ impl World {
         };
         let alloc = &mut self.allocs[a];
         let mut s = match fill {
-            Fill::Zeroed => alloc.alloc(len),
-            Fill::Overwrite(_) => alloc.alloc_for_overwrite(len),
-            Fill::CopyFrom(_) => alloc.copy_from_slice(&bytes),
+            Fill::Zeroed => on_alloc!(alloc, alloc(len)),
+            Fill::Overwrite(_) => on_alloc!(alloc, alloc_for_overwrite(len)),
+            Fill::CopyFrom(_) => on_alloc!(alloc, copy_from_slice(&bytes)),
         };
         let ptr = s.as_ptr() as usize;
         let (b, region) = match source {
