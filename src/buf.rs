@@ -535,7 +535,9 @@ impl Lease {
 
     /// Makes the calling thread the buf's home: from now until the lease
     /// lets go, references dropped on this thread are counted without an
-    /// atomic operation. For a lease that has shared no reference yet.
+    /// atomic operation. For a lease that has shared no reference yet. Does
+    /// nothing where the thread has no number any more (late in its exit,
+    /// see [`thread_id`]): every thread in that state answers the same.
     ///
     /// # Safety
     /// The lease is used, and dropped, on the calling thread only (its
@@ -543,6 +545,10 @@ impl Lease {
     /// and has shared no reference yet.
     pub(crate) unsafe fn make_home(&mut self) {
         debug_assert!(!self.is_home() && self.held == LEASE_BATCH, "internal: make_home on a lease in use");
+        let home = thread_id();
+        if home == usize::MAX {
+            return;
+        }
         // SAFETY: the lease holds its buf, and holds every reference to it:
         // nobody else can reach the count or the home fields.
         let (refs, thread) = unsafe { (Header::refs(self.buf), Header::home_thread(self.buf)) };
@@ -550,7 +556,7 @@ impl Lease {
         // holders get theirs from this thread, which orders these stores
         // before anything they do.
         refs.store(HOME_BIAS + self.held, Ordering::Relaxed);
-        thread.store(thread_id(), Ordering::Relaxed);
+        thread.store(home, Ordering::Relaxed);
         // SAFETY: as above; the caller's thread is the home from now on.
         unsafe { Header::home_released(self.buf).with_mut(|released| *released = 0) };
     }

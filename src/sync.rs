@@ -31,8 +31,9 @@ pub(crate) use imp::*;
 /// the addresses of thread-locals), so a stale number names no live thread.
 /// Costs a thread-local read once the thread has its number. Where the
 /// thread-local is gone (on platforms that destroy even a plain one, late in
-/// a thread's exit) it answers `usize::MAX`, a number no thread is given: a
-/// buf made at home with it has no thread at home, and every drop is atomic.
+/// a thread's exit) it answers `usize::MAX`, a number no thread is given and
+/// no buf is made at home with (several threads may answer it at once), so
+/// such a thread's drops take the atomic path.
 #[inline]
 pub(crate) fn thread_id() -> usize {
     #[cfg(not(loom))]
