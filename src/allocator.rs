@@ -64,6 +64,12 @@ pub(crate) struct Mark {
 /// loom, smaller than the models' bufs.
 const REUSE_CHECK: usize = if cfg!(loom) { 16 } else { 16 * 1024 };
 
+/// The fewest slices of the size just asked for between two reuse checks,
+/// so that large slices (a 9000-byte one overruns 16 KiB every other
+/// allocation) do not pay the check on nearly every allocation. Under loom,
+/// one, so that the models meet a check with room left.
+const RUN_SLICES: usize = if cfg!(loom) { 1 } else { 8 };
+
 /// The buf an allocator is cutting slices from.
 struct Bump {
     lease: Lease,
@@ -125,10 +131,11 @@ impl Bump {
         true
     }
 
-    /// Moves the next check `REUSE_CHECK` bytes past the cursor, or further
-    /// to make room for `need` bytes, and at most to the end of the buf.
+    /// Moves the next check `REUSE_CHECK` bytes past the cursor, or
+    /// `RUN_SLICES` slices of `need` bytes where that is further, and at
+    /// most to the end of the buf.
     fn extend_run(&mut self, need: usize) {
-        self.run = need.max(REUSE_CHECK).min(self.remaining);
+        self.run = need.saturating_mul(RUN_SLICES).max(REUSE_CHECK).min(self.remaining);
     }
 
     /// The bytes no slice has been given yet, as found.
