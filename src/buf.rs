@@ -170,6 +170,10 @@ enum Owner {
     Pool { pool: Arc<PoolShared>, class: u8, offset: u8 },
     /// The data area is a `Vec<u8>`'s buffer of `len` bytes and `capacity`.
     Vec { capacity: usize },
+    /// One of the regions `shared` cuts its buf into: the header and data
+    /// lie inside that buf, and go back to `shared` at the last release.
+    #[cfg(any(all(feature = "io-uring", target_os = "linux"), loom))]
+    Region { shared: NonNull<crate::regions::Shared> },
 }
 
 impl Header {
@@ -223,6 +227,59 @@ impl Header {
         // SAFETY: `header` is a fresh allocation with `Header`'s layout.
         unsafe { header.write(Header::new(data, v.len(), owner, 1)) };
         header
+    }
+
+    /// Writes the header of a region of `shared` at `at`, with a data area
+    /// of `cap` bytes right behind it and no references.
+    ///
+    /// # Safety
+    /// `at` is 64-byte aligned and valid for writes of the header and the
+    /// `cap` bytes behind it, which are initialised and the caller's;
+    /// `shared` outlives the region.
+    #[cfg(any(all(feature = "io-uring", target_os = "linux"), loom))]
+    pub(crate) unsafe fn new_region(at: NonNull<u8>, cap: usize, shared: NonNull<crate::regions::Shared>) {
+        // SAFETY: the caller guarantees `at` is valid for the header and
+        // the data area behind it.
+        unsafe {
+            let data = at.add(HEADER_SIZE);
+            at.cast::<Header>().write(Header::new(data, cap, Owner::Region { shared }, 0));
+        }
+    }
+
+    /// Gives a region that has no references its first one, for the slice
+    /// the caller makes of it.
+    ///
+    /// # Safety
+    /// The caller owns `this`, a region with no references.
+    #[cfg(any(all(feature = "io-uring", target_os = "linux"), loom))]
+    pub(crate) unsafe fn adopt_region(this: NonNull<Header>) {
+        // SAFETY: the caller owns `this`.
+        unsafe { Header::access(this) }.exclusive();
+        // Relaxed: as in `Lease::adopt`; the region came back to the caller
+        // through the return list's `Acquire` swap, or was never taken.
+        // SAFETY: as above.
+        unsafe { Header::refs(this) }.store(1, Ordering::Relaxed);
+    }
+
+    /// Links a region to the next one on a return list.
+    ///
+    /// # Safety
+    /// The caller owns `this`, a region with no references.
+    #[cfg(any(all(feature = "io-uring", target_os = "linux"), loom))]
+    pub(crate) unsafe fn set_return_link(this: NonNull<Header>, next: *mut Header) {
+        // SAFETY: the caller owns `this`; a region is never on a free list,
+        // so its free-list link is free to serve the return list.
+        unsafe { (*this.as_ptr()).idle.newer = NonNull::new(next) };
+    }
+
+    /// The region after this one on a return list.
+    ///
+    /// # Safety
+    /// The caller owns `this`, a region it took off a return list.
+    #[cfg(any(all(feature = "io-uring", target_os = "linux"), loom))]
+    pub(crate) unsafe fn return_link(this: NonNull<Header>) -> *mut Header {
+        // SAFETY: as for `set_return_link`.
+        unsafe { (*this.as_ptr()).idle.newer }.map_or(ptr::null_mut(), NonNull::as_ptr)
     }
 
     fn new(data: NonNull<u8>, cap: usize, owner: Owner, refs: usize) -> Header {
@@ -407,6 +464,13 @@ impl Header {
                 unsafe { Header::destroy(this) };
                 return;
             }
+            #[cfg(any(all(feature = "io-uring", target_os = "linux"), loom))]
+            Owner::Region { shared } => {
+                // SAFETY: the caller owns `this`, a region of `shared` with
+                // no references, and touches it no more.
+                unsafe { crate::regions::Shared::give_back(*shared, this) };
+                return;
+            }
         };
         // SAFETY: `this` is ours, with no references, and holds an `Arc` to
         // `pool`. Once the call returns `true`, neither `this` nor `pool` (a
@@ -446,6 +510,10 @@ impl Header {
                 drop(unsafe { Vec::from_raw_parts(header.data.as_ptr(), header.cap, capacity) });
                 // SAFETY: `this` was allocated by `from_vec` with this layout.
                 unsafe { dealloc(this.as_ptr().cast(), Layout::new::<Header>()) };
+            }
+            #[cfg(any(all(feature = "io-uring", target_os = "linux"), loom))]
+            Owner::Region { .. } => {
+                unreachable!("internal: a region goes back to its regions, never to a free list")
             }
         }
         // `header` drops here, and with it a pooled buf's `Arc` to its pool:

@@ -121,6 +121,10 @@ mod free_list;
 mod local;
 mod pool;
 mod reader;
+#[cfg(any(all(feature = "io-uring", target_os = "linux"), loom))]
+mod regions;
+#[cfg(all(feature = "io-uring", target_os = "linux", not(loom)))]
+mod ring;
 mod slice;
 mod sync;
 mod writer;
@@ -139,6 +143,8 @@ pub use pool::{
     PoolBuilder, PoolStats,
 };
 pub use reader::{DEFAULT_MAX_FRAME_LEN, Reader, STASHED_TAIL_MAX};
+#[cfg(all(feature = "io-uring", target_os = "linux", not(loom)))]
+pub use ring::BufRing;
 pub use slice::Slice;
 pub use writer::Writer;
 

@@ -162,3 +162,17 @@ pub(crate) fn wait_timeout<'a, T>(
         Err(poisoned) => poisoned.into_inner().0,
     }
 }
+
+/// Stores `value` at `ptr` with `Release` ordering, for memory shared with
+/// the kernel (an io_uring buffer ring's tail), which loom does not model.
+///
+/// # Safety
+/// `ptr` is valid and aligned for a `u16` that is only ever accessed
+/// atomically by this process.
+#[cfg(all(feature = "io-uring", target_os = "linux", not(loom)))]
+pub(crate) unsafe fn publish_u16(ptr: *mut u16, value: u16) {
+    // Release: the entries written before the store are visible to the
+    // kernel's `smp_load_acquire` of the tail.
+    // SAFETY: the caller guarantees `ptr`.
+    unsafe { std::sync::atomic::AtomicU16::from_ptr(ptr) }.store(value, Ordering::Release);
+}

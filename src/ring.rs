@@ -1,0 +1,366 @@
+//! [`BufRing`]: regions of pool memory as an io_uring provided buffer ring.
+//!
+//! The kernel picks a region for each receive from the ring, in the order
+//! the ring publishes them, and reports its id in the completion. The
+//! program turns that id into a [`Slice`] with [`BufRing::take`]; when the
+//! region's last slice drops, on any thread, the region goes onto the
+//! lock-free return list of `regions.rs`, and [`BufRing::replenish`]
+//! publishes it to the kernel again. So a region is handed to the kernel
+//! at most once at a time, and never while a slice of it lives.
+
+use core::cell::Cell;
+use core::ptr::NonNull;
+use std::alloc::Layout;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+
+use io_uring::IoUring;
+use io_uring::types::BufRingEntry;
+
+use crate::pool::Pool;
+use crate::regions::Regions;
+use crate::slice::Slice;
+use crate::sync::publish_u16;
+
+/// `io_uring_register` opcodes the `io-uring` crate does not wrap for a
+/// ring it does not hold (from the kernel's `io_uring.h`).
+const IORING_UNREGISTER_PBUF_RING: libc::c_uint = 23;
+const IORING_REGISTER_PBUF_STATUS: libc::c_uint = 26;
+
+/// The kernel's `struct io_uring_buf_reg`.
+#[repr(C)]
+#[derive(Default)]
+struct BufReg {
+    ring_addr: u64,
+    ring_entries: u32,
+    bgid: u16,
+    flags: u16,
+    resv: [u64; 3],
+}
+
+/// The kernel's `struct io_uring_buf_status`.
+#[repr(C)]
+#[derive(Default)]
+struct BufStatus {
+    buf_group: u32,
+    head: u32,
+    resv: [u32; 8],
+}
+
+/// A region's state, as the ring's thread knows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Published to the kernel at this position of the ring's tail.
+    WithKernel(u16),
+    /// Taken as a slice, not yet back on the return list.
+    Out,
+}
+
+/// A provided buffer ring of `entries` regions of pool memory, registered
+/// with an io_uring instance as buffer group `group`.
+///
+/// Each region is `reserve` bytes of headroom and then `len` bytes handed
+/// to the kernel, so a received datagram can grow a header in place with
+/// [`Slice::expand_front`]. The regions are cut from one buf of the pool:
+/// they count against its budget and show in [`Pool::stats`] as bytes in
+/// use, for as long as the ring or any slice of it lives.
+///
+/// A `BufRing` is `Send` but not `Sync`: its methods run on the thread that
+/// drives the io_uring instance. Its slices go anywhere.
+///
+/// # Requests in flight
+///
+/// Pushing a request that selects buffers from the group is `unsafe` in the
+/// `io-uring` crate: its buffers must stay valid while it runs. Here that
+/// means the `BufRing` must outlive every such request: finish or cancel
+/// them before dropping it. Slices taken from the ring may outlive it.
+pub struct BufRing {
+    regions: Regions,
+    /// The ring of entries shared with the kernel; `entries` of them.
+    ring: NonNull<BufRingEntry>,
+    /// Our own handle on the io_uring instance, for the calls made after
+    /// `new` returns (status and unregistering).
+    fd: OwnedFd,
+    group: u16,
+    entries: u16,
+    /// The next entry to fill, as a position that wraps at 2^16.
+    tail: Cell<u16>,
+    /// The kernel's head as last read: entries before it are consumed.
+    head: Cell<u16>,
+    states: Box<[Cell<State>]>,
+    enobufs: Cell<u64>,
+    /// Keeps the type `!Sync`.
+    _not_sync: core::marker::PhantomData<Cell<()>>,
+}
+
+// SAFETY: the ring's memory and regions are the `BufRing`'s alone (the
+// kernel reads the entries; the regions come back through the atomic
+// return list), so it may move to another thread. `Cell`s make it `!Sync`.
+unsafe impl Send for BufRing {}
+
+impl BufRing {
+    /// Makes a ring of `entries` regions from one buf of `pool` (taken
+    /// without waiting for its budget), registers it with `ring` as buffer
+    /// group `group`, and hands every region to the kernel.
+    ///
+    /// # Errors
+    /// - `InvalidInput` where `entries` is not a power of two from 1 to
+    ///   32,768, `len` is 0 or over `u32::MAX`, or the regions do not fit in
+    ///   one buf;
+    /// - `OutOfMemory` where the pool's budget has no room for the buf;
+    /// - the kernel's error where it refuses the ring (`EEXIST` for a group
+    ///   already in use, `EINVAL` on a kernel without provided buffer rings).
+    pub fn new(
+        pool: &Pool,
+        ring: &IoUring,
+        group: u16,
+        entries: u16,
+        len: usize,
+        reserve: usize,
+    ) -> io::Result<BufRing> {
+        if !entries.is_power_of_two() || entries > 1 << 15 {
+            return Err(invalid(format!(
+                "a buffer ring has a power of two from 1 to 32768 entries, not {entries}"
+            )));
+        }
+        if len == 0 || u32::try_from(len).is_err() {
+            return Err(invalid(format!("a region hands the kernel 1 to {} bytes, not {len}", u32::MAX)));
+        }
+        let regions = Regions::new(pool, usize::from(entries), reserve, len)?;
+        let layout = ring_layout(entries);
+        // SAFETY: the layout has a non-zero size (at least one entry).
+        let mem = unsafe { std::alloc::alloc_zeroed(layout) };
+        let Some(mem) = NonNull::new(mem.cast::<BufRingEntry>()) else {
+            std::alloc::handle_alloc_error(layout);
+        };
+        // SAFETY: `ring` owns the fd and keeps it open while it is borrowed.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(ring.as_raw_fd()) };
+        let fd = match borrowed.try_clone_to_owned() {
+            Ok(fd) => fd,
+            Err(e) => {
+                // SAFETY: allocated above with this layout, never shared.
+                unsafe { std::alloc::dealloc(mem.as_ptr().cast(), layout) };
+                return Err(e);
+            }
+        };
+        // SAFETY: the entries stay valid, and at this address, until `drop`
+        // unregisters the group: the `BufRing` owns them.
+        let registered = unsafe {
+            ring.submitter().register_buf_ring_with_flags(mem.addr().get() as u64, entries, group, 0)
+        };
+        if let Err(e) = registered {
+            // SAFETY: as above; the kernel never saw the memory.
+            unsafe { std::alloc::dealloc(mem.as_ptr().cast(), layout) };
+            return Err(e);
+        }
+        let ring = BufRing {
+            regions,
+            ring: mem,
+            fd,
+            group,
+            entries,
+            tail: Cell::new(0),
+            head: Cell::new(0),
+            states: (0..entries).map(|_| Cell::new(State::Out)).collect(),
+            enobufs: Cell::new(0),
+            _not_sync: core::marker::PhantomData,
+        };
+        for id in 0..usize::from(entries) {
+            ring.push(id);
+        }
+        ring.publish();
+        Ok(ring)
+    }
+
+    /// The received bytes of region `buf_id`, after a completion that
+    /// reported it: a slice of `len` bytes with `reserve` bytes of zeroed
+    /// headroom. The region is the slice's (and its clones' and parts')
+    /// until the last of them drops.
+    ///
+    /// # Panics
+    /// Where `buf_id` is not a region the kernel has consumed since the ring
+    /// last handed it over (an id from another group, or taken twice), or
+    /// `len` is over the region's length. Such an id would let the kernel
+    /// write into memory a slice shows.
+    pub fn take(&self, buf_id: u16, len: usize) -> Slice {
+        let id = usize::from(buf_id);
+        assert!(id < self.states.len(), "buffer id {buf_id} in a ring of {} entries", self.entries);
+        let State::WithKernel(at) = self.states[id].get() else {
+            panic!("buffer id {buf_id} taken while a slice of it is out");
+        };
+        if !self.consumed(at) {
+            self.refresh_head();
+            assert!(self.consumed(at), "buffer id {buf_id} taken before the kernel used it");
+        }
+        self.states[id].set(State::Out);
+        // SAFETY: the region was handed to the kernel and the kernel has
+        // consumed it (its position is before the kernel's head), so it is
+        // the ring's again; the completion that reported it says the kernel
+        // is done writing it, and a request's buffers are not the program's
+        // to use before its completion (the push contract, see the type's
+        // docs).
+        unsafe { self.regions.take(id, len) }
+    }
+
+    /// The slice a receive completion carries, from its `result` and
+    /// `flags` (`io_uring::cqueue::Entry::{result, flags}`).
+    ///
+    /// # Errors
+    /// - `ENOBUFS` where the kernel found no region: every region is held by
+    ///   the program. Counted in [`enobufs`](BufRing::enobufs). A multishot
+    ///   receive ends with it; drop slices, [`replenish`](BufRing::replenish)
+    ///   and submit it again.
+    /// - Any other negative `result`, as the `io::Error` of that errno.
+    /// - `InvalidData` where a completion with data carries no buffer id.
+    pub fn completion(&self, result: i32, flags: u32) -> io::Result<Slice> {
+        if result < 0 {
+            if result == -libc::ENOBUFS {
+                self.enobufs.set(self.enobufs.get() + 1);
+            }
+            return Err(io::Error::from_raw_os_error(-result));
+        }
+        let Some(id) = io_uring::cqueue::buffer_select(flags) else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "a receive completion without a buffer id",
+            ));
+        };
+        Ok(self.take(id, result as usize))
+    }
+
+    /// Hands back to the kernel every region whose slices are all gone;
+    /// returns how many. Call it on the ring's thread, once per submit loop.
+    pub fn replenish(&self) -> usize {
+        let n = self.regions.take_returned(|id| {
+            debug_assert!(self.states[id].get() == State::Out, "internal: region {id} back twice");
+            self.push(id);
+        });
+        if n > 0 {
+            self.publish();
+        }
+        n
+    }
+
+    /// Receives that found no region, as counted by
+    /// [`completion`](BufRing::completion).
+    pub fn enobufs(&self) -> u64 {
+        self.enobufs.get()
+    }
+
+    /// Regions handed to the kernel and not yet taken.
+    pub fn with_kernel(&self) -> usize {
+        self.states.iter().filter(|s| matches!(s.get(), State::WithKernel(_))).count()
+    }
+
+    /// The buffer group the ring is registered as.
+    pub fn group(&self) -> u16 {
+        self.group
+    }
+
+    /// How many regions the ring has.
+    pub fn entries(&self) -> u16 {
+        self.entries
+    }
+
+    /// Bytes of each region handed to the kernel.
+    pub fn len(&self) -> usize {
+        self.regions.len()
+    }
+
+    /// Headroom in front of each region's received bytes.
+    pub fn reserve(&self) -> usize {
+        self.regions.reserve()
+    }
+
+    /// Fills the entry at the tail with region `id`; visible to the kernel
+    /// at the next [`publish`](BufRing::publish).
+    fn push(&self, id: usize) {
+        let at = self.tail.get();
+        let slot = usize::from(at & (self.entries - 1));
+        // SAFETY: `slot` is below `entries`; the kernel reads only entries
+        // between its head and the published tail, and this one is past
+        // the tail, so the ring's thread is its only user.
+        let entry = unsafe { &mut *self.ring.as_ptr().add(slot) };
+        entry.set_addr(self.regions.fill_start(id).addr().get() as u64);
+        entry.set_len(self.regions.len() as u32);
+        entry.set_bid(id as u16);
+        self.states[id].set(State::WithKernel(at));
+        self.tail.set(at.wrapping_add(1));
+    }
+
+    /// Makes the entries filled since the last call visible to the kernel.
+    fn publish(&self) {
+        // SAFETY: the tail lives in the first entry, inside the ring's
+        // memory; the kernel only reads it.
+        unsafe { publish_u16(BufRingEntry::tail(self.ring.as_ptr()).cast_mut(), self.tail.get()) };
+    }
+
+    /// Whether the entry published at position `at` is before the kernel's
+    /// head as last read.
+    fn consumed(&self, at: u16) -> bool {
+        let tail = self.tail.get();
+        // Positions count up to the tail; at most `entries` (2^15) are
+        // between the head and the tail, so the distances do not wrap.
+        tail.wrapping_sub(at) > tail.wrapping_sub(self.head.get())
+    }
+
+    /// Reads the kernel's head.
+    fn refresh_head(&self) {
+        let mut status = BufStatus { buf_group: u32::from(self.group), ..BufStatus::default() };
+        // SAFETY: the status argument is a valid `io_uring_buf_status` for
+        // the one call, which the kernel fills.
+        let r = unsafe { register(&self.fd, IORING_REGISTER_PBUF_STATUS, (&raw mut status).cast()) };
+        assert!(r.is_ok(), "reading buffer group {}'s head: {:?}", self.group, r.err());
+        self.head.set(status.head as u16);
+    }
+}
+
+impl Drop for BufRing {
+    /// Unregisters the group and frees the entries; the regions go back to
+    /// the pool once no slice of them is alive.
+    fn drop(&mut self) {
+        let mut reg = BufReg { bgid: self.group, ..BufReg::default() };
+        // SAFETY: a valid `io_uring_buf_reg` for the one call.
+        let r = unsafe { register(&self.fd, IORING_UNREGISTER_PBUF_RING, (&raw mut reg).cast()) };
+        if r.is_ok() {
+            // SAFETY: allocated in `new` with this layout; the kernel let go.
+            unsafe { std::alloc::dealloc(self.ring.as_ptr().cast(), ring_layout(self.entries)) };
+        }
+        // Where the kernel refuses (it cannot, for a group it registered),
+        // the entries are leaked rather than freed under it. Dropping
+        // `regions` closes the return list.
+    }
+}
+
+impl core::fmt::Debug for BufRing {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("BufRing")
+            .field("group", &self.group)
+            .field("entries", &self.entries)
+            .field("len", &self.len())
+            .field("reserve", &self.reserve())
+            .field("with_kernel", &self.with_kernel())
+            .field("enobufs", &self.enobufs())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The entries' memory: 16 bytes each, page-aligned as the kernel asks.
+fn ring_layout(entries: u16) -> Layout {
+    Layout::from_size_align(usize::from(entries) * size_of::<BufRingEntry>(), 4096)
+        .expect("at most 2^15 entries of 16 bytes")
+}
+
+/// `io_uring_register(fd, op, arg, 1)`.
+///
+/// # Safety
+/// `arg` points to the argument `op` takes, valid for the call.
+unsafe fn register(fd: &OwnedFd, op: libc::c_uint, arg: *mut libc::c_void) -> io::Result<()> {
+    // SAFETY: the caller guarantees `arg`; the fd is open.
+    let r = unsafe { libc::syscall(libc::SYS_io_uring_register, fd.as_raw_fd(), op, arg, 1 as libc::c_uint) };
+    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+fn invalid(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, msg)
+}
