@@ -158,6 +158,10 @@ pub fn loom_thread_exit() {
     cache::leave_thread();
 }
 
+#[cfg(loom)]
+#[doc(hidden)]
+pub use regions::loom_model::ModelRegions;
+
 /// Compiles and runs the README's Rust examples as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -309,3 +309,115 @@ impl Shared {
 
 /// Alignment of every region's header.
 const HEADER_ALIGN: usize = align_of::<Header>();
+
+/// Under `--cfg loom` only: regions without a kernel, for the models in
+/// `loom-tests`. The owner's side keeps which regions are out, as a
+/// `BufRing` does, so the models need no `unsafe`.
+#[cfg(loom)]
+pub(crate) mod loom_model {
+    use super::Regions;
+    use crate::{Pool, Slice};
+
+    /// Regions of `len` bytes each (no headroom), all with the owner at
+    /// first.
+    #[allow(missing_debug_implementations, reason = "a model's scaffolding, compiled under loom only")]
+    pub struct ModelRegions {
+        regions: Regions,
+        out: Vec<bool>,
+    }
+
+    impl ModelRegions {
+        /// `count` regions of `len` bytes from one buf of `pool`.
+        pub fn new(pool: &Pool, count: usize, len: usize) -> ModelRegions {
+            let regions = Regions::new(pool, count, 0, len).expect("room for the regions");
+            ModelRegions { regions, out: vec![false; count] }
+        }
+
+        /// Region `id`, whole, as a slice.
+        ///
+        /// # Panics
+        /// Where the region is out.
+        pub fn take(&mut self, id: usize) -> Slice {
+            assert!(!self.out[id], "region {id} is out");
+            self.out[id] = true;
+            // SAFETY: the region is the owner's, and no kernel writes it.
+            unsafe { self.regions.take(id, self.regions.len()) }
+        }
+
+        /// The regions that came back since the last call.
+        ///
+        /// # Panics
+        /// Where a region comes back that was not out.
+        pub fn take_returned(&mut self) -> Vec<usize> {
+            let mut back = Vec::new();
+            self.regions.take_returned(|id| back.push(id));
+            for &id in &back {
+                assert!(self.out[id], "region {id} came back without being out");
+                self.out[id] = false;
+            }
+            back
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::Regions;
+    use crate::Pool;
+
+    /// Regions taken, written on other threads and dropped there come back
+    /// once each, with what was written; closing with regions out frees
+    /// the buf when the last of them drops.
+    #[test]
+    fn regions_come_back_once_and_the_last_one_out_frees_the_buf() {
+        let pool = Pool::new();
+        let regions = Regions::new(&pool, 4, 8, 100).expect("regions");
+        assert!(pool.stats().bytes_in_use > 0);
+        let threads: Vec<_> = (0..4)
+            .map(|id| {
+                // SAFETY: region `id` is the owner's, never taken.
+                let mut slice = unsafe { regions.take(id, 100) };
+                assert_eq!(slice.headroom(), 8);
+                std::thread::spawn(move || {
+                    slice.fill(id as u8 + 1);
+                    let half = slice.split_off(50);
+                    drop(slice);
+                    drop(half);
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("dropper");
+        }
+        let mut back = Vec::new();
+        assert_eq!(regions.take_returned(|id| back.push(id)), 4);
+        back.sort_unstable();
+        assert_eq!(back, [0, 1, 2, 3]);
+        assert_eq!(regions.take_returned(|_| unreachable!("nothing more came back")), 0);
+        // SAFETY: region 2 came back.
+        let again = unsafe { regions.take(2, 100) };
+        assert!(again.iter().all(|&b| b == 3), "the last writes are there");
+        // SAFETY: region 0 came back.
+        let other = unsafe { regions.take(0, 10) };
+        drop(regions);
+        assert!(pool.stats().bytes_in_use > 0, "two regions are still out");
+        drop(again);
+        assert!(pool.stats().bytes_in_use > 0, "one region is still out");
+        std::thread::spawn(move || drop(other)).join().expect("dropper");
+        assert_eq!(pool.stats().bytes_in_use, 0, "the last region out gave the buf back");
+    }
+
+    /// A handle closed with every region back frees the buf at once, and
+    /// regions that do not fit are refused.
+    #[test]
+    fn closing_with_every_region_back_frees_at_once() {
+        let pool = Pool::builder().buf_size(4096).max_bytes(4096).build();
+        assert!(Regions::new(&pool, 64, 0, 100).is_err(), "over the budget");
+        assert!(Regions::new(&pool, usize::MAX, 0, 100).is_err(), "cannot be laid out");
+        let regions = Regions::new(&pool, 2, 0, 100).expect("regions");
+        // SAFETY: region 1 is the owner's.
+        drop(unsafe { regions.take(1, 100) });
+        drop(regions);
+        assert_eq!(pool.stats().bytes_in_use, 0);
+    }
+}

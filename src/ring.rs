@@ -263,7 +263,7 @@ impl BufRing {
     }
 
     /// Bytes of each region handed to the kernel.
-    pub fn len(&self) -> usize {
+    pub fn region_len(&self) -> usize {
         self.regions.len()
     }
 
@@ -337,7 +337,7 @@ impl core::fmt::Debug for BufRing {
         f.debug_struct("BufRing")
             .field("group", &self.group)
             .field("entries", &self.entries)
-            .field("len", &self.len())
+            .field("region_len", &self.region_len())
             .field("reserve", &self.reserve())
             .field("with_kernel", &self.with_kernel())
             .field("enobufs", &self.enobufs())

@@ -43,6 +43,10 @@
 //!   the buf left home, the last drop remote with the home thread alive or
 //!   gone, a rewind at home racing a remote drop or a part split remotely,
 //!   and leaving home racing a new home elsewhere;
+//! - `regions`: a `BufRing`'s regions without the kernel: last slices
+//!   dropped on other threads racing the owner taking the return list (the
+//!   region's next user sees the last holder's writes), and racing the
+//!   owner closing it (the buf goes back to the pool once);
 //! - `cache`: a thread's exit flushing its per-thread cache, alone and
 //!   racing the pool's close; a request for the budget reaching a buf in
 //!   another live thread's cache; and the stats counting a buf that moves
