@@ -143,6 +143,14 @@ impl Regions {
         self.shared().reserve
     }
 
+    /// The memory all regions lie in: their buf's data area, as far as
+    /// the last region reaches.
+    pub(crate) fn memory(&self) -> (NonNull<u8>, usize) {
+        let shared = self.shared();
+        // SAFETY: the lease holds its buf.
+        (unsafe { Header::data(shared.lease.buf()) }, shared.count * shared.stride)
+    }
+
     /// Where the `len` bytes to fill of region `id` start.
     ///
     /// # Panics

@@ -24,6 +24,7 @@ use crate::sync::publish_u16;
 
 /// `io_uring_register` opcodes the `io-uring` crate does not wrap for a
 /// ring it does not hold (from the kernel's `io_uring.h`).
+const IORING_UNREGISTER_BUFFERS: libc::c_uint = 1;
 const IORING_UNREGISTER_PBUF_RING: libc::c_uint = 23;
 const IORING_REGISTER_PBUF_STATUS: libc::c_uint = 26;
 
@@ -89,6 +90,8 @@ pub struct BufRing {
     head: Cell<u16>,
     states: Box<[Cell<State>]>,
     enobufs: Cell<u64>,
+    /// Whether the regions are the instance's fixed buffers.
+    fixed: Cell<bool>,
     /// Keeps the type `!Sync`.
     _not_sync: core::marker::PhantomData<Cell<()>>,
 }
@@ -163,6 +166,7 @@ impl BufRing {
             head: Cell::new(0),
             states: (0..entries).map(|_| Cell::new(State::Out)).collect(),
             enobufs: Cell::new(0),
+            fixed: Cell::new(false),
             _not_sync: core::marker::PhantomData,
         };
         for id in 0..usize::from(entries) {
@@ -241,6 +245,28 @@ impl BufRing {
         n
     }
 
+    /// Registers the memory of every region as the io_uring instance's
+    /// table of fixed buffers, with one buffer, index 0: a slice of this
+    /// ring, headroom included, can then go out with `WriteFixed` or
+    /// `SendZc` (`buf_index` 0) from where it was received, without the
+    /// kernel mapping its pages for each send. The table is unregistered
+    /// when the ring drops.
+    ///
+    /// # Errors
+    /// The kernel's: `EBUSY` where the instance has a table already,
+    /// `ENOMEM` where the memory cannot be pinned (`RLIMIT_MEMLOCK`).
+    pub fn register_fixed(&self, ring: &IoUring) -> io::Result<()> {
+        let (base, len) = self.regions.memory();
+        let iov = libc::iovec { iov_base: base.as_ptr().cast(), iov_len: len };
+        // SAFETY: the regions' memory stays allocated while the ring lives
+        // (the ring holds the regions), and the ring unregisters the table
+        // when it drops; a send reading a slice that outlives the ring reads
+        // memory that slice keeps alive.
+        unsafe { ring.submitter().register_buffers(&[iov]) }?;
+        self.fixed.set(true);
+        Ok(())
+    }
+
     /// Receives that found no region, as counted by
     /// [`completion`](BufRing::completion).
     pub fn enobufs(&self) -> u64 {
@@ -309,7 +335,7 @@ impl BufRing {
         let mut status = BufStatus { buf_group: u32::from(self.group), ..BufStatus::default() };
         // SAFETY: the status argument is a valid `io_uring_buf_status` for
         // the one call, which the kernel fills.
-        let r = unsafe { register(&self.fd, IORING_REGISTER_PBUF_STATUS, (&raw mut status).cast()) };
+        let r = unsafe { register(&self.fd, IORING_REGISTER_PBUF_STATUS, (&raw mut status).cast(), 1) };
         assert!(r.is_ok(), "reading buffer group {}'s head: {:?}", self.group, r.err());
         self.head.set(status.head as u16);
     }
@@ -319,9 +345,14 @@ impl Drop for BufRing {
     /// Unregisters the group and frees the entries; the regions go back to
     /// the pool once no slice of them is alive.
     fn drop(&mut self) {
+        if self.fixed.get() {
+            // SAFETY: the call takes no argument. A refusal leaves the
+            // pages pinned by the kernel, which holds its own references.
+            let _ = unsafe { register(&self.fd, IORING_UNREGISTER_BUFFERS, core::ptr::null_mut(), 0) };
+        }
         let mut reg = BufReg { bgid: self.group, ..BufReg::default() };
         // SAFETY: a valid `io_uring_buf_reg` for the one call.
-        let r = unsafe { register(&self.fd, IORING_UNREGISTER_PBUF_RING, (&raw mut reg).cast()) };
+        let r = unsafe { register(&self.fd, IORING_UNREGISTER_PBUF_RING, (&raw mut reg).cast(), 1) };
         if r.is_ok() {
             // SAFETY: allocated in `new` with this layout; the kernel let go.
             unsafe { std::alloc::dealloc(self.ring.as_ptr().cast(), ring_layout(self.entries)) };
@@ -351,13 +382,13 @@ fn ring_layout(entries: u16) -> Layout {
         .expect("at most 2^15 entries of 16 bytes")
 }
 
-/// `io_uring_register(fd, op, arg, 1)`.
+/// `io_uring_register(fd, op, arg, nr_args)`.
 ///
 /// # Safety
-/// `arg` points to the argument `op` takes, valid for the call.
-unsafe fn register(fd: &OwnedFd, op: libc::c_uint, arg: *mut libc::c_void) -> io::Result<()> {
+/// `arg` points to the `nr_args` arguments `op` takes, valid for the call.
+unsafe fn register(fd: &OwnedFd, op: libc::c_uint, arg: *mut libc::c_void, nr_args: libc::c_uint) -> io::Result<()> {
     // SAFETY: the caller guarantees `arg`; the fd is open.
-    let r = unsafe { libc::syscall(libc::SYS_io_uring_register, fd.as_raw_fd(), op, arg, 1 as libc::c_uint) };
+    let r = unsafe { libc::syscall(libc::SYS_io_uring_register, fd.as_raw_fd(), op, arg, nr_args) };
     if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 

@@ -181,15 +181,17 @@ fn socket_examples_defaults_and_options() {
         (100, true, 7, Duration::from_millis(1500))
     );
 
-    let relay = parse::<udp_relay::Args>(&["udp_relay"]).config();
+    let relay = parse::<udp_relay::Args>(&["udp_relay"]).relay.config();
     assert_eq!(
         (relay.datagrams, relay.duration, relay.window, relay.recv_buffer),
         (100_000, Duration::from_secs(10), 32, None)
     );
-    let relay = parse::<udp_relay::Args>(&["udp_relay", "--rcvbuf", "4096", "--window", "256"]).config();
+    let relay = parse::<udp_relay::Args>(&["udp_relay", "--rcvbuf", "4096", "--window", "256"]).relay.config();
     assert_eq!((relay.window, relay.recv_buffer), (256, Some(4096)));
-    let relay = parse::<udp_relay::Args>(&["udp_relay", "--rcvbuf", "0"]).config();
+    let relay = parse::<udp_relay::Args>(&["udp_relay", "--rcvbuf", "0"]).relay.config();
     assert_eq!(relay.recv_buffer, None, "0 asks for the window's buffers");
+    let relay = parse::<udp_relay::Args>(&["udp_relay", "--size", "64"]).relay.config();
+    assert_eq!((relay.size, relay.window), (Some(64), 32));
 
     for bad in ["-1", "x", "inf"] {
         let err = echo_client::Args::try_parse_from(["echo_client", "--duration", bad]).expect_err(bad);

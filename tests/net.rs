@@ -187,8 +187,8 @@ fn clean_close_between_frames() {
 #[test]
 #[cfg_attr(miri, ignore = "uses real sockets")]
 fn udp_relay_delivers_every_datagram() {
-    let config = DemoConfig { datagrams: 3_000, duration: BOUND, window: 32, recv_buffer: None };
-    let report = relay::run_demo(&config).expect("no datagram corrupted");
+    let config = DemoConfig { datagrams: 3_000, duration: BOUND, window: 32, recv_buffer: None, size: None };
+    let report = relay::run_demo(&config, relay::relay).expect("no datagram corrupted");
     assert!(!report.buffers.short(), "{report:?}");
     assert_eq!((report.sent, report.delivered, report.forwarded), (3_000, 3_000, 3_000));
     let expected: u64 = (0..3_000).map(|i| relay::datagram_size(i) as u64).sum();
@@ -200,8 +200,8 @@ fn udp_relay_delivers_every_datagram() {
 #[cfg_attr(miri, ignore = "uses real sockets")]
 fn udp_relay_window_256() {
     let datagrams = 20_000;
-    let config = DemoConfig { datagrams, duration: BOUND, window: 256, recv_buffer: None };
-    let report = relay::run_demo(&config).expect("no datagram corrupted");
+    let config = DemoConfig { datagrams, duration: BOUND, window: 256, recv_buffer: None, size: None };
+    let report = relay::run_demo(&config, relay::relay).expect("no datagram corrupted");
     let buffers = report.buffers;
     assert_eq!(buffers.needed, 256 * relay::BUFFER_PER_DATAGRAM);
     assert_eq!(report.sent, datagrams, "{report:?}");
@@ -222,8 +222,8 @@ fn udp_relay_window_256() {
 fn udp_relay_counts_dropped_datagrams_as_lost() {
     // The two queues and the relay's hand hold a few dozen datagrams at
     // most, and the source sends a whole window before the sink reads.
-    let config = DemoConfig { datagrams: 2_000, duration: BOUND, window: 256, recv_buffer: Some(4096) };
-    let report = relay::run_demo(&config).expect("loss is not an error");
+    let config = DemoConfig { datagrams: 2_000, duration: BOUND, window: 256, recv_buffer: Some(4096), size: None };
+    let report = relay::run_demo(&config, relay::relay).expect("loss is not an error");
     assert!(report.buffers.short(), "{report:?}");
     assert!(report.lost > 0, "{report:?}");
     assert_eq!(report.delivered + report.lost, report.sent, "{report:?}");
@@ -242,7 +242,7 @@ fn relayed(payloads: &Payloads, i: u64, seq: u32) -> Vec<u8> {
 /// The sink counts a gap before a datagram sent later as loss (before the relay or after it, by the relay's sequence numbers), and a datagram that matches none in flight as corruption.
 #[test]
 fn sink_tells_loss_from_corruption() {
-    let payloads = Payloads::new();
+    let payloads = Payloads::new(None);
     let mut check = SinkCheck::default();
     check.arrived(&payloads, &relayed(&payloads, 0, 0), 10).unwrap();
     // 1 and 2 dropped before the relay, which numbered 3 as its second.

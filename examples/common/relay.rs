@@ -84,7 +84,36 @@ pub struct DemoConfig {
     /// A receive buffer size to ask for instead of the window's
     /// ([`BUFFER_PER_DATAGRAM`] each), to see what loss looks like.
     pub recv_buffer: Option<usize>,
+    /// One payload size for every datagram, in place of the mixed sizes
+    /// of [`datagram_size`].
+    pub size: Option<usize>,
 }
+
+impl DemoConfig {
+    /// Checks what the sink relies on: payloads of at most [`MAX_SENT`]
+    /// bytes, and, with one size for all, fewer datagrams in flight than
+    /// there are distinct payloads of that size (see [`Payloads`]).
+    ///
+    /// # Errors
+    /// `InvalidInput`, saying which option to change.
+    pub fn check(&self) -> io::Result<()> {
+        let invalid = |msg: String| Err(io::Error::new(io::ErrorKind::InvalidInput, msg));
+        match self.size {
+            Some(size) if size > MAX_SENT => invalid(format!("--size {size} is over {MAX_SENT}")),
+            Some(_) if self.window >= PATTERN_STARTS as u64 => {
+                invalid(format!("--size needs a --window below {PATTERN_STARTS}, not {}", self.window))
+            }
+            None if self.window > MAX_SENT as u64 => {
+                invalid(format!("--window {} is over {MAX_SENT}", self.window))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A relay: forwards what arrives at its socket to an address until told
+/// to stop, and returns how many datagrams it forwarded.
+pub type RelayFn = fn(&UdpSocket, SocketAddr, &AtomicBool) -> io::Result<u64>;
 
 /// The socket buffers the kernel granted, as read back, against what the
 /// window needs.
@@ -108,6 +137,76 @@ impl Buffers {
     pub fn short(&self) -> bool {
         self.recv < self.needed
     }
+}
+
+/// The options of both relay examples (`udp_relay` and
+/// `udp_relay_uring`), so one script can race them.
+#[derive(Debug, clap::Args)]
+pub struct RelayOpts {
+    /// Datagrams to send.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub datagrams: u64,
+    /// Stop after this many seconds (fractions allowed).
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = super::args::seconds, allow_negative_numbers = true)]
+    pub duration: Duration,
+    /// Datagrams in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    pub window: u64,
+    /// A receive buffer size to ask for instead of the one the window needs
+    /// (4 KiB a datagram); 0 asks for the window's.
+    #[arg(long, value_name = "BYTES", default_value_t = 0)]
+    pub rcvbuf: usize,
+    /// Send every datagram with this many payload bytes (at most 1472), in
+    /// place of mixed sizes from 0 to 1472.
+    #[arg(long, value_name = "N")]
+    pub size: Option<usize>,
+}
+
+impl RelayOpts {
+    /// The demo's configuration.
+    pub fn config(self) -> DemoConfig {
+        DemoConfig {
+            datagrams: self.datagrams,
+            duration: self.duration,
+            window: self.window,
+            recv_buffer: (self.rcvbuf > 0).then_some(self.rcvbuf),
+            size: self.size,
+        }
+    }
+}
+
+/// Runs the demo through `relay` and prints what the kernel granted and
+/// what arrived; the last line is the same for both relay examples.
+///
+/// # Errors
+/// As for [`run_demo`].
+pub fn run_and_report(name: &str, config: &DemoConfig, relay: RelayFn) -> io::Result<DemoReport> {
+    let report = run_demo(config, relay)?;
+    let buffers = report.buffers;
+    println!(
+        "socket buffers granted: receive {} bytes, send {} bytes; a window of {} needs {} bytes",
+        buffers.recv, buffers.send, config.window, buffers.needed
+    );
+    if buffers.short() {
+        eprintln!(
+            "{name}: warning: the kernel granted receive buffers of {} bytes, less than the {} a window \
+             of {} needs, so UDP may drop datagrams (raise net.core.rmem_max, or lower --window)",
+            buffers.recv, buffers.needed, config.window
+        );
+    }
+    println!(
+        "{} of {} datagrams relayed intact, {} lost ({} of them after the relay); {} forwarded, \
+         {:.1} MB of payload in {:.2?}: {:.0} datagrams/s",
+        report.delivered,
+        report.sent,
+        report.lost,
+        report.lost_after_relay,
+        report.forwarded,
+        report.payload_bytes as f64 / 1e6,
+        report.elapsed,
+        report.delivered as f64 / report.elapsed.as_secs_f64()
+    );
+    Ok(report)
 }
 
 /// What the demo saw.
@@ -138,25 +237,35 @@ pub fn datagram_size(i: u64) -> usize {
     (i * 37 % (MAX_SENT as u64 + 1)) as usize
 }
 
-/// The payloads of the demo: datagram `i` is `datagram_size(i)` bytes of a
-/// pattern, starting at `i % 251`.
+/// Where a payload may start in the pattern: datagrams this far apart or
+/// less have different payloads even at one size.
+const PATTERN_STARTS: usize = 251;
+
+/// The payloads of the demo: datagram `i` is `datagram_size(i)` bytes (or
+/// the one size asked for) of a pattern, starting at `i % 251`.
 #[derive(Debug)]
-pub struct Payloads(Vec<u8>);
+pub struct Payloads {
+    pattern: Vec<u8>,
+    size: Option<usize>,
+}
 
 impl Default for Payloads {
     fn default() -> Payloads {
-        Payloads::new()
+        Payloads::new(None)
     }
 }
 
 impl Payloads {
-    pub fn new() -> Payloads {
-        Payloads((0..MAX_SENT + 251).map(|j| (j * 13 + j / 251) as u8).collect())
+    /// Payloads of mixed sizes, or all of `size` bytes.
+    pub fn new(size: Option<usize>) -> Payloads {
+        let pattern = (0..MAX_SENT + PATTERN_STARTS).map(|j| (j * 13 + j / PATTERN_STARTS) as u8).collect();
+        Payloads { pattern, size }
     }
 
     /// The payload of datagram `i`.
     pub fn get(&self, i: u64) -> &[u8] {
-        &self.0[(i % 251) as usize..][..datagram_size(i)]
+        let size = self.size.unwrap_or_else(|| datagram_size(i));
+        &self.pattern[(i % PATTERN_STARTS as u64) as usize..][..size]
     }
 }
 
@@ -237,13 +346,15 @@ impl SinkCheck {
     }
 }
 
-/// Sends datagrams from a source socket through a relay on a second
+/// Sends datagrams from a source socket through `relay` on a second
 /// loopback port to a sink on a third, and checks that each arrives whole,
 /// in order, with the right relay header, or counts it lost.
 ///
 /// # Errors
+/// `InvalidInput` for a configuration the sink cannot check,
 /// `InvalidData` for a corrupted datagram, or any socket error.
-pub fn run_demo(config: &DemoConfig) -> io::Result<DemoReport> {
+pub fn run_demo(config: &DemoConfig, relay: RelayFn) -> io::Result<DemoReport> {
+    config.check()?;
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     let (relay_socket, source, sink) =
         (UdpSocket::bind(loopback)?, UdpSocket::bind(loopback)?, UdpSocket::bind(loopback)?);
@@ -312,7 +423,7 @@ fn exchange(
     sink: &UdpSocket,
     config: &DemoConfig,
 ) -> io::Result<(u64, SinkCheck, Duration)> {
-    let payloads = Payloads::new();
+    let payloads = Payloads::new(config.size);
     sink.set_read_timeout(Some(LOSS_TIMEOUT))?;
     let mut received = vec![0; MAX_DATAGRAM + RELAY_HEADER_LEN];
     let mut check = SinkCheck::default();
