@@ -81,8 +81,9 @@ fn main() -> ExitCode {
 }
 
 /// Relays datagrams arriving at `socket` to `to` through io_uring until
-/// `stop` is set; returns how many it forwarded.
-fn relay_uring(socket: &UdpSocket, to: SocketAddr, stop: &AtomicBool) -> io::Result<u64> {
+/// `stop` is set; returns how many it forwarded. (Public for `tests/ring.rs`,
+/// which runs the demo through it.)
+pub fn relay_uring(socket: &UdpSocket, to: SocketAddr, stop: &AtomicBool) -> io::Result<u64> {
     let mut uring = IoUring::new(QUEUE)?;
     let pool = Pool::new();
     let ring = BufRing::new(&pool, &uring, GROUP, REGIONS, REGION_LEN, RELAY_HEADER_LEN)?;
@@ -134,7 +135,8 @@ impl Relay {
         let ts = Timespec::from(WAIT);
         let wait = SubmitArgs::new().timespec(&ts);
         while !stop.load(Ordering::Relaxed) {
-            if !self.receiving {
+            // After `ENOBUFS`, once a region is back.
+            if !self.receiving && self.ring.with_kernel() > 0 {
                 self.arm(uring, msghdr)?;
             }
             enter(uring, &wait)?;

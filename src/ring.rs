@@ -89,6 +89,8 @@ pub struct BufRing {
     /// The kernel's head as last read: entries before it are consumed.
     head: Cell<u16>,
     states: Box<[Cell<State>]>,
+    /// Regions in the `WithKernel` state.
+    with_kernel: Cell<usize>,
     enobufs: Cell<u64>,
     /// Whether the regions are the instance's fixed buffers.
     fixed: Cell<bool>,
@@ -165,6 +167,7 @@ impl BufRing {
             tail: Cell::new(0),
             head: Cell::new(0),
             states: (0..entries).map(|_| Cell::new(State::Out)).collect(),
+            with_kernel: Cell::new(0),
             enobufs: Cell::new(0),
             fixed: Cell::new(false),
             _not_sync: core::marker::PhantomData,
@@ -197,6 +200,7 @@ impl BufRing {
             assert!(self.consumed(at), "buffer id {buf_id} taken before the kernel used it");
         }
         self.states[id].set(State::Out);
+        self.with_kernel.set(self.with_kernel.get() - 1);
         // SAFETY: the region was handed to the kernel and the kernel has
         // consumed it (its position is before the kernel's head), so it is
         // the ring's again; the completion that reported it says the kernel
@@ -273,9 +277,10 @@ impl BufRing {
         self.enobufs.get()
     }
 
-    /// Regions handed to the kernel and not yet taken.
+    /// Regions handed to the kernel and not yet taken. After `ENOBUFS`, a
+    /// receive loop resubmits once this is above zero again.
     pub fn with_kernel(&self) -> usize {
-        self.states.iter().filter(|s| matches!(s.get(), State::WithKernel(_))).count()
+        self.with_kernel.get()
     }
 
     /// The buffer group the ring is registered as.
@@ -311,6 +316,7 @@ impl BufRing {
         entry.set_len(self.regions.len() as u32);
         entry.set_bid(id as u16);
         self.states[id].set(State::WithKernel(at));
+        self.with_kernel.set(self.with_kernel.get() + 1);
         self.tail.set(at.wrapping_add(1));
     }
 
@@ -386,7 +392,12 @@ fn ring_layout(entries: u16) -> Layout {
 ///
 /// # Safety
 /// `arg` points to the `nr_args` arguments `op` takes, valid for the call.
-unsafe fn register(fd: &OwnedFd, op: libc::c_uint, arg: *mut libc::c_void, nr_args: libc::c_uint) -> io::Result<()> {
+unsafe fn register(
+    fd: &OwnedFd,
+    op: libc::c_uint,
+    arg: *mut libc::c_void,
+    nr_args: libc::c_uint,
+) -> io::Result<()> {
     // SAFETY: the caller guarantees `arg`; the fd is open.
     let r = unsafe { libc::syscall(libc::SYS_io_uring_register, fd.as_raw_fd(), op, arg, nr_args) };
     if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }

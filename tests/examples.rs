@@ -60,6 +60,10 @@ mod tokio_load;
 #[allow(dead_code, reason = "only the example's command line is used here, not its `main`")]
 #[path = "../examples/udp_relay.rs"]
 mod udp_relay;
+#[cfg(all(feature = "io-uring", target_os = "linux"))]
+#[allow(dead_code, reason = "only the example's command line is used here, not its `main`")]
+#[path = "../examples/udp_relay_uring.rs"]
+mod udp_relay_uring;
 #[allow(dead_code, reason = "only the example's command line is used here, not its `main`")]
 #[path = "../examples/vxlan_encap.rs"]
 mod vxlan_encap;
@@ -141,6 +145,8 @@ fn every_example_answers_help() {
         check_example::<tokio_load::Args>("tokio_load");
     }
     check_example::<udp_relay::Args>("udp_relay");
+    #[cfg(all(feature = "io-uring", target_os = "linux"))]
+    check_example::<udp_relay_uring::Args>("udp_relay_uring");
     check_example::<vxlan_encap::Args>("vxlan_encap");
 }
 
@@ -186,7 +192,8 @@ fn socket_examples_defaults_and_options() {
         (relay.datagrams, relay.duration, relay.window, relay.recv_buffer),
         (100_000, Duration::from_secs(10), 32, None)
     );
-    let relay = parse::<udp_relay::Args>(&["udp_relay", "--rcvbuf", "4096", "--window", "256"]).relay.config();
+    let relay =
+        parse::<udp_relay::Args>(&["udp_relay", "--rcvbuf", "4096", "--window", "256"]).relay.config();
     assert_eq!((relay.window, relay.recv_buffer), (256, Some(4096)));
     let relay = parse::<udp_relay::Args>(&["udp_relay", "--rcvbuf", "0"]).relay.config();
     assert_eq!(relay.recv_buffer, None, "0 asks for the window's buffers");

@@ -195,6 +195,25 @@ fn udp_relay_delivers_every_datagram() {
     assert_eq!(report.payload_bytes, expected);
 }
 
+/// With `--size`, every datagram has that payload size and still arrives
+/// intact; sizes the sink cannot check are refused up front.
+#[test]
+#[cfg_attr(miri, ignore = "uses real sockets")]
+fn udp_relay_one_size() {
+    for size in [0, 64, 1472] {
+        let config =
+            DemoConfig { datagrams: 1_000, duration: BOUND, window: 32, recv_buffer: None, size: Some(size) };
+        let report = relay::run_demo(&config, relay::relay).expect("no datagram corrupted");
+        assert_eq!((report.delivered, report.payload_bytes), (1_000, 1_000 * size as u64), "{report:?}");
+    }
+    for (size, window) in [(1473, 32), (64, 251)] {
+        let config =
+            DemoConfig { datagrams: 10, duration: BOUND, window, recv_buffer: None, size: Some(size) };
+        let err = relay::run_demo(&config, relay::relay).expect_err("refused");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+    }
+}
+
 /// At a window of 256 datagrams, more than Linux's default receive buffer of 212,992 bytes holds, the relay sizes its buffers for the window and every datagram arrives intact. Where the kernel grants less than the window needs (`net.core.rmem_max` too low), the report says so and every datagram is still accounted for, delivered or lost, none corrupted.
 #[test]
 #[cfg_attr(miri, ignore = "uses real sockets")]
@@ -222,7 +241,8 @@ fn udp_relay_window_256() {
 fn udp_relay_counts_dropped_datagrams_as_lost() {
     // The two queues and the relay's hand hold a few dozen datagrams at
     // most, and the source sends a whole window before the sink reads.
-    let config = DemoConfig { datagrams: 2_000, duration: BOUND, window: 256, recv_buffer: Some(4096), size: None };
+    let config =
+        DemoConfig { datagrams: 2_000, duration: BOUND, window: 256, recv_buffer: Some(4096), size: None };
     let report = relay::run_demo(&config, relay::relay).expect("loss is not an error");
     assert!(report.buffers.short(), "{report:?}");
     assert!(report.lost > 0, "{report:?}");

@@ -5,6 +5,14 @@
 //! These tests need io_uring. On a kernel that refuses it (or in a
 //! container whose seccomp profile does) they fail, saying so.
 #![cfg(all(feature = "io-uring", target_os = "linux"))]
+// The relay example mounts `examples/common/`, as does this test.
+#![allow(clippy::duplicate_mod, reason = "the example's source is mounted whole, with its shared modules")]
+
+#[path = "../examples/common/mod.rs"]
+mod examples;
+#[allow(dead_code, reason = "only the example's relay is used here, not its `main`")]
+#[path = "../examples/udp_relay_uring.rs"]
+mod udp_relay_uring;
 
 use std::collections::HashSet;
 use std::net::UdpSocket;
@@ -223,4 +231,23 @@ fn bad_arguments_are_refused() {
     let taken_early = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ring.take(0, 10)));
     assert!(taken_early.is_err(), "a region the kernel has not used cannot be taken");
     assert_eq!(ring.with_kernel(), 4, "and the refusal changed nothing");
+}
+
+/// The `udp_relay_uring` example's relay, in the loopback demo: every
+/// datagram intact and in order, mixed sizes and one size, and no request
+/// left using the ring when it returns.
+#[test]
+fn the_uring_relay_delivers_every_datagram() {
+    use examples::relay::{self, DemoConfig};
+    for size in [None, Some(1400), Some(64)] {
+        let config = DemoConfig { datagrams: 3_000, duration: BOUND, window: 32, recv_buffer: None, size };
+        let report = relay::run_demo(&config, udp_relay_uring::relay_uring).expect("no datagram corrupted");
+        assert!(!report.buffers.short(), "{report:?}");
+        assert_eq!((report.sent, report.delivered, report.forwarded), (3_000, 3_000, 3_000), "{size:?}");
+        let expected: u64 = match size {
+            Some(size) => 3_000 * size as u64,
+            None => (0..3_000).map(|i| relay::datagram_size(i) as u64).sum(),
+        };
+        assert_eq!(report.payload_bytes, expected);
+    }
 }
