@@ -219,6 +219,8 @@ impl BufRing {
     ///   receive ends with it; drop slices, [`replenish`](BufRing::replenish)
     ///   and submit it again.
     /// - Any other negative `result`, as the `io::Error` of that errno.
+    /// - `UnexpectedEof` for a completion of 0 bytes with no buffer: the
+    ///   end of a stream.
     /// - `InvalidData` where a completion with data carries no buffer id.
     pub fn completion(&self, result: i32, flags: u32) -> io::Result<Slice> {
         if result < 0 {
@@ -228,10 +230,14 @@ impl BufRing {
             return Err(io::Error::from_raw_os_error(-result));
         }
         let Some(id) = io_uring::cqueue::buffer_select(flags) else {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "a receive completion without a buffer id",
-            ));
+            return Err(if result == 0 {
+                io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the peer closed: a receive of 0 bytes, with no buffer",
+                )
+            } else {
+                io::Error::new(io::ErrorKind::InvalidData, "a receive completion with data but no buffer id")
+            });
         };
         Ok(self.take(id, result as usize))
     }
