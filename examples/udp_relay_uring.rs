@@ -3,7 +3,7 @@
 //! region; each datagram grows its 8-byte relay header in place with
 //! `expand_front` and goes out with `WriteFixed` from the region it arrived
 //! in (the ring's memory is the instance's fixed buffer), all the sends of
-//! a batch in one submission. A region goes back to the kernel once its
+//! a batch in one submission; `--send-zc` sends with `SendZc` instead. A region goes back to the kernel once its
 //! send completes and the slice drops.
 //!
 //! ```sh
@@ -38,6 +38,10 @@ use refbuf::{BufRing, Pool, Slice};
 pub struct Args {
     #[command(flatten)]
     pub relay: RelayOpts,
+    /// Send with `SendZc` (zero-copy, from the fixed buffer) in place of
+    /// `WriteFixed`.
+    #[arg(long)]
+    pub send_zc: bool,
 }
 
 /// The buffer group of the relay's ring.
@@ -69,7 +73,11 @@ static ENOBUFS: AtomicU64 = AtomicU64::new(0);
 
 fn main() -> ExitCode {
     args::run_main("udp_relay_uring", |args: Args| {
-        let report = relay::run_and_report("udp_relay_uring", &args.relay.config(), relay_uring)?;
+        let send = if args.send_zc { SendOp::ZeroCopy } else { SendOp::WriteFixed };
+        let report =
+            relay::run_and_report("udp_relay_uring", &args.relay.config(), move |socket, to, stop| {
+                relay_uring(socket, to, stop, send)
+            })?;
         println!(
             "io_uring: {} enter calls, {:.3} a datagram; {} receives found no region",
             ENTERS.load(Ordering::Relaxed),
@@ -80,10 +88,21 @@ fn main() -> ExitCode {
     })
 }
 
+/// How the relay sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendOp {
+    /// `WriteFixed`: one completion, the payload copied into the socket.
+    WriteFixed,
+    /// `SendZc` from the fixed buffer: the kernel sends from the region
+    /// itself and posts a second completion, a notification, once it is
+    /// done with it; the slice lives until then.
+    ZeroCopy,
+}
+
 /// Relays datagrams arriving at `socket` to `to` through io_uring until
 /// `stop` is set; returns how many it forwarded. (Public for `tests/ring.rs`,
 /// which runs the demo through it.)
-pub fn relay_uring(socket: &UdpSocket, to: SocketAddr, stop: &AtomicBool) -> io::Result<u64> {
+pub fn relay_uring(socket: &UdpSocket, to: SocketAddr, stop: &AtomicBool, send: SendOp) -> io::Result<u64> {
     let mut uring = IoUring::new(QUEUE)?;
     let pool = Pool::new();
     let ring = BufRing::new(&pool, &uring, GROUP, REGIONS, REGION_LEN, RELAY_HEADER_LEN)?;
@@ -102,6 +121,7 @@ pub fn relay_uring(socket: &UdpSocket, to: SocketAddr, stop: &AtomicBool) -> io:
         free: (0..usize::from(REGIONS)).rev().collect(),
         forwarded: 0,
         prepared: 0,
+        send,
         receiving: false,
         out: Fd(out.as_raw_fd()),
         socket: Fd(socket.as_raw_fd()),
@@ -123,6 +143,7 @@ struct Relay {
     forwarded: u64,
     /// Datagrams turned into sends: the next one's relay sequence number.
     prepared: u64,
+    send: SendOp,
     /// Whether the multishot receive is armed.
     receiving: bool,
     out: Fd,
@@ -160,13 +181,7 @@ impl Relay {
         let (_, mut submissions, completions) = uring.split();
         for cqe in completions {
             if cqe.user_data() != RECV {
-                let slot = cqe.user_data() as usize;
-                drop(self.sending[slot].take());
-                self.free.push(slot);
-                if cqe.result() < 0 {
-                    return Err(io::Error::from_raw_os_error(-cqe.result()));
-                }
-                self.forwarded += 1;
+                self.sent(cqe.user_data() as usize, cqe.result(), cqe.flags())?;
                 continue;
             }
             if !cqueue::more(cqe.flags()) {
@@ -189,6 +204,24 @@ impl Relay {
         Ok(())
     }
 
+    /// Takes a send's completion: its result, its notification, or both
+    /// in one. The slice goes once the kernel is done with it.
+    fn sent(&mut self, slot: usize, result: i32, flags: u32) -> io::Result<()> {
+        if !cqueue::notif(flags) {
+            if result < 0 {
+                return Err(io::Error::from_raw_os_error(-result));
+            }
+            self.forwarded += 1;
+        }
+        // A zero-copy send's first completion says more is coming (the
+        // notification) while the kernel still reads the region.
+        if !cqueue::more(flags) {
+            drop(self.sending[slot].take());
+            self.free.push(slot);
+        }
+        Ok(())
+    }
+
     /// Turns a received region into a send of the relay header and the
     /// payload, in place.
     fn prepare(&mut self, mut datagram: Slice, msghdr: &libc::msghdr) -> io::Result<squeue::Entry> {
@@ -206,10 +239,12 @@ impl Relay {
         self.prepared += 1;
         datagram[4..RELAY_HEADER_LEN].copy_from_slice(&(len as u32).to_be_bytes());
         let slot = self.free.pop().expect("a slot for each region");
-        let sqe = opcode::WriteFixed::new(self.out, datagram.as_ptr(), datagram.len() as u32, 0)
-            .offset(u64::MAX)
-            .build()
-            .user_data(slot as u64);
+        let (ptr, len) = (datagram.as_ptr(), datagram.len() as u32);
+        let sqe = match self.send {
+            SendOp::WriteFixed => opcode::WriteFixed::new(self.out, ptr, len, 0).offset(u64::MAX).build(),
+            SendOp::ZeroCopy => opcode::SendZc::new(self.out, ptr, len).buf_index(Some(0)).build(),
+        }
+        .user_data(slot as u64);
         self.sending[slot] = Some(datagram);
         Ok(sqe)
     }
@@ -240,8 +275,10 @@ impl Relay {
                     }
                     cancel if cancel == RECV - 1 => {}
                     slot => {
-                        drop(self.sending[slot as usize].take());
-                        self.free.push(slot as usize);
+                        if !cqueue::more(cqe.flags()) {
+                            drop(self.sending[slot as usize].take());
+                            self.free.push(slot as usize);
+                        }
                     }
                 }
             }

@@ -234,14 +234,19 @@ fn bad_arguments_are_refused() {
 }
 
 /// The `udp_relay_uring` example's relay, in the loopback demo: every
-/// datagram intact and in order, mixed sizes and one size, and no request
-/// left using the ring when it returns.
+/// datagram intact and in order, mixed sizes and one size, sent with
+/// `WriteFixed` and with `SendZc`, and no request left using the ring when
+/// it returns.
 #[test]
 fn the_uring_relay_delivers_every_datagram() {
     use examples::relay::{self, DemoConfig};
-    for size in [None, Some(1400), Some(64)] {
+    use udp_relay_uring::SendOp;
+    for (size, send) in [(None, SendOp::WriteFixed), (Some(1400), SendOp::WriteFixed), (Some(64), SendOp::ZeroCopy)]
+    {
         let config = DemoConfig { datagrams: 3_000, duration: BOUND, window: 32, recv_buffer: None, size };
-        let report = relay::run_demo(&config, udp_relay_uring::relay_uring).expect("no datagram corrupted");
+        let relay_uring =
+            move |socket: &_, to, stop: &_| udp_relay_uring::relay_uring(socket, to, stop, send);
+        let report = relay::run_demo(&config, relay_uring).expect("no datagram corrupted");
         assert!(!report.buffers.short(), "{report:?}");
         assert_eq!((report.sent, report.delivered, report.forwarded), (3_000, 3_000, 3_000), "{size:?}");
         let expected: u64 = match size {

@@ -112,8 +112,11 @@ impl DemoConfig {
 }
 
 /// A relay: forwards what arrives at its socket to an address until told
-/// to stop, and returns how many datagrams it forwarded.
-pub type RelayFn = fn(&UdpSocket, SocketAddr, &AtomicBool) -> io::Result<u64>;
+/// to stop, and returns how many datagrams it forwarded. Runs on a thread
+/// of its own.
+pub trait RelayFn: FnOnce(&UdpSocket, SocketAddr, &AtomicBool) -> io::Result<u64> + Send + 'static {}
+
+impl<F: FnOnce(&UdpSocket, SocketAddr, &AtomicBool) -> io::Result<u64> + Send + 'static> RelayFn for F {}
 
 /// The socket buffers the kernel granted, as read back, against what the
 /// window needs.
@@ -180,7 +183,7 @@ impl RelayOpts {
 ///
 /// # Errors
 /// As for [`run_demo`].
-pub fn run_and_report(name: &str, config: &DemoConfig, relay: RelayFn) -> io::Result<DemoReport> {
+pub fn run_and_report(name: &str, config: &DemoConfig, relay: impl RelayFn) -> io::Result<DemoReport> {
     let report = run_demo(config, relay)?;
     let buffers = report.buffers;
     println!(
@@ -360,7 +363,7 @@ impl SinkCheck {
 /// # Errors
 /// `InvalidInput` for a configuration the sink cannot check,
 /// `InvalidData` for a corrupted datagram, or any socket error.
-pub fn run_demo(config: &DemoConfig, relay: RelayFn) -> io::Result<DemoReport> {
+pub fn run_demo(config: &DemoConfig, relay: impl RelayFn) -> io::Result<DemoReport> {
     config.check()?;
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     let (relay_socket, source, sink) =
