@@ -518,13 +518,9 @@ impl Allocator {
             return Poll::Ready(Err(AllocError::Closed));
         }
         let need = self.reserve.checked_add(len).ok_or(AllocError::TooLarge)?;
-        match self.current {
-            Some(ref bump) if need <= bump.remaining => return Poll::Ready(Ok(())),
-            Some(ref bump) if need <= bump.cap() && bump.lease.is_sole_holder() => {
-                self.current.as_mut().expect("checked just above").rewind(need);
-                return Poll::Ready(Ok(()));
-            }
-            _ => {}
+        // The current buf serves where it can, as for an allocation.
+        if self.current.as_mut().is_some_and(|bump| bump.make_room(need)) {
+            return Poll::Ready(Ok(()));
         }
         let size = self.pool.size_class(need)?;
         // The current buf goes first, as for any request that may wait.
