@@ -106,7 +106,7 @@ pub fn relay_uring(socket: &UdpSocket, to: SocketAddr, stop: &AtomicBool, send: 
     let mut uring = IoUring::new(QUEUE)?;
     let pool = Pool::new();
     let ring = BufRing::new(&pool, &uring, GROUP, REGIONS, REGION_LEN, RELAY_HEADER_LEN)?;
-    ring.register_fixed(&uring)?;
+    ring.register_fixed()?;
     // Sends go out through a socket of their own, connected to the sink:
     // connecting the receiving one would filter what it receives.
     let out = UdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
@@ -128,8 +128,12 @@ pub fn relay_uring(socket: &UdpSocket, to: SocketAddr, stop: &AtomicBool, send: 
     };
     let result = relay.run(&mut uring, &msghdr, stop);
     // The ring must outlive every request that uses it: end them first.
-    let drained = relay.drain(&mut uring);
-    result.and(drained)?;
+    if let Err(e) = relay.drain(&mut uring) {
+        // A request may still use the ring: it must not be freed.
+        std::mem::forget(relay);
+        return Err(e);
+    }
+    result?;
     Ok(relay.forwarded)
 }
 
@@ -187,7 +191,9 @@ impl Relay {
             if !cqueue::more(cqe.flags()) {
                 self.receiving = false;
             }
-            match self.ring.completion(cqe.result(), cqe.flags()) {
+            // SAFETY: a completion of the receive, which selects from the
+            // ring's group, on the ring's instance; passed once.
+            match unsafe { self.ring.completion(cqe.result(), cqe.flags()) } {
                 Ok(datagram) => {
                     let sqe = self.prepare(datagram, msghdr)?;
                     // SAFETY: see `push`.
@@ -207,18 +213,19 @@ impl Relay {
     /// Takes a send's completion: its result, its notification, or both
     /// in one. The slice goes once the kernel is done with it.
     fn sent(&mut self, slot: usize, result: i32, flags: u32) -> io::Result<()> {
-        if !cqueue::notif(flags) {
-            if result < 0 {
-                return Err(io::Error::from_raw_os_error(-result));
-            }
-            self.forwarded += 1;
-        }
         // A zero-copy send's first completion says more is coming (the
         // notification) while the kernel still reads the region.
         if !cqueue::more(flags) {
             drop(self.sending[slot].take());
             self.free.push(slot);
         }
+        if cqueue::notif(flags) {
+            return Ok(());
+        }
+        if result < 0 {
+            return Err(io::Error::from_raw_os_error(-result));
+        }
+        self.forwarded += 1;
         Ok(())
     }
 
@@ -271,7 +278,8 @@ impl Relay {
                         }
                         // A datagram still arriving is dropped: the demo
                         // is over.
-                        drop(self.ring.completion(cqe.result(), cqe.flags()));
+                        // SAFETY: as in `complete`.
+                        drop(unsafe { self.ring.completion(cqe.result(), cqe.flags()) });
                     }
                     cancel if cancel == RECV - 1 => {}
                     slot => {

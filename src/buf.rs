@@ -261,6 +261,21 @@ impl Header {
         unsafe { Header::refs(this) }.store(1, Ordering::Relaxed);
     }
 
+    /// Ends a region's header, once its regions are being freed.
+    ///
+    /// # Safety
+    /// The caller owns `this`, a region with no references, and nothing
+    /// uses it afterwards.
+    #[cfg(any(all(feature = "io-uring", target_os = "linux"), loom))]
+    pub(crate) unsafe fn retire_region(this: NonNull<Header>) {
+        // SAFETY: the caller owns `this`. The exclusive access shows loom
+        // that every holder's last use happens before the memory goes.
+        unsafe {
+            Header::access(this).exclusive();
+            ptr::drop_in_place(this.as_ptr());
+        }
+    }
+
     /// Links a region to the next one on a return list.
     ///
     /// # Safety

@@ -298,9 +298,9 @@ impl Shared {
         // SAFETY: this thread owns `this`; `this` came from `Box::leak` in `Regions::new`.
         let shared = unsafe { Box::from_raw(this.as_ptr()) };
         for i in 0..shared.count {
-            // SAFETY: the region's header was written in `Regions::new` and
-            // nothing uses it any more.
-            unsafe { ptr::drop_in_place(shared.header(i).as_ptr()) };
+            // SAFETY: the region's header was written in `Regions::new`;
+            // it is back, with no references, and nothing uses it any more.
+            unsafe { Header::retire_region(shared.header(i)) };
         }
         // Dropping `shared` drops the lease: the buf goes back to the pool.
         drop(shared);

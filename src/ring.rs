@@ -2,13 +2,15 @@
 //!
 //! The kernel picks a region for each receive from the ring, in the order
 //! the ring publishes them, and reports its id in the completion. The
-//! program turns that id into a [`Slice`] with [`BufRing::take`]; when the
+//! program turns that completion into a [`Slice`] with
+//! [`BufRing::completion`] (or [`BufRing::take`]); when the
 //! region's last slice drops, on any thread, the region goes onto the
 //! lock-free return list of `regions.rs`, and [`BufRing::replenish`]
 //! publishes it to the kernel again. So a region is handed to the kernel
 //! at most once at a time, and never while a slice of it lives.
 
 use core::cell::Cell;
+use core::mem::ManuallyDrop;
 use core::ptr::NonNull;
 use std::alloc::Layout;
 use std::io;
@@ -24,8 +26,10 @@ use crate::sync::publish_u16;
 
 /// `io_uring_register` opcodes the `io-uring` crate does not wrap for a
 /// ring it does not hold (from the kernel's `io_uring.h`).
+const IORING_REGISTER_BUFFERS: libc::c_uint = 0;
 const IORING_UNREGISTER_BUFFERS: libc::c_uint = 1;
 const IORING_UNREGISTER_PBUF_RING: libc::c_uint = 23;
+#[cfg(debug_assertions)]
 const IORING_REGISTER_PBUF_STATUS: libc::c_uint = 26;
 
 /// The kernel's `struct io_uring_buf_reg`.
@@ -40,6 +44,7 @@ struct BufReg {
 }
 
 /// The kernel's `struct io_uring_buf_status`.
+#[cfg(debug_assertions)]
 #[repr(C)]
 #[derive(Default)]
 struct BufStatus {
@@ -75,8 +80,21 @@ enum State {
 /// `io-uring` crate: its buffers must stay valid while it runs. Here that
 /// means the `BufRing` must outlive every such request: finish or cancel
 /// them before dropping it. Slices taken from the ring may outlive it.
+///
+/// The kernel may advance the ring's head when it picks a region, before
+/// it writes into it (for requests it runs on its worker threads), so
+/// nothing the program can read tells a region it has finished writing
+/// from one it is still writing, except the completion. That is why
+/// [`completion`](BufRing::completion) and [`take`](BufRing::take) are
+/// `unsafe`: the caller vouches that the id comes from a completion.
+///
+/// The ring is registered, read and unregistered through the io_uring
+/// instance's file: an instance set up with `IORING_SETUP_SINGLE_ISSUER`
+/// must make, use and drop the ring on its submitting thread.
 pub struct BufRing {
-    regions: Regions,
+    /// Dropped by hand: closed in `drop` once the kernel has let go of the
+    /// ring, and leaked if it does not.
+    regions: ManuallyDrop<Regions>,
     /// The ring of entries shared with the kernel; `entries` of them.
     ring: NonNull<BufRingEntry>,
     /// Our own handle on the io_uring instance, for the calls made after
@@ -87,6 +105,8 @@ pub struct BufRing {
     /// The next entry to fill, as a position that wraps at 2^16.
     tail: Cell<u16>,
     /// The kernel's head as last read: entries before it are consumed.
+    /// Read only to check `take`'s contract in debug builds.
+    #[cfg(debug_assertions)]
     head: Cell<u16>,
     states: Box<[Cell<State>]>,
     /// Regions in the `WithKernel` state.
@@ -159,12 +179,13 @@ impl BufRing {
             return Err(e);
         }
         let ring = BufRing {
-            regions,
+            regions: ManuallyDrop::new(regions),
             ring: mem,
             fd,
             group,
             entries,
             tail: Cell::new(0),
+            #[cfg(debug_assertions)]
             head: Cell::new(0),
             states: (0..entries).map(|_| Cell::new(State::Out)).collect(),
             with_kernel: Cell::new(0),
@@ -184,48 +205,61 @@ impl BufRing {
     /// headroom. The region is the slice's (and its clones' and parts')
     /// until the last of them drops.
     ///
+    /// # Safety
+    /// `buf_id` and `len` come from a completion, on this ring's io_uring
+    /// instance, of a request that selected from this ring's group, and
+    /// that region has not been taken since: the kernel is done writing
+    /// it. (In debug builds, `take` checks that the kernel's head is past
+    /// the region, on kernels that report it.)
+    ///
     /// # Panics
-    /// Where `buf_id` is not a region the kernel has consumed since the ring
-    /// last handed it over (an id from another group, or taken twice), or
-    /// `len` is over the region's length. Such an id would let the kernel
-    /// write into memory a slice shows.
-    pub fn take(&self, buf_id: u16, len: usize) -> Slice {
+    /// Where `buf_id` is not a region of the ring, the region is out (taken
+    /// already), or `len` is over [`region_len`](BufRing::region_len);
+    /// nothing changes then.
+    pub unsafe fn take(&self, buf_id: u16, len: usize) -> Slice {
         let id = usize::from(buf_id);
         assert!(id < self.states.len(), "buffer id {buf_id} in a ring of {} entries", self.entries);
-        let State::WithKernel(at) = self.states[id].get() else {
+        assert!(len <= self.region_len(), "{len} bytes received into a region of {}", self.region_len());
+        let State::WithKernel(_at) = self.states[id].get() else {
             panic!("buffer id {buf_id} taken while a slice of it is out");
         };
-        if !self.consumed(at) {
-            self.refresh_head();
-            assert!(self.consumed(at), "buffer id {buf_id} taken before the kernel used it");
-        }
+        #[cfg(debug_assertions)]
+        self.debug_check_consumed(buf_id, _at);
         self.states[id].set(State::Out);
         self.with_kernel.set(self.with_kernel.get() - 1);
-        // SAFETY: the region was handed to the kernel and the kernel has
-        // consumed it (its position is before the kernel's head), so it is
-        // the ring's again; the completion that reported it says the kernel
-        // is done writing it, and a request's buffers are not the program's
-        // to use before its completion (the push contract, see the type's
-        // docs).
+        // SAFETY: the region was handed to the kernel, and the caller vouches
+        // that a completion reported it: the kernel is done with it, so it
+        // is the ring's again, with its first `len` bytes written.
         unsafe { self.regions.take(id, len) }
     }
 
     /// The slice a receive completion carries, from its `result` and
     /// `flags` (`io_uring::cqueue::Entry::{result, flags}`).
     ///
+    /// # Safety
+    /// `result` and `flags` are those of a completion, on this ring's
+    /// io_uring instance, of a request that selects from this ring's group;
+    /// each completion is passed once. See [`take`](BufRing::take).
+    ///
     /// # Errors
     /// - `ENOBUFS` where the kernel found no region: every region is held by
     ///   the program. Counted in [`enobufs`](BufRing::enobufs). A multishot
     ///   receive ends with it; drop slices, [`replenish`](BufRing::replenish)
     ///   and submit it again.
-    /// - Any other negative `result`, as the `io::Error` of that errno.
+    /// - Any other negative `result`, as the `io::Error` of that errno. A
+    ///   failed receive that still used a region gives it back.
     /// - `UnexpectedEof` for a completion of 0 bytes with no buffer: the
     ///   end of a stream.
     /// - `InvalidData` where a completion with data carries no buffer id.
-    pub fn completion(&self, result: i32, flags: u32) -> io::Result<Slice> {
+    pub unsafe fn completion(&self, result: i32, flags: u32) -> io::Result<Slice> {
         if result < 0 {
             if result == -libc::ENOBUFS {
                 self.enobufs.set(self.enobufs.get() + 1);
+            }
+            if let Some(id) = io_uring::cqueue::buffer_select(flags) {
+                // SAFETY: the caller's promise: a completion that carries
+                // the region.
+                drop(unsafe { self.take(id, 0) });
             }
             return Err(io::Error::from_raw_os_error(-result));
         }
@@ -239,7 +273,8 @@ impl BufRing {
                 io::Error::new(io::ErrorKind::InvalidData, "a receive completion with data but no buffer id")
             });
         };
-        Ok(self.take(id, result as usize))
+        // SAFETY: the caller's promise, as for `take`.
+        Ok(unsafe { self.take(id, result as usize) })
     }
 
     /// Hands back to the kernel every region whose slices are all gone;
@@ -260,19 +295,20 @@ impl BufRing {
     /// ring, headroom included, can then go out with `WriteFixed` or
     /// `SendZc` (`buf_index` 0) from where it was received, without the
     /// kernel mapping its pages for each send. The table is unregistered
-    /// when the ring drops.
+    /// when the ring drops, on the instance the ring was made with.
     ///
     /// # Errors
-    /// The kernel's: `EBUSY` where the instance has a table already,
-    /// `ENOMEM` where the memory cannot be pinned (`RLIMIT_MEMLOCK`).
-    pub fn register_fixed(&self, ring: &IoUring) -> io::Result<()> {
+    /// The kernel's: `EBUSY` where the instance has a table already (this
+    /// ring's too, if called twice), `ENOMEM` where the memory cannot be
+    /// pinned (`RLIMIT_MEMLOCK`).
+    pub fn register_fixed(&self) -> io::Result<()> {
         let (base, len) = self.regions.memory();
-        let iov = libc::iovec { iov_base: base.as_ptr().cast(), iov_len: len };
-        // SAFETY: the regions' memory stays allocated while the ring lives
-        // (the ring holds the regions), and the ring unregisters the table
-        // when it drops; a send reading a slice that outlives the ring reads
-        // memory that slice keeps alive.
-        unsafe { ring.submitter().register_buffers(&[iov]) }?;
+        let mut iov = libc::iovec { iov_base: base.as_ptr().cast(), iov_len: len };
+        // SAFETY: one valid `iovec` for the call. The kernel pins the pages
+        // it names, which stay allocated while the ring lives (it holds the
+        // regions); the ring unregisters the table when it drops, and a send
+        // that reads a slice outliving the ring reads memory the slice keeps.
+        unsafe { register(&self.fd, IORING_REGISTER_BUFFERS, (&raw mut iov).cast(), 1) }?;
         self.fixed.set(true);
         Ok(())
     }
@@ -333,23 +369,26 @@ impl BufRing {
         unsafe { publish_u16(BufRingEntry::tail(self.ring.as_ptr()).cast_mut(), self.tail.get()) };
     }
 
-    /// Whether the entry published at position `at` is before the kernel's
-    /// head as last read.
-    fn consumed(&self, at: u16) -> bool {
-        let tail = self.tail.get();
-        // Positions count up to the tail; at most `entries` (2^15) are
+    /// Checks, in debug builds, that the kernel's head is past the entry
+    /// published at position `at`: that it has consumed the region. Skipped
+    /// on kernels that do not report the head (before Linux 6.8).
+    #[cfg(debug_assertions)]
+    fn debug_check_consumed(&self, buf_id: u16, at: u16) {
+        // Positions count up to the tail; at most `entries` (2^15) lie
         // between the head and the tail, so the distances do not wrap.
-        tail.wrapping_sub(at) > tail.wrapping_sub(self.head.get())
-    }
-
-    /// Reads the kernel's head.
-    fn refresh_head(&self) {
+        let tail = self.tail.get();
+        let consumed = |head: u16| tail.wrapping_sub(at) > tail.wrapping_sub(head);
+        if consumed(self.head.get()) {
+            return;
+        }
         let mut status = BufStatus { buf_group: u32::from(self.group), ..BufStatus::default() };
-        // SAFETY: the status argument is a valid `io_uring_buf_status` for
-        // the one call, which the kernel fills.
-        let r = unsafe { register(&self.fd, IORING_REGISTER_PBUF_STATUS, (&raw mut status).cast(), 1) };
-        assert!(r.is_ok(), "reading buffer group {}'s head: {:?}", self.group, r.err());
+        // SAFETY: a valid `io_uring_buf_status` for the one call, which the
+        // kernel fills.
+        if unsafe { register(&self.fd, IORING_REGISTER_PBUF_STATUS, (&raw mut status).cast(), 1) }.is_err() {
+            return;
+        }
         self.head.set(status.head as u16);
+        assert!(consumed(self.head.get()), "buffer id {buf_id} taken before the kernel used it");
     }
 }
 
@@ -368,10 +407,14 @@ impl Drop for BufRing {
         if r.is_ok() {
             // SAFETY: allocated in `new` with this layout; the kernel let go.
             unsafe { std::alloc::dealloc(self.ring.as_ptr().cast(), ring_layout(self.entries)) };
+            // SAFETY: dropped once, here; the field is not used again.
+            // Closing the return list: the regions go back to the pool
+            // with their last slice.
+            unsafe { ManuallyDrop::drop(&mut self.regions) };
         }
-        // Where the kernel refuses (it cannot, for a group it registered),
-        // the entries are leaked rather than freed under it. Dropping
-        // `regions` closes the return list.
+        // Where the kernel refuses (a single-issuer instance, dropped off
+        // its thread), it still holds the ring: the entries and the regions
+        // they name are leaked rather than freed under it.
     }
 }
 
@@ -390,8 +433,10 @@ impl core::fmt::Debug for BufRing {
 
 /// The entries' memory: 16 bytes each, page-aligned as the kernel asks.
 fn ring_layout(entries: u16) -> Layout {
-    Layout::from_size_align(usize::from(entries) * size_of::<BufRingEntry>(), 4096)
-        .expect("at most 2^15 entries of 16 bytes")
+    // SAFETY: `sysconf` with a valid name has no preconditions.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    Layout::from_size_align(usize::from(entries) * size_of::<BufRingEntry>(), page)
+        .expect("at most 2^15 entries of 16 bytes, on a power-of-two page")
 }
 
 /// `io_uring_register(fd, op, arg, nr_args)`.

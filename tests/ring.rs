@@ -41,14 +41,53 @@ fn sockets() -> (UdpSocket, UdpSocket) {
     (rx, tx)
 }
 
+/// The receive's `user_data`.
+const RECV: u64 = 1;
+/// The cancel's.
+const CANCEL: u64 = 2;
+
 /// Submits a multishot receive on `rx` selecting from `GROUP`.
 fn submit_recv(uring: &mut IoUring, rx: &UdpSocket) {
-    let sqe = opcode::RecvMulti::new(types::Fd(rx.as_raw_fd()), GROUP).build().user_data(1);
+    let sqe = opcode::RecvMulti::new(types::Fd(rx.as_raw_fd()), GROUP).build().user_data(RECV);
     // SAFETY: the receive selects its buffers from the test's `BufRing`,
-    // which every test keeps alive until the request is over (it ends with
-    // the socket's close, or with `ENOBUFS`).
+    // which every test keeps alive until the request is over: it ends with
+    // `ENOBUFS`, or `stop_recv` ends it.
     unsafe { uring.submission().push(&sqe) }.expect("room in the submission queue");
     uring.submit().expect("submit");
+}
+
+/// Cancels the multishot receive and waits for its last completion, so
+/// that no request uses `ring` when it drops; any datagram still arriving
+/// is dropped.
+fn stop_recv(uring: &mut IoUring, ring: &BufRing) {
+    let sqe = opcode::AsyncCancel::new(RECV).build().user_data(CANCEL);
+    // SAFETY: a cancel uses no buffer.
+    unsafe { uring.submission().push(&sqe) }.expect("room in the submission queue");
+    let start = Instant::now();
+    loop {
+        assert!(start.elapsed() < BOUND, "the receive did not end within {BOUND:?}");
+        uring.submit_and_wait(1).expect("wait");
+        let done: Vec<_> =
+            uring.completion().map(|cqe| (cqe.user_data(), cqe.result(), cqe.flags())).collect();
+        let mut ended = false;
+        for (user_data, result, flags) in done {
+            if user_data == RECV {
+                // SAFETY: a completion of the receive on `ring`'s group.
+                drop(unsafe { ring.completion(result, flags) });
+                ended |= !io_uring::cqueue::more(flags);
+            }
+        }
+        if ended {
+            return;
+        }
+    }
+}
+
+/// The datagram a receive completion carries.
+fn datagram(ring: &BufRing, (result, flags): (i32, u32)) -> std::io::Result<Slice> {
+    // SAFETY: every completion the tests pass here is the receive's, on
+    // `ring`'s group, passed once.
+    unsafe { ring.completion(result, flags) }
 }
 
 /// A completion's `(result, flags)`, waiting for one within the bound.
@@ -85,7 +124,7 @@ fn datagrams_arrive_intact_and_every_region_comes_back_once() {
         let (result, flags) = next_completion(&mut uring);
         assert!(io_uring::cqueue::more(flags), "the multishot receive ended: {result}");
         let id = io_uring::cqueue::buffer_select(flags).expect("a buffer id");
-        let mut slice = ring.completion(result, flags).expect("a datagram");
+        let mut slice = datagram(&ring, (result, flags)).expect("a datagram");
         assert!(slice[..] == sent[..], "datagram {i} changed");
         assert_eq!(slice.headroom(), RESERVE);
         assert!(slice.expand_front(RESERVE));
@@ -100,7 +139,7 @@ fn datagrams_arrive_intact_and_every_region_comes_back_once() {
     let distinct: HashSet<_> = taken.iter().collect();
     assert_eq!(distinct.len(), 8, "every region was used: {taken:?}");
     assert_eq!(ring.enobufs(), 0);
-    drop(rx);
+    stop_recv(&mut uring, &ring);
     drop(ring);
     assert_eq!(pool.stats().bytes_in_use, 0, "the regions' buf went back");
 }
@@ -121,7 +160,7 @@ fn slices_dropped_on_other_threads_are_replenished() {
     for i in 0..16 {
         tx.send(&payload(i, 1000)).expect("send");
         let (result, flags) = next_completion(&mut uring);
-        slices.push(ring.completion(result, flags).expect("a datagram"));
+        slices.push(datagram(&ring, (result, flags)).expect("a datagram"));
     }
     assert_eq!(ring.with_kernel(), 16);
     let mut parts = Vec::new();
@@ -143,8 +182,9 @@ fn slices_dropped_on_other_threads_are_replenished() {
         let sent = payload(i + 100, 999);
         tx.send(&sent).expect("send");
         let (result, flags) = next_completion(&mut uring);
-        assert!(ring.completion(result, flags).expect("a datagram")[..] == sent[..]);
+        assert!(datagram(&ring, (result, flags)).expect("a datagram")[..] == sent[..]);
     }
+    stop_recv(&mut uring, &ring);
 }
 
 /// With every region held, the receive fails with `ENOBUFS`, counted; once
@@ -161,11 +201,11 @@ fn enobufs_recovers_once_slices_drop() {
     for i in 0..2 {
         tx.send(&payload(i, 100)).expect("send");
         let (result, flags) = next_completion(&mut uring);
-        held.push(ring.completion(result, flags).expect("a datagram"));
+        held.push(datagram(&ring, (result, flags)).expect("a datagram"));
     }
     tx.send(b"third").expect("send");
     let (result, flags) = next_completion(&mut uring);
-    let err = ring.completion(result, flags).expect_err("no region left");
+    let err = datagram(&ring, (result, flags)).expect_err("no region left");
     assert_eq!(err.raw_os_error(), Some(libc::ENOBUFS), "{err}");
     assert!(!io_uring::cqueue::more(flags), "ENOBUFS ends a multishot receive");
     assert_eq!(ring.enobufs(), 1);
@@ -173,7 +213,8 @@ fn enobufs_recovers_once_slices_drop() {
     assert_eq!(ring.replenish(), 2);
     submit_recv(&mut uring, &rx);
     let (result, flags) = next_completion(&mut uring);
-    assert!(ring.completion(result, flags).expect("the queued datagram")[..] == b"third"[..]);
+    assert!(datagram(&ring, (result, flags)).expect("the queued datagram")[..] == b"third"[..]);
+    stop_recv(&mut uring, &ring);
 }
 
 /// The ring may go first: its slices stay readable and writable, and the
@@ -190,10 +231,10 @@ fn slices_outlive_the_ring() {
     for i in 0..3 {
         tx.send(&payload(i, 64)).expect("send");
         let (result, flags) = next_completion(&mut uring);
-        slices.push(ring.completion(result, flags).expect("a datagram"));
+        slices.push(datagram(&ring, (result, flags)).expect("a datagram"));
     }
     drop(slices.pop());
-    drop(rx);
+    stop_recv(&mut uring, &ring);
     drop(ring);
     drop(uring);
     assert!(pool.stats().bytes_in_use > 0, "two slices still hold the regions");
@@ -228,9 +269,26 @@ fn bad_arguments_are_refused() {
     let ring = BufRing::new(&pool, &uring, GROUP, 4, 100, 0).expect("ring");
     let again = BufRing::new(&pool, &uring, GROUP, 4, 100, 0).expect_err("the group is taken");
     assert_eq!(again.raw_os_error(), Some(libc::EEXIST), "{again}");
-    let taken_early = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ring.take(0, 10)));
-    assert!(taken_early.is_err(), "a region the kernel has not used cannot be taken");
-    assert_eq!(ring.with_kernel(), 4, "and the refusal changed nothing");
+    // A misuse `take`'s contract forbids, which debug builds catch.
+    if cfg!(debug_assertions) {
+        // SAFETY: not met, on purpose: the kernel has not used region 0,
+        // and the call panics before making a slice.
+        let taken_early =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { ring.take(0, 10) }));
+        let message = taken_early.expect_err("a region the kernel has not used is refused");
+        let message = message.downcast_ref::<String>().expect("a formatted panic message");
+        assert!(message.contains("taken before the kernel used it"), "{message}");
+    }
+    // SAFETY: not met either; the length check panics first.
+    let too_long = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { ring.take(0, 101) }));
+    assert!(too_long.is_err(), "more bytes than a region holds");
+    assert_eq!(ring.with_kernel(), 4, "and the refusals changed nothing");
+    ring.register_fixed().expect("the regions as the fixed buffer");
+    let twice = ring.register_fixed().expect_err("the instance has a table");
+    assert_eq!(twice.raw_os_error(), Some(libc::EBUSY), "{twice}");
+    drop(ring);
+    let ring = BufRing::new(&pool, &uring, GROUP, 4, 100, 0).expect("the group is free again");
+    ring.register_fixed().expect("the dropped ring unregistered its table");
 }
 
 /// The `udp_relay_uring` example's relay, in the loopback demo: every
@@ -241,7 +299,8 @@ fn bad_arguments_are_refused() {
 fn the_uring_relay_delivers_every_datagram() {
     use examples::relay::{self, DemoConfig};
     use udp_relay_uring::SendOp;
-    for (size, send) in [(None, SendOp::WriteFixed), (Some(1400), SendOp::WriteFixed), (Some(64), SendOp::ZeroCopy)]
+    for (size, send) in
+        [(None, SendOp::WriteFixed), (Some(1400), SendOp::WriteFixed), (Some(64), SendOp::ZeroCopy)]
     {
         let config = DemoConfig { datagrams: 3_000, duration: BOUND, window: 32, recv_buffer: None, size };
         let relay_uring =

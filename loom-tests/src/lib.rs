@@ -46,7 +46,9 @@
 //! - `regions`: a `BufRing`'s regions without the kernel: last slices
 //!   dropped on other threads racing the owner taking the return list (the
 //!   region's next user sees the last holder's writes), and racing the
-//!   owner closing it (the buf goes back to the pool once);
+//!   owner closing it (the buf goes back to the pool once, after every
+//!   holder's last use), a region going round twice while another's push
+//!   races it, and the owner moving to another thread;
 //! - `cache`: a thread's exit flushing its per-thread cache, alone and
 //!   racing the pool's close; a request for the budget reaching a buf in
 //!   another live thread's cache; and the stats counting a buf that moves
