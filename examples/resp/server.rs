@@ -173,14 +173,28 @@ async fn accept_loop(
     Ok(())
 }
 
-/// Serves one connection in the service's mode. Its end, clean or not,
-/// concerns it alone, and is not reported.
+/// Serves one connection. Its end, clean or not, concerns it alone, and is
+/// not reported.
 async fn serve(mut stream: TcpStream, service: Arc<Service>) {
     let (input, output) = stream.split();
-    let _ = match &service.keyspace {
-        Keyspace::Refbuf(store) => serve_refbuf(input, output, &service, store).await,
-        Keyspace::Baseline(store) => serve_baseline(input, output, &service, store).await,
-    };
+    let _ = serve_connection(input, output, &service).await;
+}
+
+/// Serves requests from `input`, replies to `output`, in the service's
+/// mode, until the peer closes cleanly between requests or sends `QUIT`.
+///
+/// # Errors
+/// A protocol error (answered before it is returned), a request cut off by
+/// the end of the input, a query over the limit, or an IO error.
+pub async fn serve_connection<R, W>(input: R, output: W, service: &Service) -> io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    match &service.keyspace {
+        Keyspace::Refbuf(store) => serve_refbuf(input, output, service, store).await,
+        Keyspace::Baseline(store) => serve_baseline(input, output, service, store).await,
+    }
 }
 
 /// A request read whole into one slice, its values cut out of it in order.
@@ -222,15 +236,10 @@ fn reply_protocol_error(out: &mut impl Out, e: ProtocolError) -> io::Result<()> 
     out.error(format!("Protocol error: {e}").as_bytes())
 }
 
-/// Serves requests read with an `AsyncReader` over `input` into the read
-/// pool, values stored as slices, replies written to `output` with one
-/// `write_all_async` per batch; returns once the peer closes cleanly
-/// between requests or sends `QUIT`.
-///
-/// # Errors
-/// A protocol error (answered before it is returned), a request cut off by
-/// the end of the input, a query over the limit, or an IO error.
-pub async fn serve_refbuf<R, W>(
+/// `serve_connection` in refbuf mode: requests read with an `AsyncReader`
+/// over `input` into the read pool, values stored as slices, replies
+/// written to `output` with one `write_all_async` per batch.
+async fn serve_refbuf<R, W>(
     input: R,
     mut output: W,
     service: &Service,
@@ -351,11 +360,8 @@ impl Out for BytesMut {
     }
 }
 
-/// Serves requests as `serve_refbuf` does, on `FramedRead` and `BytesMut`.
-///
-/// # Errors
-/// As for `serve_refbuf`.
-pub async fn serve_baseline<R, W>(
+/// `serve_connection` in baseline mode, on `FramedRead` and `BytesMut`.
+async fn serve_baseline<R, W>(
     input: R,
     mut output: W,
     service: &Service,
