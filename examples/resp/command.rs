@@ -165,7 +165,7 @@ where
         }
         incr(&mut store.lock(), req.arg(&args[1]), out)?;
     } else if is("MSET") {
-        if argc < 3 || argc % 2 == 0 {
+        if argc < 3 || argc.is_multiple_of(2) {
             return arity(out, "mset");
         }
         mset(req, &args[1..], &mut store.lock(), out)?;
