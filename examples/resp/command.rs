@@ -15,10 +15,6 @@ use super::store::{Keyspace, OutOfMemory, Store, Values};
 /// The reply to a write refused for `--maxmemory`, as redis-server words it.
 pub const OOM: &[u8] = b"-OOM command not allowed when used memory > 'maxmemory'.\r\n";
 
-/// The arguments of one request, as ranges of its bytes: up to 32 of them
-/// on the stack (redis-benchmark's `MSET` has 21).
-pub type ArgRanges = SmallVec<[Range<usize>; 32]>;
-
 /// A key copied out of a request before the request is cut: keys up to 64
 /// bytes stay on the stack.
 type Key = SmallVec<[u8; 64]>;

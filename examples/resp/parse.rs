@@ -1,6 +1,7 @@
 //! RESP2 requests, parsed in place from the bytes a connection has
-//! buffered, with no allocation: a `Parser` finds where the next request
-//! ends, and `Args` walks its arguments as byte ranges.
+//! buffered: a `Parser` finds where the next request ends and notes where
+//! each of its arguments lies, as byte ranges, in one pass and with no
+//! allocation for requests of up to 32 arguments.
 //!
 //! Two forms, as redis-server reads them:
 //! - an array of bulk strings, `*<n>\r\n` then `n` times `$<len>\r\n<len
@@ -16,6 +17,8 @@
 
 use std::fmt;
 use std::ops::Range;
+
+use smallvec::SmallVec;
 
 /// The longest line (inline command, or array or bulk length) accepted
 /// without its end: redis-server's `PROTO_INLINE_MAX_SIZE`.
@@ -65,9 +68,11 @@ pub struct Frame {
     /// Its arguments, the command name first; 0 for an empty request
     /// (`*0\r\n`, a blank line), which is answered with nothing.
     pub argc: usize,
-    /// Whether it is an inline command rather than an array.
-    pub inline: bool,
 }
+
+/// The arguments of one request, as ranges of its bytes: up to 32 of them
+/// on the stack (redis-benchmark's `MSET` has 21).
+pub type ArgRanges = SmallVec<[Range<usize>; 32]>;
 
 /// Finds the end of the next request in a buffer that grows between calls,
 /// resuming where the last call stopped: a request that arrives in many
@@ -77,6 +82,8 @@ pub struct Parser {
     max_bulk_len: usize,
     /// Progress through an array whose end is not buffered yet.
     partial: Option<Partial>,
+    /// The arguments found so far of the request being parsed.
+    args: ArgRanges,
 }
 
 /// How far an unfinished array has been parsed.
@@ -93,7 +100,13 @@ struct Partial {
 impl Parser {
     /// A parser refusing array and bulk lengths over `max_bulk_len`.
     pub fn new(max_bulk_len: usize) -> Parser {
-        Parser { max_bulk_len, partial: None }
+        Parser { max_bulk_len, partial: None, args: ArgRanges::new() }
+    }
+
+    /// The arguments of the request the last `parse` returned, the command
+    /// name first, as ranges of its bytes.
+    pub fn args(&self) -> &[Range<usize>] {
+        &self.args
     }
 
     /// The next request at the start of `buf`, `None` while it is not all
@@ -104,8 +117,9 @@ impl Parser {
         let mut partial = match self.partial {
             Some(partial) => partial,
             None if buf.is_empty() => return Ok(None),
-            None if buf[0] != b'*' => return inline(buf),
+            None if buf[0] != b'*' => return self.inline(buf),
             None => {
+                self.args.clear();
                 let Some((n, at)) = length_line(buf, 1, ProtocolError::MultibulkLength)? else {
                     return line_missing(buf.len(), ProtocolError::MultibulkLineTooLong);
                 };
@@ -142,11 +156,28 @@ impl Parser {
                 Some(b"\r\n") => {}
                 Some(_) => return Err(ProtocolError::MissingCrlf),
             }
+            self.args.push(data..end);
             partial.at = end + 2;
             partial.done += 1;
         }
         self.partial = None;
-        Ok(Some(Frame { len: partial.at, argc: partial.argc, inline: false }))
+        Ok(Some(Frame { len: partial.at, argc: partial.argc }))
+    }
+
+    /// An inline command: one line, split at whitespace.
+    fn inline(&mut self, buf: &[u8]) -> Result<Option<Frame>, ProtocolError> {
+        let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
+            return line_missing(buf.len(), ProtocolError::InlineTooLong);
+        };
+        self.args.clear();
+        let mut at = 0;
+        while let Some(start) = buf[at..nl].iter().position(|&b| !is_space(b)) {
+            let start = at + start;
+            let end = buf[start..nl].iter().position(|&b| is_space(b)).map_or(nl, |n| start + n);
+            self.args.push(start..end);
+            at = end;
+        }
+        Ok(Some(Frame { len: nl + 1, argc: self.args.len() }))
     }
 }
 
@@ -201,68 +232,7 @@ pub fn parse_i64(digits: &[u8]) -> Option<i64> {
     Some(n)
 }
 
-/// An inline command: one line, split at whitespace.
-fn inline(buf: &[u8]) -> Result<Option<Frame>, ProtocolError> {
-    let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
-        return line_missing(buf.len(), ProtocolError::InlineTooLong);
-    };
-    let argc = Args::inline(&buf[..nl]).count();
-    Ok(Some(Frame { len: nl + 1, argc, inline: true }))
-}
-
 /// Whether `b` separates inline arguments (C's `isspace`).
 fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b'\x0b' | b'\x0c')
-}
-
-/// The arguments of a request the `Parser` has found whole, as byte ranges
-/// into the request; no allocation.
-#[derive(Clone, Debug)]
-pub struct Args<'a> {
-    req: &'a [u8],
-    at: usize,
-    /// Array elements left; unused for an inline command.
-    left: usize,
-    inline: bool,
-}
-
-impl<'a> Args<'a> {
-    /// The arguments of `req`, the request `frame` describes (its first
-    /// `frame.len` bytes).
-    pub fn new(req: &'a [u8], frame: Frame) -> Args<'a> {
-        if frame.inline {
-            return Args::inline(&req[..frame.len]);
-        }
-        let header = req.iter().position(|&b| b == b'\n').map_or(req.len(), |nl| nl + 1);
-        Args { req, at: header, left: frame.argc, inline: false }
-    }
-
-    /// The words of an inline command line.
-    fn inline(line: &'a [u8]) -> Args<'a> {
-        Args { req: line, at: 0, left: 0, inline: true }
-    }
-}
-
-impl Iterator for Args<'_> {
-    type Item = Range<usize>;
-
-    fn next(&mut self) -> Option<Range<usize>> {
-        if self.inline {
-            let start = self.at + self.req[self.at..].iter().position(|&b| !is_space(b))?;
-            let end =
-                self.req[start..].iter().position(|&b| is_space(b)).map_or(self.req.len(), |n| start + n);
-            self.at = end;
-            return Some(start..end);
-        }
-        if self.left == 0 {
-            return None;
-        }
-        self.left -= 1;
-        // The parser checked the line: `$<len>\r\n`.
-        let cr = self.at + self.req[self.at..].iter().position(|&b| b == b'\r')?;
-        let len = parse_i64(&self.req[self.at + 1..cr]).and_then(|n| usize::try_from(n).ok())?;
-        let start = cr + 2;
-        self.at = start + len + 2;
-        Some(start..start + len)
-    }
 }

@@ -29,8 +29,8 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::codec::{Decoder, FramedRead};
 
-use super::command::{self, ArgRanges, Flow, Out, Request};
-use super::parse::{Args, Frame, Parser, ProtocolError};
+use super::command::{self, Flow, Out, Request};
+use super::parse::{ArgRanges, Parser, ProtocolError};
 use super::store::{BytesValues, PooledValues, Store};
 use super::tokio_common::server::runtime;
 
@@ -252,7 +252,6 @@ where
     let mut reader = service.read_pool.async_reader(input).with_max_frame_len(service.query_limit());
     let mut replies = service.read_pool.allocator(0);
     let mut parser = Parser::new(service.max_bulk_len);
-    let mut args = ArgRanges::new();
     loop {
         let mut out = replies.writer();
         let mut flow = Flow::Continue;
@@ -273,13 +272,11 @@ where
                     break;
                 }
             };
-            args.clear();
-            args.extend(Args::new(reader.buffer(), frame));
             let rest = reader.read(frame.len).await?;
-            if args.is_empty() {
+            if frame.argc == 0 {
                 continue;
             }
-            flow = command::execute(&mut SliceRequest { rest, base: 0 }, &args, store, &mut out)?;
+            flow = command::execute(&mut SliceRequest { rest, base: 0 }, parser.args(), store, &mut out)?;
             if flow == Flow::Quit {
                 break;
             }
@@ -324,12 +321,12 @@ impl From<io::Error> for DecodeError {
 }
 
 impl Decoder for RespCodec {
-    type Item = (Frame, Bytes);
+    type Item = (ArgRanges, Bytes);
     type Error = DecodeError;
 
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<(Frame, Bytes)>, DecodeError> {
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<(ArgRanges, Bytes)>, DecodeError> {
         match self.parser.parse(src).map_err(DecodeError::Protocol)? {
-            Some(frame) => Ok(Some((frame, src.split_to(frame.len).freeze()))),
+            Some(frame) => Ok(Some((self.parser.args().into(), src.split_to(frame.len).freeze()))),
             None if src.len() > self.query_limit => {
                 Err(io::Error::new(io::ErrorKind::InvalidData, "query buffer over the limit").into())
             }
@@ -374,13 +371,12 @@ where
     let codec = RespCodec { parser: Parser::new(service.max_bulk_len), query_limit: service.query_limit() };
     let mut requests = FramedRead::new(input, codec);
     let mut out = BytesMut::new();
-    let mut args = ArgRanges::new();
     while let Some(request) = requests.next().await {
         let mut next = Some(request);
         let mut flow = Flow::Continue;
         let mut failed = None;
         while let Some(request) = next.take() {
-            let (frame, bytes) = match request {
+            let (args, bytes) = match request {
                 Ok(request) => request,
                 Err(DecodeError::Protocol(e)) => {
                     reply_protocol_error(&mut out, e)?;
@@ -389,8 +385,6 @@ where
                 }
                 Err(DecodeError::Io(e)) => return Err(e),
             };
-            args.clear();
-            args.extend(Args::new(&bytes, frame));
             if !args.is_empty() {
                 flow = command::execute(&mut BytesRequest(bytes), &args, store, &mut out)?;
                 if flow == Flow::Quit {
