@@ -52,11 +52,23 @@ pub trait Out {
         self.put(&line[..digits.len() + 3])
     }
 
-    /// A bulk string reply.
+    /// A bulk string reply: one `put` where it is short, three otherwise.
     fn bulk(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.line(b'$', bytes.len() as i64)?;
-        self.put(bytes)?;
-        self.put(b"\r\n")
+        let mut digits = [0; 20];
+        let digits = decimal(bytes.len() as i64, &mut digits);
+        let mut reply = [0; 128];
+        let len = 1 + digits.len() + 2 + bytes.len() + 2;
+        if len > reply.len() {
+            self.line(b'$', bytes.len() as i64)?;
+            self.put(bytes)?;
+            return self.put(b"\r\n");
+        }
+        let mut at = 0;
+        for part in [b"$", digits, b"\r\n", bytes, b"\r\n"] {
+            reply[at..at + part.len()].copy_from_slice(part);
+            at += part.len();
+        }
+        self.put(&reply[..len])
     }
 
     /// An error reply, `-ERR <message>\r\n`, with any `\r` or `\n` in the
@@ -123,9 +135,8 @@ where
             _ => return syntax_error(out),
         }
         let key = Key::from_slice(req.arg(&args[1]));
-        let value = req.cut(args[2].clone());
         let mut keyspace = store.lock();
-        match keyspace.keep(value) {
+        match keyspace.take(req, args[2].clone()) {
             Ok(value) => {
                 keyspace.insert(&key, value);
                 out.put(b"+OK\r\n")?;
@@ -287,7 +298,7 @@ where
     let mut kept: SmallVec<[(Key, V::Value); 10]> = SmallVec::new();
     for pair in pairs.chunks(2) {
         let key = Key::from_slice(req.arg(&pair[0]));
-        match keyspace.keep(req.cut(pair[1].clone())) {
+        match keyspace.take(req, pair[1].clone()) {
             Ok(value) => kept.push((key, value)),
             Err(OutOfMemory) => return out.put(OOM),
         }

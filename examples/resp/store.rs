@@ -19,19 +19,26 @@
 //! (`KEEP_FROM`), so it keeps at most four times its length in use.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
 use refbuf::{Allocator, Pool, Slice};
+
+use super::command::Request;
 
 /// How values are kept.
 pub trait Values: Send {
     /// A stored value.
     type Value: AsRef<[u8]> + Send;
 
-    /// `value`, cut from a request, as it is to be stored; `None` where
-    /// there is no memory for it.
-    fn keep(&mut self, value: Self::Value) -> Option<Self::Value>;
+    /// The argument of `req` at `range` as it is to be stored, cut out of
+    /// the request or copied; `None` where there is no memory for it.
+    fn take<R: Request<Value = Self::Value>>(
+        &mut self,
+        req: &mut R,
+        range: Range<usize>,
+    ) -> Option<Self::Value>;
 
     /// A copy of `bytes` to store; `None` where there is no memory for it.
     fn copy(&mut self, bytes: &[u8]) -> Option<Self::Value>;
@@ -62,8 +69,8 @@ impl PooledValues {
 impl Values for PooledValues {
     type Value = Slice;
 
-    fn keep(&mut self, value: Slice) -> Option<Slice> {
-        if value.len() >= self.keep_from { Some(value) } else { self.copy(&value) }
+    fn take<R: Request<Value = Slice>>(&mut self, req: &mut R, range: Range<usize>) -> Option<Slice> {
+        if range.len() >= self.keep_from { Some(req.cut(range)) } else { self.copy(req.arg(&range)) }
     }
 
     fn copy(&mut self, bytes: &[u8]) -> Option<Slice> {
@@ -78,8 +85,8 @@ pub struct BytesValues;
 impl Values for BytesValues {
     type Value = Bytes;
 
-    fn keep(&mut self, value: Bytes) -> Option<Bytes> {
-        Some(value)
+    fn take<R: Request<Value = Bytes>>(&mut self, req: &mut R, range: Range<usize>) -> Option<Bytes> {
+        Some(req.cut(range))
     }
 
     fn copy(&mut self, bytes: &[u8]) -> Option<Bytes> {
@@ -139,13 +146,17 @@ impl<V: Values> Keyspace<V> {
         self.used.checked_add(bytes).is_some_and(|total| total <= self.max)
     }
 
-    /// `value` as it is to be stored (see `Values::keep`), within the
-    /// budget.
-    pub fn keep(&mut self, value: V::Value) -> Result<V::Value, OutOfMemory> {
-        if !self.has_room(value.as_ref().len()) {
+    /// The argument of `req` at `range` as it is to be stored (see
+    /// `Values::take`), within the budget.
+    pub fn take<R: Request<Value = V::Value>>(
+        &mut self,
+        req: &mut R,
+        range: Range<usize>,
+    ) -> Result<V::Value, OutOfMemory> {
+        if !self.has_room(range.len()) {
             return Err(OutOfMemory);
         }
-        self.values.keep(value).ok_or(OutOfMemory)
+        self.values.take(req, range).ok_or(OutOfMemory)
     }
 
     /// A copy of `bytes` to store, within the budget.
@@ -156,7 +167,7 @@ impl<V: Values> Keyspace<V> {
         self.values.copy(bytes).ok_or(OutOfMemory)
     }
 
-    /// Stores `value` (made by `keep` or `copy`) under `key`.
+    /// Stores `value` (made by `take` or `copy`) under `key`.
     pub fn insert(&mut self, key: &[u8], value: V::Value) {
         self.used += value.as_ref().len();
         let old = match self.map.get_mut(key) {
