@@ -46,9 +46,9 @@ pub trait Values: Send {
 
 /// Values below this length are copied out of the read buf they arrived
 /// in; longer ones are kept there. A quarter of the read pool's standard
-/// 64 KiB buf: a value kept is never flagged as pinning its buf
-/// (`PoolReport`), and copying values this long cost SET throughput in the
-/// measurement `docs/resp.md` gives.
+/// 64 KiB buf, so that a value kept holds at most four times its length
+/// and is never flagged as pinning its buf (`PoolReport`); `docs/resp.md`
+/// gives the measurement.
 pub const KEEP_FROM: usize = 16 * 1024;
 
 /// Values as pool slices: small ones copied into bufs of their own through
