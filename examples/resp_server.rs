@@ -19,57 +19,59 @@ mod resp;
 use std::io;
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::thread;
 
 use clap::Parser;
 use resp::server::{Config, Server};
 use resp::store::KEEP_FROM;
-use resp::tokio_common::args;
+use resp::tokio_common::{args, server};
 
 /// A Redis-protocol server on refbuf or, with `--baseline`, on `BytesMut`
 /// and `tokio_util`.
+// Public, as are its fields, for `tests/examples.rs`, which checks it.
 #[derive(Debug, Parser)]
 #[command(name = "resp_server")]
-struct Args {
+pub struct Args {
     /// The address to listen on.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:6379")]
-    addr: SocketAddr,
+    pub addr: SocketAddr,
     /// Runtime worker threads; 1 runs a current-thread runtime [default:
     /// one per CPU].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
-    threads: Option<u16>,
+    pub threads: Option<u16>,
     /// The budget of the stored values: a write past it is refused with
     /// `-OOM` [default: none].
     #[arg(long, value_name = "BYTES")]
-    maxmemory: Option<usize>,
+    pub maxmemory: Option<usize>,
     /// The longest array or bulk string accepted, as redis-server's
     /// `proto-max-bulk-len`.
     #[arg(long, value_name = "BYTES", default_value_t = 512 << 20)]
-    proto_max_bulk_len: usize,
+    pub proto_max_bulk_len: usize,
     /// Values at least this long are kept in the buf they were read into;
     /// shorter ones are copied out.
     #[arg(long, value_name = "BYTES", default_value_t = KEEP_FROM)]
-    keep_from: usize,
+    pub keep_from: usize,
     /// Serve with `BytesMut` and `tokio_util` instead of refbuf.
     #[arg(long)]
-    baseline: bool,
+    pub baseline: bool,
+}
+
+impl Args {
+    /// The server's configuration.
+    pub fn config(self) -> Config {
+        let threads = server::worker_threads(self.threads);
+        Config {
+            addr: self.addr,
+            threads,
+            maxmemory: self.maxmemory.unwrap_or(usize::MAX),
+            max_bulk_len: self.proto_max_bulk_len,
+            keep_from: self.keep_from,
+            baseline: self.baseline,
+        }
+    }
 }
 
 fn main() -> ExitCode {
-    args::run_main("resp_server", |args: Args| {
-        let threads = match args.threads {
-            Some(n) => usize::from(n),
-            None => thread::available_parallelism().map_or(1, usize::from),
-        };
-        run(&Config {
-            addr: args.addr,
-            threads,
-            maxmemory: args.maxmemory.unwrap_or(usize::MAX),
-            max_bulk_len: args.proto_max_bulk_len,
-            keep_from: args.keep_from,
-            baseline: args.baseline,
-        })
-    })
+    args::run_main("resp_server", |args: Args| run(&args.config()))
 }
 
 /// Serves until killed.
