@@ -80,6 +80,7 @@ impl Client {
     fn connect(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).expect("connect");
         stream.set_read_timeout(Some(BOUND)).expect("timeout");
+        stream.set_write_timeout(Some(BOUND)).expect("timeout");
         Client { stream }
     }
 
