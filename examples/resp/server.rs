@@ -5,8 +5,8 @@
 //! memory. The `Parser` looks at `buffer()` for the end of the next
 //! request; the request is then taken whole with `read(len)` (at once: its
 //! bytes are buffered) and run, its values cut out of it as slices. The
-//! replies to every request already buffered go into one `Writer` over the
-//! connection's reply allocator, and out with one `write_all_async` of the
+//! replies to every request already buffered go into one `Writer` over an
+//! allocator of the batch's own, and out with one `write_all_async` of the
 //! chain it finishes into: usually one vectored write per read.
 //!
 //! In `--baseline` mode it is written as one would without refbuf:
@@ -250,13 +250,18 @@ where
     W: AsyncWrite + Unpin,
 {
     let mut reader = service.read_pool.async_reader(input).with_max_frame_len(service.query_limit());
-    let mut replies = service.read_pool.allocator(0);
     let mut parser = Parser::new(service.max_bulk_len);
     loop {
+        // An allocator per batch: once the batch is sent its buf goes back
+        // to the pool, so a connection waiting for its peer holds none for
+        // replies, and the next batch, of any connection on this thread,
+        // takes it back from the thread's cache, still in the CPU's cache.
+        let mut replies = service.read_pool.allocator(0);
         let mut out = replies.writer();
         let mut flow = Flow::Continue;
         let mut failed = None;
-        // Whether a whole request is still buffered after the batch.
+        // Whether the batch stopped at its size, requests perhaps still
+        // buffered.
         let mut more = false;
         loop {
             if out.len() >= BATCH_BYTES {
