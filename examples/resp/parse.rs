@@ -79,6 +79,7 @@ pub type ArgRanges = SmallVec<[Range<usize>; 32]>;
 /// reads is parsed once, not once per read.
 #[derive(Debug)]
 pub struct Parser {
+    /// The longest array or bulk string accepted.
     max_bulk_len: usize,
     /// Progress through an array whose end is not buffered yet.
     partial: Option<Partial>,

@@ -46,6 +46,7 @@ const QUERY_LIMIT: usize = 1 << 30;
 /// How the server runs.
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// The address to listen on; port 0 picks a free one.
     pub addr: SocketAddr,
     /// Runtime worker threads; 1 runs a current-thread runtime.
     pub threads: usize,
@@ -66,13 +67,17 @@ pub struct Service {
     /// Small values are copied into this pool's bufs; its budget is
     /// `--maxmemory`.
     pub value_pool: Pool,
+    /// The keys and values, kept as the mode keeps them.
     keyspace: Keyspace,
+    /// The longest array or bulk string accepted.
     max_bulk_len: usize,
 }
 
 /// The keyspace of the mode the server runs in.
 enum Keyspace {
+    /// Values as slices.
     Refbuf(Store<PooledValues>),
+    /// Values as `Bytes`.
     Baseline(Store<BytesValues>),
 }
 
@@ -97,9 +102,13 @@ impl Service {
 
 /// A running server.
 pub struct Server {
+    /// The address it listens on.
     addr: SocketAddr,
+    /// The pools and keyspace, shared with the connections.
     service: Arc<Service>,
+    /// Told to stop the accept loop.
     stop: Arc<Notify>,
+    /// The thread running the runtime.
     thread: JoinHandle<io::Result<()>>,
 }
 
@@ -201,6 +210,7 @@ where
 struct SliceRequest {
     /// The request from `base` on.
     rest: Slice,
+    /// The offset in the request at which `rest` starts.
     base: usize,
 }
 
@@ -308,14 +318,18 @@ where
 /// The baseline's decoder: whole requests, each split off the read buffer
 /// and frozen.
 struct RespCodec {
+    /// Finds each request's end and arguments.
     parser: Parser,
+    /// The most bytes buffered without a whole request.
     query_limit: usize,
 }
 
 /// Why the baseline's decoder stopped.
 #[derive(Debug)]
 enum DecodeError {
+    /// The request cannot be read: answered, then the connection closes.
     Protocol(ProtocolError),
+    /// The source failed, or the query outgrew its limit.
     Io(io::Error),
 }
 

@@ -54,7 +54,9 @@ pub const KEEP_FROM: usize = 16 * 1024;
 /// Values as pool slices: small ones copied into bufs of their own through
 /// one allocator, large ones kept where they were read.
 pub struct PooledValues {
+    /// Copies the small values into the value pool.
     alloc: Allocator,
+    /// The cut-off: values at least this long are kept.
     keep_from: usize,
 }
 
@@ -96,15 +98,19 @@ impl Values for BytesValues {
 
 /// The keyspace, shared by every connection.
 pub struct Store<V: Values> {
+    /// The keyspace, under its lock.
     inner: Mutex<Keyspace<V>>,
 }
 
 /// The keys and values, under the store's lock.
 pub struct Keyspace<V: Values> {
+    /// The values by key.
     map: HashMap<Box<[u8]>, V::Value>,
     /// Sum of the stored values' lengths.
     used: usize,
+    /// The budget: `used` never exceeds it.
     max: usize,
+    /// How values are kept.
     values: V,
 }
 
