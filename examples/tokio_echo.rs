@@ -21,11 +21,10 @@ mod tokio_common;
 
 use std::io;
 use std::process::ExitCode;
-use std::thread;
 
 use clap::Parser;
 use tokio_common::args;
-use tokio_common::server::{Config, Server};
+use tokio_common::server::{self, Config, Server};
 
 /// A length-prefixed echo server on tokio, on refbuf or, with `--baseline`,
 /// on `Framed` and `LengthDelimitedCodec`.
@@ -55,10 +54,7 @@ pub struct Args {
 impl Args {
     /// The server's configuration.
     pub fn config(self) -> Config {
-        let threads = match self.threads {
-            Some(n) => usize::from(n),
-            None => thread::available_parallelism().map_or(1, usize::from),
-        };
+        let threads = server::worker_threads(self.threads);
         Config {
             addr: self.listen.addr,
             max_frame: self.listen.max_frame,

@@ -46,6 +46,10 @@ mod profile_alloc;
 #[allow(dead_code, reason = "only the example's command line is used here, not its `main`")]
 #[path = "../examples/quickstart.rs"]
 mod quickstart;
+#[cfg(feature = "tokio")]
+#[allow(dead_code, reason = "only the example's command line is used here, not its `main`")]
+#[path = "../examples/resp_server.rs"]
+mod resp_server;
 #[allow(dead_code, reason = "only the example's command line and workloads are used here, not its `main`")]
 #[path = "../examples/retention.rs"]
 mod retention;
@@ -141,6 +145,7 @@ fn every_example_answers_help() {
     check_example::<retention::Args>("retention");
     #[cfg(feature = "tokio")]
     {
+        check_example::<resp_server::Args>("resp_server");
         check_example::<tokio_echo::Args>("tokio_echo");
         check_example::<tokio_load::Args>("tokio_load");
     }
@@ -204,6 +209,40 @@ fn socket_examples_defaults_and_options() {
         let err = echo_client::Args::try_parse_from(["echo_client", "--duration", bad]).expect_err(bad);
         assert_eq!(err.kind(), ErrorKind::ValueValidation, "--duration {bad}");
     }
+}
+
+/// `resp_server`'s defaults (redis-server's port and bulk length limit, no
+/// budget), and each option setting its field.
+#[cfg(feature = "tokio")]
+#[test]
+#[cfg_attr(miri, ignore = "command lines only: no pool memory is touched")]
+fn resp_server_defaults_and_options() {
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    let fields = |argv: &[&str]| {
+        let c = parse::<resp_server::Args>(argv).config();
+        (c.addr, c.threads, c.maxmemory, c.max_bulk_len, c.keep_from, c.baseline)
+    };
+    assert_eq!(
+        fields(&["resp_server"]),
+        ("127.0.0.1:6379".parse().unwrap(), cpus, usize::MAX, 512 << 20, 16 << 10, false)
+    );
+    let argv = [
+        "resp_server",
+        "--addr",
+        "0.0.0.0:7000",
+        "--threads",
+        "1",
+        "--maxmemory",
+        "1048576",
+        "--proto-max-bulk-len",
+        "1000",
+        "--keep-from",
+        "100",
+        "--baseline",
+    ];
+    assert_eq!(fields(&argv), ("0.0.0.0:7000".parse().unwrap(), 1, 1 << 20, 1000, 100, true));
+    let err = resp_server::Args::try_parse_from(["resp_server", "--threads", "0"]).expect_err("no threads");
+    assert_eq!(err.kind(), ErrorKind::ValueValidation);
 }
 
 /// The tokio examples' defaults, parallel to `echo_server`'s and

@@ -166,6 +166,15 @@ impl Server {
     }
 }
 
+/// The runtime workers a `--threads` option asks for: the number given,
+/// else one per CPU.
+pub fn worker_threads(arg: Option<u16>) -> usize {
+    match arg {
+        Some(n) => usize::from(n),
+        None => thread::available_parallelism().map_or(1, usize::from),
+    }
+}
+
 /// A runtime of `threads` workers; 1 is a current-thread runtime.
 pub fn runtime(threads: usize) -> io::Result<Runtime> {
     let mut builder = if threads <= 1 {

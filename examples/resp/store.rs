@@ -1,0 +1,204 @@
+//! The keyspace: keys to values under one lock, shared by every
+//! connection, with the `--maxmemory` budget.
+//!
+//! The store is generic over how a value is kept (`Values`): the refbuf
+//! mode keeps `Slice`s (`PooledValues`), the baseline `Bytes`
+//! (`BytesValues`).
+//!
+//! # The budget
+//!
+//! `used` is the sum of the stored values' lengths. A write is refused,
+//! with nothing changed, where `used` plus the bytes it writes would exceed
+//! `--maxmemory`; the values it replaces count until they are replaced. In
+//! the refbuf mode the small values' copies also live in a pool whose
+//! budget is `--maxmemory`, so the memory they take, whole bufs, never
+//! exceeds it either, and a copy the pool refuses refuses the write. A large
+//! value kept in the read buf it arrived in counts its own length: the rest
+//! of that buf holds other requests, gone once they are answered, and a
+//! value is kept only where it is at least a quarter of a standard read buf
+//! (`KEEP_FROM`), so it keeps at most four times its length in use.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::{Mutex, MutexGuard};
+
+use bytes::Bytes;
+use refbuf::{Allocator, Pool, Slice};
+
+use super::command::Request;
+
+/// How values are kept.
+pub trait Values: Send {
+    /// A stored value.
+    type Value: AsRef<[u8]> + Send;
+
+    /// The argument of `req` at `range` as it is to be stored, cut out of
+    /// the request or copied; `None` where there is no memory for it.
+    fn take<R: Request<Value = Self::Value>>(
+        &mut self,
+        req: &mut R,
+        range: Range<usize>,
+    ) -> Option<Self::Value>;
+
+    /// A copy of `bytes` to store; `None` where there is no memory for it.
+    fn copy(&mut self, bytes: &[u8]) -> Option<Self::Value>;
+}
+
+/// Values below this length are copied out of the read buf they arrived
+/// in; longer ones are kept there. A quarter of the read pool's standard
+/// 64 KiB buf, so that a value kept holds at most four times its length
+/// and is never flagged as pinning its buf (`PoolReport`); `docs/resp.md`
+/// gives the measurement.
+pub const KEEP_FROM: usize = 16 * 1024;
+
+/// Values as pool slices: small ones copied into bufs of their own through
+/// one allocator, large ones kept where they were read.
+pub struct PooledValues {
+    /// Copies the small values into the value pool.
+    alloc: Allocator,
+    /// The cut-off: values at least this long are kept.
+    keep_from: usize,
+}
+
+impl PooledValues {
+    /// Copies values shorter than `keep_from` into `pool`, whose budget is
+    /// `--maxmemory`.
+    pub fn new(pool: &Pool, keep_from: usize) -> PooledValues {
+        PooledValues { alloc: pool.allocator(0), keep_from }
+    }
+}
+
+impl Values for PooledValues {
+    type Value = Slice;
+
+    fn take<R: Request<Value = Slice>>(&mut self, req: &mut R, range: Range<usize>) -> Option<Slice> {
+        if range.len() >= self.keep_from { Some(req.cut(range)) } else { self.copy(req.arg(&range)) }
+    }
+
+    fn copy(&mut self, bytes: &[u8]) -> Option<Slice> {
+        // Never waits: a used-up budget is an OOM reply, at once.
+        self.alloc.try_copy_from_slice(bytes).ok()
+    }
+}
+
+/// Values as `Bytes`, kept as cut from the connection's `BytesMut`.
+pub struct BytesValues;
+
+impl Values for BytesValues {
+    type Value = Bytes;
+
+    fn take<R: Request<Value = Bytes>>(&mut self, req: &mut R, range: Range<usize>) -> Option<Bytes> {
+        Some(req.cut(range))
+    }
+
+    fn copy(&mut self, bytes: &[u8]) -> Option<Bytes> {
+        Some(Bytes::copy_from_slice(bytes))
+    }
+}
+
+/// The keyspace, shared by every connection.
+pub struct Store<V: Values> {
+    /// The keyspace, under its lock.
+    inner: Mutex<Keyspace<V>>,
+}
+
+/// The keys and values, under the store's lock.
+pub struct Keyspace<V: Values> {
+    /// The values by key.
+    map: HashMap<Box<[u8]>, V::Value>,
+    /// Sum of the stored values' lengths.
+    used: usize,
+    /// The budget: `used` never exceeds it.
+    max: usize,
+    /// How values are kept.
+    values: V,
+}
+
+impl<V: Values> Store<V> {
+    /// An empty store keeping values with `values`, refusing writes past
+    /// `max` bytes of values.
+    pub fn new(values: V, max: usize) -> Store<V> {
+        Store { inner: Mutex::new(Keyspace { map: HashMap::new(), used: 0, max, values }) }
+    }
+
+    /// The keyspace, locked.
+    pub fn lock(&self) -> MutexGuard<'_, Keyspace<V>> {
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The reply to a write refused for the budget.
+#[derive(Debug)]
+pub struct OutOfMemory;
+
+impl<V: Values> Keyspace<V> {
+    /// The value of `key`.
+    pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
+        self.map.get(key).map(AsRef::as_ref)
+    }
+
+    /// Whether `key` holds a value.
+    pub fn contains(&self, key: &[u8]) -> bool {
+        self.map.contains_key(key)
+    }
+
+    /// Keys held.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether writing `bytes` more would stay within the budget.
+    pub fn has_room(&self, bytes: usize) -> bool {
+        self.used.checked_add(bytes).is_some_and(|total| total <= self.max)
+    }
+
+    /// The argument of `req` at `range` as it is to be stored (see
+    /// `Values::take`), within the budget.
+    pub fn take<R: Request<Value = V::Value>>(
+        &mut self,
+        req: &mut R,
+        range: Range<usize>,
+    ) -> Result<V::Value, OutOfMemory> {
+        if !self.has_room(range.len()) {
+            return Err(OutOfMemory);
+        }
+        self.values.take(req, range).ok_or(OutOfMemory)
+    }
+
+    /// A copy of `bytes` to store, within the budget.
+    pub fn copy(&mut self, bytes: &[u8]) -> Result<V::Value, OutOfMemory> {
+        if !self.has_room(bytes.len()) {
+            return Err(OutOfMemory);
+        }
+        self.values.copy(bytes).ok_or(OutOfMemory)
+    }
+
+    /// Stores `value` (made by `take` or `copy`) under `key`.
+    pub fn insert(&mut self, key: &[u8], value: V::Value) {
+        self.used += value.as_ref().len();
+        let old = match self.map.get_mut(key) {
+            Some(slot) => Some(std::mem::replace(slot, value)),
+            None => self.map.insert(key.into(), value),
+        };
+        if let Some(old) = old {
+            self.used -= old.as_ref().len();
+        }
+    }
+
+    /// Removes `key`; whether it held a value.
+    pub fn remove(&mut self, key: &[u8]) -> bool {
+        match self.map.remove(key) {
+            Some(old) => {
+                self.used -= old.as_ref().len();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes every key.
+    pub fn clear(&mut self) {
+        self.map.clear();
+        self.used = 0;
+    }
+}
