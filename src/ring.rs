@@ -91,6 +91,37 @@ enum State {
 /// The ring is registered, read and unregistered through the io_uring
 /// instance's file: an instance set up with `IORING_SETUP_SINGLE_ISSUER`
 /// must make, use and drop the ring on its submitting thread.
+///
+/// # Example
+///
+/// A multishot receive on a UDP socket, each datagram growing an 8-byte
+/// header in front of it (`examples/udp_relay_uring.rs` is a whole relay):
+///
+/// ```no_run
+/// use std::os::fd::AsRawFd;
+/// use io_uring::{IoUring, opcode, types};
+///
+/// let pool = refbuf::Pool::new();
+/// let mut uring = IoUring::new(64)?;
+/// let ring = refbuf::BufRing::new(&pool, &uring, 0, 256, 1500, 8)?;
+/// let socket = std::net::UdpSocket::bind("127.0.0.1:9000")?;
+/// let recv = opcode::RecvMulti::new(types::Fd(socket.as_raw_fd()), 0).build().user_data(1);
+/// // SAFETY: `ring` outlives the receive: the loop never ends.
+/// unsafe { uring.submission().push(&recv) }.expect("room in the queue");
+/// loop {
+///     uring.submit_and_wait(1)?;
+///     for cqe in uring.completion() {
+///         // SAFETY: a completion of the receive, on `ring`'s group.
+///         let mut datagram = unsafe { ring.completion(cqe.result(), cqe.flags()) }?;
+///         assert!(datagram.prepend(b"8 bytes!"));
+///         // ... send it, keep it, or drop it: its region comes back.
+///         // (A completion without `cqueue::more` in its flags, such as
+///         // `ENOBUFS`, ends the receive: a real loop submits it again.)
+///     }
+///     ring.replenish();
+/// }
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub struct BufRing {
     /// Dropped by hand: closed in `drop` once the kernel has let go of the
     /// ring, and leaked if it does not.
