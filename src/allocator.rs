@@ -3,12 +3,13 @@
 use core::fmt;
 use core::ptr::NonNull;
 use core::task::{Context, Poll};
+use std::collections::VecDeque;
 use std::io;
 use std::time::Duration;
 
 use crate::buf::{Header, Lease};
 use crate::error::AllocError;
-use crate::pool::{Pool, Ticket, Wait};
+use crate::pool::{Pool, SizeClass, Ticket, Wait};
 use crate::slice::Slice;
 use crate::writer::Writer;
 
@@ -44,6 +45,16 @@ pub struct Allocator {
     /// on one thread.
     home: bool,
     current: Option<Bump>,
+    /// Standard-size bufs it has filled, oldest first, kept so that the
+    /// first whose slices are all gone becomes the current buf again with
+    /// no trip through the pool; at most `spent_cap`. Only an allocator at
+    /// home keeps any; see [`Allocator::retire`].
+    spent: VecDeque<Lease>,
+    spent_cap: usize,
+    /// Refills left in which the allocator neither looks at nor adds to its
+    /// spent bufs: set when the oldest is found in use with the list full,
+    /// a sign that its slices outlive what the list can hold.
+    spent_skip: usize,
     /// Its place among the pool's async waiters, while
     /// [`poll_ready`](Allocator::poll_ready) waits for the budget.
     ticket: Ticket,
@@ -69,6 +80,15 @@ const REUSE_CHECK: usize = if cfg!(loom) { 16 } else { 16 * 1024 };
 /// allocation) do not pay the check on nearly every allocation. Under loom,
 /// one, so that the models meet a check with room left.
 const RUN_SLICES: usize = if cfg!(loom) { 1 } else { 8 };
+
+/// The most bytes of filled standard-size bufs an allocator at home keeps
+/// for reuse: two default bufs, or a window of slices alive across up to
+/// `SPENT_BUFS` small ones. Under loom, two of the models' bufs.
+pub(crate) const SPENT_BYTES: usize = if cfg!(loom) { 128 } else { 128 * 1024 };
+
+/// The most filled bufs an allocator at home keeps for reuse, whatever
+/// their size.
+pub(crate) const SPENT_BUFS: usize = 32;
 
 /// The buf an allocator is cutting slices from.
 struct Bump {
@@ -186,7 +206,16 @@ impl Bump {
 
 impl Allocator {
     pub(crate) fn new(pool: Pool, reserve: usize) -> Allocator {
-        Allocator { pool, reserve, home: false, current: None, ticket: Ticket::default() }
+        Allocator {
+            pool,
+            reserve,
+            home: false,
+            current: None,
+            spent: VecDeque::new(),
+            spent_cap: 0,
+            spent_skip: 0,
+            ticket: Ticket::default(),
+        }
     }
 
     /// An allocator whose bufs get the calling thread as their home.
@@ -197,6 +226,9 @@ impl Allocator {
     pub(crate) unsafe fn new_at_home(pool: Pool, reserve: usize) -> Allocator {
         let mut alloc = Allocator::new(pool, reserve);
         alloc.home = true;
+        alloc.spent_cap = (SPENT_BYTES / alloc.pool.buf_size()).min(SPENT_BUFS);
+        // Allocated here, once, so that no allocation of a slice does.
+        alloc.spent = VecDeque::with_capacity(alloc.spent_cap);
         alloc
     }
 
@@ -674,15 +706,16 @@ impl Allocator {
     /// Takes a buf with at least `need` bytes, where the current one (if
     /// any) cannot make room.
     ///
-    /// Where no slice of the current buf is alive, or the request may wait,
-    /// the current buf goes first: its
-    /// memory may be what the new buf needs, and a wait must not hold a buf
-    /// whose slices may all be dropped meanwhile. A request that does not
-    /// wait keeps a buf that slices still use until the new one is in hand,
-    /// so that when it is refused the allocator carries on where it was. A
-    /// request no buf size can hold fails before any of this and keeps the
-    /// current buf too; any other failure leaves the allocator with no buf,
-    /// and the next allocation takes one anew.
+    /// First, a spent buf (see [`retire`](Allocator::retire)) whose slices
+    /// are all gone becomes the current buf again. Else, where no slice of
+    /// the current buf is alive, or the request may wait, the current buf
+    /// goes first: its memory may be what the new buf needs, and a wait must
+    /// not hold a buf whose slices may all be dropped meanwhile. A request
+    /// that does not wait keeps a buf that slices still use until the new
+    /// one is in hand, so that when it is refused the allocator carries on
+    /// where it was. A request no buf size can hold fails before any of this
+    /// and keeps the current buf too; any other failure leaves the allocator
+    /// with no buf, and the next allocation takes one anew.
     ///
     /// `held` is the data bytes of other bufs the caller keeps alive while
     /// it waits; see [`Pool::useful_wait`].
@@ -694,19 +727,26 @@ impl Allocator {
         wait: Wait,
         held: impl FnOnce() -> usize,
     ) -> Result<&mut Bump, AllocError> {
-        let sole_holder = self.current.as_ref().is_some_and(|bump| bump.lease.is_sole_holder());
         let size = self.pool.size_class(need)?;
+        if let Some(lease) = self.reusable_spent(need) {
+            // The lease is at home already, and no slice uses its buf.
+            let filled = self.current.replace(Bump::new(lease));
+            self.retire(filled);
+            return Ok(self.current.as_mut().expect("a spent buf was just made current"));
+        }
+        let sole_holder = self.current.as_ref().is_some_and(|bump| bump.lease.is_sole_holder());
         let wait = self.pool.useful_wait(size, wait, held());
-        // Dropping a `Bump` drops its lease, giving back its references.
         let kept = match wait {
             Wait::Never if !sole_holder => self.current.take(),
             _ => {
-                self.current = None;
+                let filled = self.current.take();
+                self.retire(filled);
                 None
             }
         };
-        match self.pool.lease(size, wait) {
+        match self.lease(size, wait) {
             Ok(lease) => {
+                self.retire(kept);
                 let bump = self.start(lease);
                 Ok(self.current.insert(bump))
             }
@@ -714,6 +754,73 @@ impl Allocator {
                 self.current = kept;
                 Err(e)
             }
+        }
+    }
+
+    /// The oldest spent buf, taken out of the list, where it holds `need`
+    /// bytes and no slice of it is alive.
+    ///
+    /// Where a slice of it is alive and the list is full, the slices live
+    /// longer than the list turns over (a window wider than the bufs it
+    /// holds, or a slice kept long): the oldest is pushed out, and for as
+    /// many refills as the list holds, filled bufs go back to the pool as
+    /// they would without it, at once, while their headers are still in
+    /// the cache, rather than to the list only to be pushed out later.
+    /// Measured side by side against an allocator that keeps no spent
+    /// bufs, a window of 256 slices of 1500 bytes in 16 KiB bufs took 1.07x
+    /// to 1.15x the time without the pause, 0.99x to 1.06x with it.
+    fn reusable_spent(&mut self, need: usize) -> Option<Lease> {
+        if self.spent_skip > 0 {
+            self.spent_skip -= 1;
+            return None;
+        }
+        let oldest = self.spent.front()?;
+        // SAFETY: the lease holds its buf.
+        let cap = unsafe { Header::cap(oldest.buf()) };
+        if cap >= need && oldest.is_sole_holder() {
+            return self.spent.pop_front();
+        }
+        if self.spent.len() == self.spent_cap {
+            self.spent.pop_front();
+            self.spent_skip = self.spent_cap;
+        }
+        None
+    }
+
+    /// Lets go of a buf the allocator is done cutting from. An allocator at
+    /// home keeps a standard-size one as spent, for
+    /// [`refill`](Allocator::refill) to reuse once its slices are gone:
+    /// turning over bufs that way takes no lock and no atomic
+    /// read-modify-write. The oldest spent buf goes (back to the pool once
+    /// its slices are gone) where more than `spent_cap` would be kept.
+    ///
+    /// An [`Allocator`] that may move between threads keeps none: one per
+    /// connection or task is common, and each would hold its spent bufs.
+    fn retire(&mut self, filled: Option<Bump>) {
+        let Some(bump) = filled else { return };
+        if self.spent_cap == 0 || self.spent_skip > 0 || bump.cap() != self.pool.buf_size() {
+            return;
+        }
+        if self.spent.len() == self.spent_cap {
+            self.spent.pop_front();
+        }
+        self.spent.push_back(bump.lease);
+    }
+
+    /// Leases a buf of `size` from the pool, waiting as `wait` allows.
+    /// Where the budget refuses while the allocator keeps spent bufs, it
+    /// lets them go first (those whose slices are gone go back to the pool
+    /// at once) and asks again.
+    fn lease(&mut self, size: SizeClass, wait: Wait) -> Result<Lease, AllocError> {
+        if self.spent.is_empty() {
+            return self.pool.lease(size, wait);
+        }
+        match self.pool.lease(size, Wait::Never) {
+            Err(AllocError::Exhausted) => {
+                self.spent.clear();
+                self.pool.lease(size, wait)
+            }
+            leased => leased,
         }
     }
 }
@@ -742,6 +849,7 @@ impl fmt::Debug for Allocator {
         f.debug_struct("Allocator")
             .field("reserve", &self.reserve)
             .field("remaining", &self.current.as_ref().map_or(0, |b| b.remaining))
+            .field("spent", &self.spent.len())
             .finish_non_exhaustive()
     }
 }

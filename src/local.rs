@@ -22,6 +22,18 @@ use crate::slice::Slice;
 /// then on every drop is atomic. Slices are ordinary [`Slice`]s: they may
 /// be sent to other threads, outlive the allocator, be split and joined.
 ///
+/// It also keeps the standard-size bufs it has filled, up to
+/// [`SPENT_BYTES`](LocalAllocator::SPENT_BYTES) and
+/// [`SPENT_BUFS`](LocalAllocator::SPENT_BUFS), and when it needs a new buf
+/// it first looks at the oldest of them: where every slice cut from it is
+/// gone, it cuts from it again, still at home, with no lock and no atomic
+/// read-modify-write, where taking a buf from the pool and giving it back
+/// costs both. A buf pushed out by newer ones goes back to the pool once
+/// its slices are gone. Kept bufs count as in use; when the budget refuses
+/// a buf (a refusal [`PoolStats::exhausted`](crate::PoolStats::exhausted)
+/// counts), the allocator lets them all go and asks again, and dropping it
+/// lets them go too.
+///
 /// It is neither `Send` nor `Sync`, which is what makes the plain count
 /// sound: its bufs' home can never change under the slices' feet. Use it
 /// for a thread that allocates and mostly drops its own slices, such as
@@ -58,6 +70,14 @@ pub struct LocalAllocator {
 }
 
 impl LocalAllocator {
+    /// The most bytes of filled standard-size bufs kept for reuse: two
+    /// default bufs.
+    pub const SPENT_BYTES: usize = crate::allocator::SPENT_BYTES;
+
+    /// The most filled bufs kept for reuse, whatever their size: with bufs
+    /// of 4 KiB, a window of 32 slices of 1500 bytes alive at once.
+    pub const SPENT_BUFS: usize = crate::allocator::SPENT_BUFS;
+
     pub(crate) fn new(pool: Pool, reserve: usize) -> LocalAllocator {
         // SAFETY: the allocator lives inside this value, which cannot leave
         // the thread, and no method hands it out.

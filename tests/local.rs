@@ -264,3 +264,81 @@ fn dropped_by_thread_local_destructors() {
     }
     assert_all_returned(&pool);
 }
+
+/// A window of slices across small bufs: once warm, each buf the allocator
+/// fills is one it filled before, taken back when its slices are gone, with
+/// no new buf made and none through the pool.
+#[test]
+fn spent_bufs_turn_over_a_window() {
+    let pool = Pool::builder().buf_size(4096).build();
+    let mut alloc = pool.local_allocator(0);
+    let mut window: std::collections::VecDeque<Slice> = (0..32).map(|_| alloc.alloc(1500)).collect();
+    // Warm: the window's bufs and the one being filled.
+    for _ in 0..100 {
+        window.pop_front();
+        window.push_back(alloc.alloc(1500));
+    }
+    let made = pool.stats().bufs_created;
+    let mut places = std::collections::HashSet::new();
+    for i in 0..1000u32 {
+        window.pop_front();
+        let s = alloc.copy_from_slice(&[i as u8; 1500]);
+        places.insert(s.as_ptr().addr());
+        window.push_back(s);
+    }
+    let stats = pool.stats();
+    assert_eq!(stats.bufs_created, made, "no buf made once warm: {stats}");
+    assert_eq!(stats.bufs_idle, 0, "no buf went back to the pool: {stats}");
+    assert!(window.iter().enumerate().all(|(k, s)| s.iter().all(|&b| b == (968 + k) as u8)));
+    assert!(places.len() <= 2 * made as usize, "two places in each buf: {}", places.len());
+    drop(window);
+    drop(alloc);
+    assert_all_returned(&pool);
+}
+
+/// A spent buf a long-lived slice pins is pushed out by newer ones and goes
+/// back to the pool when that slice goes; one that is not standard-size is
+/// never kept.
+#[test]
+fn spent_bufs_are_bounded() {
+    let pool = Pool::builder().buf_size(1024).build();
+    let mut alloc = pool.local_allocator(0);
+    let pinned = alloc.alloc(1000);
+    // Each allocation fills a buf whose slice lives on: after the cap,
+    // the pinned buf is pushed out of the allocator's hands.
+    let kept: Vec<Slice> = (0..=refbuf::LocalAllocator::SPENT_BUFS).map(|_| alloc.alloc(1000)).collect();
+    let in_use = pool.stats().bufs_in_use;
+    drop(pinned);
+    assert_eq!(pool.stats().bufs_in_use, in_use - 1, "the pinned buf went back with its slice");
+    // A larger buf goes back as soon as its slice does.
+    drop(alloc.alloc(4000));
+    let in_use = pool.stats().bufs_in_use;
+    drop(alloc.alloc(4000));
+    assert_eq!(pool.stats().bufs_in_use, in_use);
+    drop(kept);
+    drop(alloc);
+    assert_all_returned(&pool);
+}
+
+/// Spent bufs count against the budget, and a request the budget refuses
+/// makes the allocator let them go and ask again: with room for three
+/// bufs, a pinned one and a free one spent, and the current one full, the
+/// next buf is still served, waiting or not, by the free one.
+#[test]
+fn spent_bufs_give_way_to_the_budget() {
+    for wait in [false, true] {
+        let pool = Pool::builder().buf_size(1024).max_bytes(3 * 1024).build();
+        let mut alloc = pool.local_allocator(0);
+        let a = alloc.alloc(1000);
+        let b = alloc.alloc(1000);
+        let c = alloc.alloc(1000);
+        drop(b);
+        // Spent: the first buf (pinned by `a`), then the second (free).
+        let d =
+            if wait { alloc.alloc(1000) } else { alloc.try_alloc(1000).expect("the free spent buf serves") };
+        let stats = pool.stats();
+        assert_eq!((stats.bufs_created, stats.bufs_in_use, stats.exhausted), (3, 3, 1), "{stats}");
+        drop((a, c, d, alloc));
+        assert_all_returned(&pool);
+    }
+}

@@ -92,6 +92,8 @@ fn slices_match_model() {
         total.coalesce_merges += t.coalesce_merges;
         total.reader_moves += t.reader_moves;
         total.recycled += t.recycled;
+        total.spent_reused += t.spent_reused;
+        total.spent_pushed_out += t.spent_pushed_out;
         total.closes += t.closes;
         Ok(())
     });
@@ -108,6 +110,7 @@ fn slices_match_model() {
         assert!(total.coalesce_merges > 0, "{total:?}");
         assert!(total.reader_moves > 0, "{total:?}");
         assert!(total.recycled > 0, "{total:?}");
+        assert!(total.spent_reused > 0, "{total:?}");
         assert!(total.closes > 0, "{total:?}");
     }
 }
@@ -145,12 +148,19 @@ fn replay_example() {
             FreeEntirePrefix(6),
             Empty,
             TryJoin(7, 0),
+            Alloc(0, 60, Zeroed),
+            Alloc(0, 60, Zeroed),
+            ReleasePreviousOfLast(0),
+            Alloc(0, 60, Zeroed),
             Close,
             Alloc(0, 1, Zeroed),
             Alloc(0, 1000, Zeroed),
         ],
     );
-    assert!(t.joins > 0 && t.releases_grew > 0 && t.coalesce_merges > 0 && t.recycled > 0, "{t:?}");
+    assert!(
+        t.joins > 0 && t.releases_grew > 0 && t.coalesce_merges > 0 && t.recycled > 0 && t.spent_reused > 0,
+        "{t:?}"
+    );
     assert_eq!(t.closes, 1);
 
     // The allocator moves to a new buf; once the first slice of the old one
@@ -168,4 +178,22 @@ fn replay_example() {
         ],
     );
     assert_eq!(t.prefixes_freed, 1, "{t:?}");
+}
+
+/// A `LocalAllocator` whose oldest spent buf stays pinned while it fills
+/// more bufs than it keeps: the pinned one is pushed out with the list
+/// full, filled bufs are let go for as many refills as the list holds, and
+/// then spent bufs are cut from again, every step as modelled.
+#[test]
+fn spent_bufs_match_model() {
+    use Fill::*;
+    use Op::*;
+    // The first slice is never dropped; each later one lives until the next
+    // has filled a buf of its own.
+    let mut ops = vec![Alloc(1, 60, Zeroed), Alloc(1, 60, Zeroed)];
+    for seed in 0..100u8 {
+        ops.extend([Alloc(1, 60, Overwrite(seed)), DropSlice(1)]);
+    }
+    let t = run((0, 0), &ops);
+    assert!(t.spent_pushed_out > 0 && t.spent_reused > 0, "{t:?}");
 }

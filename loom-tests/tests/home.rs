@@ -150,3 +150,41 @@ fn leave_home_races_a_new_home_elsewhere() {
         assert_eq!((stats.bufs_in_use, stats.bytes_in_use), (0, 0), "{stats:?}");
     });
 }
+
+/// A buf the home allocator has filled and moved on from (kept as spent)
+/// is cut from again once its slices are gone. Its last slice, written and
+/// dropped on another thread, races the allocator's check when the next
+/// buf runs out: where the check finds it free, the new slice starts where
+/// the remote one did and the remote write happens before (loom reports a
+/// race otherwise); where not, the slice comes from a fresh buf. Both
+/// outcomes are reached, and every buf comes back once.
+#[test]
+fn spent_buf_reused_races_remote_drop() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    // Outcome counters across executions: plain std atomics, outside the model.
+    let outcomes = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+    let counted = Arc::clone(&outcomes);
+    run_model("home: a spent buf reused racing a remote drop", move || {
+        let pool = Pool::builder().buf_size(64).build();
+        let mut alloc = pool.local_allocator(0);
+        let a = alloc.alloc_for_overwrite(64);
+        let a_at = a.as_ptr().addr();
+        // The first buf is full, its slice alive: it is kept as spent, and
+        // a second made.
+        let b = alloc.alloc_for_overwrite(64);
+        let ta = write_and_drop_on_thread(a, &[b'a'; 64]);
+        // The second is full too, and its slice alive.
+        let c = alloc.copy_from_slice(&[b'c'; 64]);
+        assert_eq!(&c[..], &[b'c'; 64]);
+        let reused = c.as_ptr().addr() == a_at;
+        counted[usize::from(reused)].fetch_add(1, Ordering::Relaxed);
+        drop((b, c, alloc));
+        ta.join().unwrap();
+        let made = if reused { 2 } else { 3 };
+        assert_stats(&pool, made, 0, made as usize);
+    });
+    assert!(outcomes[0].load(Ordering::Relaxed) > 0, "no execution took a fresh buf");
+    assert!(outcomes[1].load(Ordering::Relaxed) > 0, "no execution reused the spent buf");
+}

@@ -146,7 +146,9 @@ pub struct PoolStats {
     /// Requests that found the budget used up and waited for a release
     /// (each counted once, however long it waited).
     pub waits: u64,
-    /// Requests refused with [`AllocError::Exhausted`].
+    /// Requests refused with [`AllocError::Exhausted`], counting the refusal
+    /// that makes a [`LocalAllocator`](crate::LocalAllocator) let go of the
+    /// bufs it keeps for reuse before it asks again.
     pub exhausted: u64,
     /// Bufs freed by the idle policy rather than kept: by [`Pool::trim`],
     /// the idle timeout, the idle cap, or to make room for a buf of another

@@ -3,7 +3,7 @@
 //! place that applies an operation to real slices and to a plain model, and
 //! checks the two agree after every step.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read};
 
 use refbuf::{
@@ -153,6 +153,14 @@ struct AModel {
     reserve: usize,
     /// Current buf and the offset of its first free byte.
     cur: Option<(u64, usize)>,
+    /// Filled standard-size bufs kept for reuse, oldest first (the
+    /// `LocalAllocator` only), and how many it keeps at most.
+    spent: VecDeque<u64>,
+    spent_cap: usize,
+    /// Refills left before the oldest spent buf is looked at again, after
+    /// it was found in use with the list full; meanwhile filled bufs are
+    /// not kept.
+    spent_skip: usize,
     last: Option<u64>,
     prev: Option<u64>,
 }
@@ -169,6 +177,11 @@ pub struct Tally {
     /// front of their own.
     pub reader_moves: u64,
     pub recycled: u64,
+    /// Allocations that cut from a spent buf of the `LocalAllocator` again.
+    pub spent_reused: u64,
+    /// Times the `LocalAllocator` found its oldest spent buf in use with
+    /// its list full, and pushed it out.
+    pub spent_pushed_out: u64,
     pub closes: u64,
 }
 
@@ -225,8 +238,17 @@ impl World {
             ModelAlloc::Send(pool.allocator(reserves.0)),
             ModelAlloc::Local(pool.local_allocator(reserves.1)),
         ];
-        let amodels = [reserves.0, reserves.1]
-            .map(|reserve| AModel { reserve, cur: None, last: None, prev: None })
+        let local_spent = (LocalAllocator::SPENT_BYTES / BS).min(LocalAllocator::SPENT_BUFS);
+        let amodels = [(reserves.0, 0), (reserves.1, local_spent)]
+            .map(|(reserve, spent_cap)| AModel {
+                reserve,
+                cur: None,
+                spent: VecDeque::new(),
+                spent_cap,
+                spent_skip: 0,
+                last: None,
+                prev: None,
+            })
             .into();
         let reader = Some(pool.reader(Stream { delivered: 0 }));
         World {
@@ -254,6 +276,7 @@ impl World {
     fn holders(&self, buf: u64) -> usize {
         self.live.iter().filter(|(_, m)| m.buf == Some(buf)).count()
             + self.amodels.iter().filter(|a| a.cur.is_some_and(|(b, _)| b == buf)).count()
+            + self.amodels.iter().flat_map(|a| &a.spent).filter(|&&b| b == buf).count()
             + usize::from(self.rmodel.cur == Some(buf))
     }
 
@@ -359,6 +382,46 @@ impl World {
         Some((i, j))
     }
 
+    /// The model side of an allocator that needs a new buf looking at its
+    /// oldest spent buf: taken out to be cut from again where no slice of
+    /// it is alive; else, with the list full, pushed out, and the list left
+    /// alone for as many refills as it holds.
+    fn reusable_spent(&mut self, a: usize, need: usize) -> Option<u64> {
+        let am = &mut self.amodels[a];
+        if am.spent_skip > 0 {
+            am.spent_skip -= 1;
+            return None;
+        }
+        let &oldest = am.spent.front()?;
+        if need <= self.bufs[&oldest].cap && self.holders(oldest) == 1 {
+            return self.amodels[a].spent.pop_front();
+        }
+        let am = &mut self.amodels[a];
+        if am.spent.len() == am.spent_cap {
+            am.spent.pop_front();
+            am.spent_skip = am.spent_cap;
+            self.tally.spent_pushed_out += 1;
+            self.release_if_unheld(Some(oldest));
+        }
+        None
+    }
+
+    /// The model side of an allocator letting go of its current buf: kept
+    /// as spent where the allocator keeps standard-size ones (pushing out
+    /// the oldest where it keeps its most) and is not leaving the list
+    /// alone, else released.
+    fn retire(&mut self, a: usize) {
+        let Some((old, _)) = self.amodels[a].cur.take() else { return };
+        let am = &mut self.amodels[a];
+        if am.spent_cap == 0 || am.spent_skip > 0 || self.bufs[&old].cap != BS {
+            self.release_if_unheld(Some(old));
+            return;
+        }
+        let pushed_out = (am.spent.len() == am.spent_cap).then(|| am.spent.pop_front()).flatten();
+        am.spent.push_back(old);
+        self.release_if_unheld(pushed_out);
+    }
+
     fn alloc(&mut self, a: usize, len: usize, fill: Fill) {
         let a = a % self.allocs.len();
         if self.live.len() >= MAX_LIVE {
@@ -386,14 +449,20 @@ impl World {
             // holder) and it is large enough: the allocator rewinds to its start.
             Some((b, _)) if need <= self.bufs[&b].cap && self.holders(b) == 1 => Source::Same(b, 0),
             _ => {
-                // The allocator lets go of its current buf before taking the
-                // next, so an old buf that goes idle is the one taken back.
-                let old = self.amodels[a].cur.take().map(|(old, _)| old);
-                self.release_if_unheld(old);
-                let (cap, class) = size_class(need);
-                match self.take_idle(class) {
-                    Some(bm) => Source::Recycled(bm),
-                    None => Source::Fresh(cap, class),
+                if let Some(b) = self.reusable_spent(a, need) {
+                    self.retire(a);
+                    self.tally.spent_reused += 1;
+                    Source::Same(b, 0)
+                } else {
+                    // The allocator lets go of its current buf before taking
+                    // the next, so an old buf that goes idle is the one taken
+                    // back.
+                    self.retire(a);
+                    let (cap, class) = size_class(need);
+                    match self.take_idle(class) {
+                        Some(bm) => Source::Recycled(bm),
+                        None => Source::Fresh(cap, class),
+                    }
                 }
             }
         };
@@ -789,9 +858,14 @@ pub fn run(reserves: (usize, usize), ops: &[Op]) -> Tally {
         world.check(usize::MAX);
     }
     while let Some(alloc) = world.allocs.pop() {
-        let am = world.amodels.pop().unwrap();
+        let mut am = world.amodels.pop().unwrap();
         drop(alloc);
-        world.release_if_unheld(am.cur.map(|(b, _)| b));
+        // The current buf goes first, then the spent ones, oldest first.
+        let cur = am.cur.take().map(|(b, _)| b);
+        world.release_if_unheld(cur);
+        while let Some(b) = am.spent.pop_front() {
+            world.release_if_unheld(Some(b));
+        }
         world.check(usize::MAX);
     }
     drop(world.reader.take());
