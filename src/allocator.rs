@@ -727,13 +727,13 @@ impl Allocator {
         wait: Wait,
         held: impl FnOnce() -> usize,
     ) -> Result<&mut Bump, AllocError> {
-        let size = self.pool.size_class(need)?;
         if let Some(lease) = self.reusable_spent(need) {
             // The lease is at home already, and no slice uses its buf.
             let filled = self.current.replace(Bump::new(lease));
             self.retire(filled);
             return Ok(self.current.as_mut().expect("a spent buf was just made current"));
         }
+        let size = self.pool.size_class(need)?;
         let sole_holder = self.current.as_ref().is_some_and(|bump| bump.lease.is_sole_holder());
         let wait = self.pool.useful_wait(size, wait, held());
         let kept = match wait {
@@ -776,8 +776,11 @@ impl Allocator {
         }
         let oldest = self.spent.front()?;
         // SAFETY: the lease holds its buf.
-        let cap = unsafe { Header::cap(oldest.buf()) };
-        if cap >= need && oldest.is_sole_holder() {
+        if unsafe { Header::cap(oldest.buf()) } < need {
+            // A request for a larger buf, which no spent buf can serve.
+            return None;
+        }
+        if oldest.is_sole_holder() {
             return self.spent.pop_front();
         }
         if self.spent.len() == self.spent_cap {

@@ -393,7 +393,10 @@ impl World {
             return None;
         }
         let &oldest = am.spent.front()?;
-        if need <= self.bufs[&oldest].cap && self.holders(oldest) == 1 {
+        if need > self.bufs[&oldest].cap {
+            return None;
+        }
+        if self.holders(oldest) == 1 {
             return self.amodels[a].spent.pop_front();
         }
         let am = &mut self.amodels[a];
