@@ -238,7 +238,8 @@ thread_local! {
 }
 
 /// An allocator and its slices kept in thread-locals are dropped by their
-/// destructors as the thread exits, in either order: every buf comes back.
+/// destructors as the thread exits, in either order: every buf comes back,
+/// the current one and those it kept as spent.
 #[test]
 fn dropped_by_thread_local_destructors() {
     let pool = Pool::builder().buf_size(1024).build();
@@ -250,7 +251,7 @@ fn dropped_by_thread_local_destructors() {
                     let mut alloc = alloc.borrow_mut();
                     let alloc = alloc.get_or_insert_with(|| pool.local_allocator(0));
                     EXIT_SLICES.with(|slices| {
-                        slices.borrow_mut().extend((0..10u8).map(|i| alloc.copy_from_slice(&[i; 3])))
+                        slices.borrow_mut().extend((0..10u8).map(|i| alloc.copy_from_slice(&[i; 300])))
                     });
                 })
             };
