@@ -144,7 +144,9 @@ impl Regions {
     }
 
     /// The memory all regions lie in: their buf's data area, as far as
-    /// the last region reaches.
+    /// the last region reaches. For the kernel's registration; the loom
+    /// build has no ring.
+    #[cfg(not(loom))]
     pub(crate) fn memory(&self) -> (NonNull<u8>, usize) {
         let shared = self.shared();
         // SAFETY: the lease holds its buf.
