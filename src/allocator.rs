@@ -728,7 +728,8 @@ impl Allocator {
         held: impl FnOnce() -> usize,
     ) -> Result<&mut Bump, AllocError> {
         if let Some(lease) = self.reusable_spent(need) {
-            // The lease is at home already, and no slice uses its buf.
+            // No slice uses its buf, and the lease is as it was retired: at
+            // home where it was made so, so it is not made at home again.
             let filled = self.current.replace(Bump::new(lease));
             self.retire(filled);
             return Ok(self.current.as_mut().expect("a spent buf was just made current"));
