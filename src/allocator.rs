@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::buf::{Header, Lease};
 use crate::error::AllocError;
-use crate::pool::{Pool, SizeClass, Ticket, Wait};
+use crate::pool::{Pool, Ticket, Wait};
 use crate::slice::Slice;
 use crate::writer::Writer;
 
@@ -226,7 +226,11 @@ impl Allocator {
     pub(crate) unsafe fn new_at_home(pool: Pool, reserve: usize) -> Allocator {
         let mut alloc = Allocator::new(pool, reserve);
         alloc.home = true;
-        alloc.spent_cap = (SPENT_BYTES / alloc.pool.buf_size()).min(SPENT_BUFS);
+        // A pool with a budget gets none: a buf kept here, free or not, would
+        // be out of reach of a request waiting for memory on another thread.
+        if !alloc.pool.has_budget() {
+            alloc.spent_cap = (SPENT_BYTES / alloc.pool.buf_size()).min(SPENT_BUFS);
+        }
         // Allocated here, once, so that no allocation of a slice does.
         alloc.spent = VecDeque::with_capacity(alloc.spent_cap);
         alloc
@@ -745,7 +749,7 @@ impl Allocator {
                 None
             }
         };
-        match self.lease(size, wait) {
+        match self.pool.lease(size, wait) {
             Ok(lease) => {
                 self.retire(kept);
                 let bump = self.start(lease);
@@ -800,6 +804,7 @@ impl Allocator {
     ///
     /// An [`Allocator`] that may move between threads keeps none: one per
     /// connection or task is common, and each would hold its spent bufs.
+    /// Nor does one from a pool with a budget (see `new_at_home`).
     fn retire(&mut self, filled: Option<Bump>) {
         let Some(bump) = filled else { return };
         if self.spent_cap == 0 || self.spent_skip > 0 || bump.cap() != self.pool.buf_size() {
@@ -809,23 +814,6 @@ impl Allocator {
             self.spent.pop_front();
         }
         self.spent.push_back(bump.lease);
-    }
-
-    /// Leases a buf of `size` from the pool, waiting as `wait` allows.
-    /// Where the budget refuses while the allocator keeps spent bufs, it
-    /// lets them go first (those whose slices are gone go back to the pool
-    /// at once) and asks again.
-    fn lease(&mut self, size: SizeClass, wait: Wait) -> Result<Lease, AllocError> {
-        if self.spent.is_empty() {
-            return self.pool.lease(size, wait);
-        }
-        match self.pool.lease(size, Wait::Never) {
-            Err(AllocError::Exhausted) => {
-                self.spent.clear();
-                self.pool.lease(size, wait)
-            }
-            leased => leased,
-        }
     }
 }
 

@@ -29,10 +29,10 @@ use crate::slice::Slice;
 /// gone, it cuts from it again, still at home, with no lock and no atomic
 /// read-modify-write, where taking a buf from the pool and giving it back
 /// costs both. A buf pushed out by newer ones goes back to the pool once
-/// its slices are gone. Kept bufs count as in use; when the budget refuses
-/// a buf (a refusal [`PoolStats::exhausted`](crate::PoolStats::exhausted)
-/// counts), the allocator lets them all go and asks again, and dropping it
-/// lets them go too.
+/// its slices are gone, and dropping the allocator lets them all go. Kept
+/// bufs count as in use. An allocator from a pool with a memory budget
+/// ([`PoolBuilder::max_bytes`](crate::PoolBuilder::max_bytes)) keeps none,
+/// so that no request waits for a buf that an idle allocator sits on.
 ///
 /// It is neither `Send` nor `Sync`, which is what makes the plain count
 /// sound: its bufs' home can never change under the slices' feet. Use it

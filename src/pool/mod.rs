@@ -146,9 +146,7 @@ pub struct PoolStats {
     /// Requests that found the budget used up and waited for a release
     /// (each counted once, however long it waited).
     pub waits: u64,
-    /// Requests refused with [`AllocError::Exhausted`], counting the refusal
-    /// that makes a [`LocalAllocator`](crate::LocalAllocator) let go of the
-    /// bufs it keeps for reuse before it asks again.
+    /// Requests refused with [`AllocError::Exhausted`].
     pub exhausted: u64,
     /// Bufs freed by the idle policy rather than kept: by [`Pool::trim`],
     /// the idle timeout, the idle cap, or to make room for a buf of another
@@ -295,6 +293,11 @@ impl Pool {
     /// The data size of a standard buf.
     pub fn buf_size(&self) -> usize {
         self.shared.buf_size
+    }
+
+    /// Whether the pool has a memory budget ([`PoolBuilder::max_bytes`]).
+    pub(crate) fn has_budget(&self) -> bool {
+        self.shared.max_bytes != usize::MAX
     }
 
     /// A snapshot of the pool's memory.
