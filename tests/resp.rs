@@ -419,6 +419,26 @@ fn maxmemory_refuses_then_accepts_after_del() {
     }
 }
 
+/// A `GET` of a value kept where it was read sends it from there, shared
+/// with the keyspace: no buf is made for a copy of it (a 4 MiB copy would
+/// need a buf of its own, larger than any the pool keeps idle).
+#[test]
+#[cfg_attr(miri, ignore = "uses real sockets")]
+fn get_of_a_kept_value_shares_it() {
+    let server = start(&config(false));
+    let mut client = Client::connect(server.addr());
+    let value = binary_value(4 << 20);
+    assert_eq!(client.call(&[b"SET", b"big", &value]), ok());
+    let pool = &server.service().read_pool;
+    let before = pool.stats();
+    for _ in 0..4 {
+        assert_eq!(client.call(&[b"GET", b"big"]), bulk(&value));
+    }
+    let after = pool.stats();
+    assert!(after.bufs_created - before.bufs_created < 4, "copies were made: from {before} to {after}");
+    server.stop().expect("the server stops");
+}
+
 /// After a SET-heavy run, small values copied out and large ones kept, no
 /// buf of either pool is pinned: small values never hold a read buf.
 #[cfg(feature = "diagnostics")]
@@ -563,7 +583,8 @@ fn redis_benchmark_completes() {
 
 /// A `PING` and a `GET` on a server connection over an in-memory duplex
 /// stream, polled by hand with a noop waker, allocate nothing once warm:
-/// the request is parsed in place, and the replies go out from pool memory.
+/// the request is parsed in place, and the replies go out from pool memory,
+/// a large value's from where it was stored.
 #[test]
 fn ping_and_get_allocate_nothing() {
     use std::future::Future;
@@ -579,7 +600,7 @@ fn ping_and_get_allocate_nothing() {
     let mut exchange = |request: &[u8], expected: &[u8]| {
         let sent = Pin::new(&mut client).poll_write(&mut cx, request);
         assert!(matches!(sent, Poll::Ready(Ok(n)) if n == request.len()), "{sent:?}");
-        let mut reply = [0; 128];
+        let mut reply = [0; 2 * KEEP_FROM];
         let mut got = 0;
         for _ in 0..100 {
             assert!(connection.as_mut().poll(&mut cx).is_pending(), "the connection ended");
@@ -595,13 +616,18 @@ fn ping_and_get_allocate_nothing() {
         assert_eq!(&reply[..got], expected);
     };
     exchange(&request(&[b"SET", b"key", b"value"]), b"+OK\r\n");
+    let large = binary_value(KEEP_FROM);
+    exchange(&request(&[b"SET", b"large", &large]), b"+OK\r\n");
     let get = request(&[b"GET", b"key"]);
+    let get_large = request(&[b"GET", b"large"]);
+    let large_reply = [format!("${}\r\n", large.len()).as_bytes(), &large, b"\r\n"].concat();
     let round = |exchange: &mut dyn FnMut(&[u8], &[u8])| {
         exchange(b"*1\r\n$4\r\nPING\r\n", b"+PONG\r\n");
         exchange(&get, b"$5\r\nvalue\r\n");
         exchange(b"PING\r\nGET key\r\n", b"+PONG\r\n$5\r\nvalue\r\n");
+        exchange(&get_large, &large_reply);
     };
-    // A round sends 51 bytes: the reader moves to a new buf every 1,285
+    // A round sends 75 bytes: the reader moves to a new buf every 870
     // rounds or so, and the pool has made every buf it needs by the third
     // move.
     let rounds = 2_000;

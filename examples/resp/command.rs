@@ -8,6 +8,7 @@ use std::io;
 use std::io::Write as _;
 use std::ops::Range;
 
+use bytes::Bytes;
 use smallvec::SmallVec;
 
 use super::store::{Keyspace, OutOfMemory, Store, Values};
@@ -71,6 +72,12 @@ pub trait Out {
         self.put(&reply[..len])
     }
 
+    /// A bulk string reply of a stored value, which the replies may share
+    /// rather than copy; copied unless an `Out` says otherwise.
+    fn bulk_shared(&mut self, value: &Bytes) -> io::Result<()> {
+        self.bulk(value)
+    }
+
     /// An error reply, `-ERR <message>\r\n`, with any `\r` or `\n` in the
     /// message made a space, as redis-server does.
     fn error(&mut self, message: &[u8]) -> io::Result<()> {
@@ -124,8 +131,8 @@ where
         if argc != 2 {
             return arity(out, "get");
         }
-        match store.lock().get(req.arg(&args[1])) {
-            Some(value) => out.bulk(value)?,
+        match store.lock().value(req.arg(&args[1])) {
+            Some(value) => V::reply(value, out)?,
             None => out.put(b"$-1\r\n")?,
         }
     } else if is("SET") {
@@ -183,8 +190,8 @@ where
         out.line(b'*', (argc - 1) as i64)?;
         let keyspace = store.lock();
         for key in &args[1..] {
-            match keyspace.get(req.arg(key)) {
-                Some(value) => out.bulk(value)?,
+            match keyspace.value(req.arg(key)) {
+                Some(value) => V::reply(value, out)?,
                 None => out.put(b"$-1\r\n")?,
             }
         }

@@ -5,24 +5,26 @@
 //! memory. The `Parser` looks at `buffer()` for the end of the next
 //! request; the request is then taken whole with `read(len)` (at once: its
 //! bytes are buffered) and run, its values cut out of it as slices. The
-//! replies to every request already buffered go into one `Writer` over an
-//! allocator of the batch's own, and out with one `write_all_async` of the
-//! chain it finishes into: usually one vectored write per read.
+//! replies to every request already buffered are copied into pool memory
+//! through an allocator of the batch's own (`Replies`), except stored
+//! values a `GET` sends, which the replies share, and go out together in
+//! vectored writes: usually one per read.
 //!
 //! In `--baseline` mode it is written as one would without refbuf:
 //! `tokio_util`'s `FramedRead` with a decoder that splits each request off
 //! its `BytesMut` and freezes it, values kept as `Bytes`, and replies
 //! written into a `BytesMut`, sent once per batch.
 
-use std::io;
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{FutureExt, StreamExt};
-use refbuf::{Pool, Slice, Writer};
+use refbuf::{Allocator, Pool, Slice};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
@@ -31,7 +33,7 @@ use tokio_util::codec::{Decoder, FramedRead};
 
 use super::command::{self, Flow, Out, Request};
 use super::parse::{ArgRanges, Parser, ProtocolError};
-use super::store::{BytesValues, PooledValues, Store};
+use super::store::{BytesValues, PooledValue, PooledValues, Store};
 use super::tokio_common::server::runtime;
 
 /// Replies to requests already buffered are gathered into one write up to
@@ -215,24 +217,131 @@ struct SliceRequest {
 }
 
 impl Request for SliceRequest {
-    type Value = Slice;
+    type Value = PooledValue;
 
     fn arg(&self, range: &Range<usize>) -> &[u8] {
         &self.rest[range.start - self.base..range.end - self.base]
     }
 
-    fn cut(&mut self, range: Range<usize>) -> Slice {
+    /// The value where it was read, handed to `Bytes` without a copy.
+    fn cut(&mut self, range: Range<usize>) -> PooledValue {
         let mut value = self.rest.split_off(range.start - self.base);
         self.rest = value.split_off(range.len());
         self.base = range.end;
-        value
+        PooledValue::Kept(value.into_bytes())
     }
 }
 
-impl Out for Writer<'_> {
-    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.try_write(bytes)
+/// A piece of a batch's replies.
+enum Part {
+    /// Replies copied into pool memory.
+    Pooled(Slice),
+    /// A stored value a `GET` sends, shared with the keyspace.
+    Shared(Bytes),
+}
+
+impl Part {
+    /// The bytes still to send.
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Part::Pooled(slice) => slice,
+            Part::Shared(bytes) => bytes,
+        }
     }
+
+    /// Drops the first `n` bytes, sent.
+    fn advance(&mut self, n: usize) {
+        match self {
+            Part::Pooled(slice) => slice.truncate_front(n),
+            Part::Shared(bytes) => bytes.advance(n),
+        }
+    }
+}
+
+/// The replies of one batch, in order: copied through the batch's
+/// allocator, each copy joined to the one before where they touch, with
+/// stored values shared between them.
+struct Replies<'a> {
+    /// Cuts the copies from the read pool.
+    alloc: Allocator,
+    /// The copies since the last shared value, one slice while they touch.
+    tail: Option<Slice>,
+    /// Everything before `tail`; the connection's, kept across batches.
+    parts: &'a mut VecDeque<Part>,
+    /// Bytes in `parts` and `tail`.
+    len: usize,
+}
+
+impl Replies<'_> {
+    /// Bytes of replies gathered.
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Moves the copies made since the last shared value into `parts`.
+    fn close_tail(&mut self) {
+        if let Some(tail) = self.tail.take() {
+            self.parts.push_back(Part::Pooled(tail));
+        }
+    }
+}
+
+impl Out for Replies<'_> {
+    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        // Never waits for the read pool, which has no budget.
+        let copy = self.alloc.try_copy_from_slice(bytes).map_err(io::Error::from)?;
+        self.len += bytes.len();
+        match self.tail.as_mut() {
+            None => self.tail = Some(copy),
+            Some(tail) => {
+                if let Err(apart) = tail.try_join(copy) {
+                    self.close_tail();
+                    self.tail = Some(apart);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn bulk_shared(&mut self, value: &Bytes) -> io::Result<()> {
+        self.line(b'$', value.len() as i64)?;
+        self.close_tail();
+        if !value.is_empty() {
+            self.parts.push_back(Part::Shared(value.clone()));
+            self.len += value.len();
+        }
+        self.put(b"\r\n")
+    }
+}
+
+/// Sends `parts` whole, in vectored writes of up to 64 parts each.
+async fn write_parts<W: AsyncWrite + Unpin>(parts: &mut VecDeque<Part>, output: &mut W) -> io::Result<()> {
+    while !parts.is_empty() {
+        let mut iov = [IoSlice::new(&[]); 64];
+        let mut n = 0;
+        for (slot, part) in iov.iter_mut().zip(parts.iter()) {
+            *slot = IoSlice::new(part.bytes());
+            n += 1;
+        }
+        let mut sent = output.write_vectored(&iov[..n]).await?;
+        if sent == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        while sent > 0 {
+            let front = parts.front_mut().expect("no more sent than offered");
+            let len = front.bytes().len();
+            if sent < len {
+                front.advance(sent);
+                break;
+            }
+            sent -= len;
+            parts.pop_front();
+        }
+    }
+    output.flush().await
 }
 
 /// The error a connection ends with after a protocol error, which has been
@@ -261,13 +370,15 @@ where
 {
     let mut reader = service.read_pool.async_reader(input).with_max_frame_len(service.query_limit());
     let mut parser = Parser::new(service.max_bulk_len);
+    // Made once per connection, so that a batch allocates nothing.
+    let mut parts = VecDeque::with_capacity(16);
     loop {
         // An allocator per batch: once the batch is sent its buf goes back
         // to the pool, so a connection waiting for its peer holds none for
         // replies, and the next batch, of any connection on this thread,
         // takes it back from the thread's cache, still in the CPU's cache.
-        let mut replies = service.read_pool.allocator(0);
-        let mut out = replies.writer();
+        let alloc = service.read_pool.allocator(0);
+        let mut out = Replies { alloc, tail: None, parts: &mut parts, len: 0 };
         let mut flow = Flow::Continue;
         let mut failed = None;
         // Whether the batch stopped at its size, requests perhaps still
@@ -296,7 +407,9 @@ where
                 break;
             }
         }
-        out.finish().write_all_async(&mut output).await?;
+        out.close_tail();
+        drop(out);
+        write_parts(&mut parts, &mut output).await?;
         if let Some(e) = failed {
             return Err(protocol_error(e));
         }

@@ -2,8 +2,10 @@
 //! connection, with the `--maxmemory` budget.
 //!
 //! The store is generic over how a value is kept (`Values`): the refbuf
-//! mode keeps `Slice`s (`PooledValues`), the baseline `Bytes`
-//! (`BytesValues`).
+//! mode keeps small values as `Slice`s copied into a pool of their own and
+//! large ones in the read buf they arrived in, handed to `Bytes` so that a
+//! `GET` can send them without a copy (`PooledValues`); the baseline keeps
+//! `Bytes` (`BytesValues`).
 //!
 //! # The budget
 //!
@@ -19,13 +21,14 @@
 //! (`KEEP_FROM`), so it keeps at most four times its length in use.
 
 use std::collections::HashMap;
+use std::io;
 use std::ops::Range;
 use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
 use refbuf::{Allocator, Pool, Slice};
 
-use super::command::Request;
+use super::command::{Out, Request};
 
 /// How values are kept.
 pub trait Values: Send {
@@ -42,6 +45,15 @@ pub trait Values: Send {
 
     /// A copy of `bytes` to store; `None` where there is no memory for it.
     fn copy(&mut self, bytes: &[u8]) -> Option<Self::Value>;
+
+    /// Writes `value` to `out` as a bulk string reply, a copy unless the
+    /// replies can share it.
+    ///
+    /// # Errors
+    /// Where `out` has no memory for the reply.
+    fn reply(value: &Self::Value, out: &mut impl Out) -> io::Result<()> {
+        out.bulk(value.as_ref())
+    }
 }
 
 /// Values below this length are copied out of the read buf they arrived
@@ -51,7 +63,7 @@ pub trait Values: Send {
 /// gives the measurement.
 pub const KEEP_FROM: usize = 16 * 1024;
 
-/// Values as pool slices: small ones copied into bufs of their own through
+/// Values in pool memory: small ones copied into bufs of their own through
 /// one allocator, large ones kept where they were read.
 pub struct PooledValues {
     /// Copies the small values into the value pool.
@@ -68,16 +80,45 @@ impl PooledValues {
     }
 }
 
-impl Values for PooledValues {
-    type Value = Slice;
+/// A value the refbuf mode stores.
+pub enum PooledValue {
+    /// Copied into the value pool.
+    Copied(Slice),
+    /// Kept in the read buf it arrived in, handed to `Bytes` without a copy
+    /// (`Slice::into_bytes`), so that each `GET` shares it with the replies.
+    Kept(Bytes),
+}
 
-    fn take<R: Request<Value = Slice>>(&mut self, req: &mut R, range: Range<usize>) -> Option<Slice> {
+impl AsRef<[u8]> for PooledValue {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            PooledValue::Copied(slice) => slice,
+            PooledValue::Kept(bytes) => bytes,
+        }
+    }
+}
+
+impl Values for PooledValues {
+    type Value = PooledValue;
+
+    fn take<R: Request<Value = PooledValue>>(
+        &mut self,
+        req: &mut R,
+        range: Range<usize>,
+    ) -> Option<PooledValue> {
         if range.len() >= self.keep_from { Some(req.cut(range)) } else { self.copy(req.arg(&range)) }
     }
 
-    fn copy(&mut self, bytes: &[u8]) -> Option<Slice> {
+    fn copy(&mut self, bytes: &[u8]) -> Option<PooledValue> {
         // Never waits: a used-up budget is an OOM reply, at once.
-        self.alloc.try_copy_from_slice(bytes).ok()
+        self.alloc.try_copy_from_slice(bytes).ok().map(PooledValue::Copied)
+    }
+
+    fn reply(value: &PooledValue, out: &mut impl Out) -> io::Result<()> {
+        match value {
+            PooledValue::Copied(slice) => out.bulk(slice),
+            PooledValue::Kept(bytes) => out.bulk_shared(bytes),
+        }
     }
 }
 
@@ -134,7 +175,12 @@ pub struct OutOfMemory;
 impl<V: Values> Keyspace<V> {
     /// The value of `key`.
     pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
-        self.map.get(key).map(AsRef::as_ref)
+        self.value(key).map(AsRef::as_ref)
+    }
+
+    /// The value of `key` as stored.
+    pub fn value(&self, key: &[u8]) -> Option<&V::Value> {
+        self.map.get(key)
     }
 
     /// Whether `key` holds a value.
