@@ -283,6 +283,27 @@ fn binary_values_round_trip() {
     }
 }
 
+/// A long value sent in an inline command, without a bulk string's
+/// `$len` in front, is kept and read back as one all the same, beside
+/// values that came framed.
+#[test]
+#[cfg_attr(miri, ignore = "uses real sockets")]
+fn long_inline_values_round_trip() {
+    for baseline in [false, true] {
+        let server = start(&config(baseline));
+        let mut client = Client::connect(server.addr());
+        let inline = vec![b'v'; KEEP_FROM + 10];
+        client.exchange(&[b"SET inline ".as_slice(), &inline, b"\r\n"].concat(), b"+OK\r\n");
+        assert_eq!(client.call(&[b"GET", b"inline"]), bulk(&inline));
+        let framed = binary_value(KEEP_FROM + 10);
+        assert_eq!(client.call(&[b"MSET", b"framed", &framed, b"again", &inline]), ok());
+        let all = Reply::Array(vec![bulk(&framed), bulk(&inline), bulk(&inline)]);
+        assert_eq!(client.call(&[b"MGET", b"framed", b"inline", b"again"]), all);
+        drop(client);
+        server.stop().expect("the server stops");
+    }
+}
+
 /// 1,000 requests sent in one write are all answered, in order.
 #[test]
 #[cfg_attr(miri, ignore = "uses real sockets")]

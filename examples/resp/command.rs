@@ -72,10 +72,10 @@ pub trait Out {
         self.put(&reply[..len])
     }
 
-    /// A bulk string reply of a stored value, which the replies may share
+    /// Appends `bytes`, stored elsewhere, which the replies may share
     /// rather than copy; copied unless an `Out` says otherwise.
-    fn bulk_shared(&mut self, value: &Bytes) -> io::Result<()> {
-        self.bulk(value)
+    fn put_shared(&mut self, bytes: &Bytes) -> io::Result<()> {
+        self.put(bytes)
     }
 
     /// An error reply, `-ERR <message>\r\n`, with any `\r` or `\n` in the

@@ -16,7 +16,7 @@
 //! written into a `BytesMut`, sent once per batch.
 
 use std::collections::VecDeque;
-use std::io::{self, IoSlice};
+use std::io::{self, IoSlice, Write as _};
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::Arc;
@@ -223,12 +223,23 @@ impl Request for SliceRequest {
         &self.rest[range.start - self.base..range.end - self.base]
     }
 
-    /// The value where it was read, handed to `Bytes` without a copy.
+    /// The value where it was read, handed to `Bytes` without a copy, with
+    /// the `$len\r\n` in front of it and the `\r\n` after it where the
+    /// request has them (not in an inline command).
     fn cut(&mut self, range: Range<usize>) -> PooledValue {
-        let mut value = self.rest.split_off(range.start - self.base);
-        self.rest = value.split_off(range.len());
-        self.base = range.end;
-        PooledValue::Kept(value.into_bytes())
+        let (start, end) = (range.start - self.base, range.end - self.base);
+        let mut line = [0; 24];
+        let mut cursor = io::Cursor::new(&mut line[..]);
+        write!(cursor, "${}\r\n", range.len()).expect("24 bytes hold any length's line");
+        let written = cursor.position() as usize;
+        let line = &line[..written];
+        let framed = self.rest[..start].ends_with(line) && self.rest.get(end..end + 2) == Some(&b"\r\n"[..]);
+        let (header, from, to) =
+            if framed { (line.len(), start - line.len(), end + 2) } else { (0, start, end) };
+        let mut value = self.rest.split_off(from);
+        self.rest = value.split_off(to - from);
+        self.base += to;
+        PooledValue::Kept { bytes: value.into_bytes(), header }
     }
 }
 
@@ -306,14 +317,14 @@ impl Out for Replies<'_> {
         Ok(())
     }
 
-    fn bulk_shared(&mut self, value: &Bytes) -> io::Result<()> {
-        self.line(b'$', value.len() as i64)?;
-        self.close_tail();
-        if !value.is_empty() {
-            self.parts.push_back(Part::Shared(value.clone()));
-            self.len += value.len();
+    fn put_shared(&mut self, bytes: &Bytes) -> io::Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
         }
-        self.put(b"\r\n")
+        self.close_tail();
+        self.parts.push_back(Part::Shared(bytes.clone()));
+        self.len += bytes.len();
+        Ok(())
     }
 }
 

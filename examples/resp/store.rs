@@ -86,14 +86,23 @@ pub enum PooledValue {
     Copied(Slice),
     /// Kept in the read buf it arrived in, handed to `Bytes` without a copy
     /// (`Slice::into_bytes`), so that each `GET` shares it with the replies.
-    Kept(Bytes),
+    /// Where the request sent it as a bulk string, `bytes` keeps the
+    /// request's own `$len\r\n` in front of it (`header` bytes) and `\r\n`
+    /// after it: the very reply a `GET` sends.
+    Kept {
+        /// The value, framed as a bulk string where `header > 0`.
+        bytes: Bytes,
+        /// Bytes of `$len\r\n` in front of the value; 0 where unframed.
+        header: usize,
+    },
 }
 
 impl AsRef<[u8]> for PooledValue {
     fn as_ref(&self) -> &[u8] {
         match self {
             PooledValue::Copied(slice) => slice,
-            PooledValue::Kept(bytes) => bytes,
+            PooledValue::Kept { bytes, header: 0 } => bytes,
+            PooledValue::Kept { bytes, header } => &bytes[*header..bytes.len() - 2],
         }
     }
 }
@@ -117,7 +126,12 @@ impl Values for PooledValues {
     fn reply(value: &PooledValue, out: &mut impl Out) -> io::Result<()> {
         match value {
             PooledValue::Copied(slice) => out.bulk(slice),
-            PooledValue::Kept(bytes) => out.bulk_shared(bytes),
+            PooledValue::Kept { bytes, header: 0 } => {
+                out.line(b'$', bytes.len() as i64)?;
+                out.put_shared(bytes)?;
+                out.put(b"\r\n")
+            }
+            PooledValue::Kept { bytes, .. } => out.put_shared(bytes),
         }
     }
 }
