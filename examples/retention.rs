@@ -5,12 +5,13 @@
 //! cargo run --release --example retention
 //! ```
 //!
-//! A pool hands out slices from large bufs (64 KiB by default), and a buf is
-//! reused only when its last slice is dropped, so one long-lived slice keeps
-//! its whole buf alive. Each workload is a sequence of allocations, each with
-//! a length and a lifetime (the number of allocations after which it is
-//! dropped), drawn from a seeded PRNG, so every run and both sides see the
-//! same sequence:
+//! A pool hands out slices from large bufs (64 KiB by default). Through an
+//! `Allocator` a buf is reused only when its last slice is dropped, so one
+//! long-lived slice keeps its whole buf alive; a `LocalAllocator` cuts new
+//! slices from the dead parts of such a buf. Each workload is a sequence of
+//! allocations, each with a length and a lifetime (the number of
+//! allocations after which it is dropped), drawn from a seeded PRNG, so
+//! every run and every side see the same sequence:
 //!
 //! - `keep-1-in-100`: 1500 B slices, each dropped 64 allocations after it
 //!   was made, but 1 in 100 kept for 20,000 allocations instead;
@@ -20,8 +21,9 @@
 //!
 //! Each side makes every buffer with its bytes written, so that its pages
 //! are really touched: refbuf with `alloc_for_overwrite` from `Pool::new()`'s
-//! `allocator(0)`, the baseline with `Vec::with_capacity` and a fill. The
-//! figures, for each workload and side:
+//! `local_allocator(0)` (side `refbuf`) or `allocator(0)` (side `Send`), the
+//! baseline with `Vec::with_capacity` and a fill. The figures, for each
+//! workload and side:
 //!
 //! - **live**: the bytes of the buffers alive at that moment, counted here;
 //! - **held**: what the allocator holds for them. For refbuf that is the
@@ -46,11 +48,11 @@
 //! run, whichever is first; the end is a sample too). The target is at most
 //! 2x for both ratios, and a row passes only if both maxima meet it.
 //!
-//! The two sides run one after the other in this one process, since RSS is
+//! The sides run one after the other in this one process, since RSS is
 //! process-wide: each side's memory is freed when it ends (the pool closed,
 //! every `Vec` dropped), then `malloc_trim(0)` hands glibc's free memory back
 //! to the system before the next side reads its starting RSS. The drop
-//! schedule is worked out before either side starts, and both sides follow
+//! schedule is worked out before any side starts, and every side follows
 //! it through the same code, so ns/slice compares like with like; the
 //! samples are taken outside the timed stretches and allocate nothing.
 
@@ -60,7 +62,7 @@ use std::ops::Deref;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
-use refbuf::{Allocator, Pool, Slice};
+use refbuf::{Allocator, LocalAllocator, Pool, Slice};
 
 /// Allocations between two samples of held and resident memory.
 const SAMPLE_EVERY: usize = 1000;
@@ -242,13 +244,25 @@ pub struct Refbuf {
     /// The pool, for its stats.
     pool: Pool,
     /// The allocator the slices come from.
-    alloc: Allocator,
+    alloc: Either,
+}
+
+/// A `LocalAllocator`, or an `Allocator`, which may move between threads.
+enum Either {
+    Local(LocalAllocator),
+    Send(Allocator),
 }
 
 impl Refbuf {
-    /// Slices from `pool`, with no headroom.
+    /// Slices from `pool`'s `LocalAllocator`, with no headroom.
     pub fn new(pool: Pool) -> Refbuf {
-        let alloc = pool.allocator(0);
+        let alloc = Either::Local(pool.local_allocator(0));
+        Refbuf { pool, alloc }
+    }
+
+    /// Slices from `pool`'s `Allocator`, with no headroom.
+    pub fn send(pool: Pool) -> Refbuf {
+        let alloc = Either::Send(pool.allocator(0));
         Refbuf { pool, alloc }
     }
 }
@@ -257,7 +271,10 @@ impl Side for Refbuf {
     type Buf = Slice;
 
     fn make(&mut self, len: usize) -> Slice {
-        let mut slice = self.alloc.alloc_for_overwrite(len);
+        let mut slice = match &mut self.alloc {
+            Either::Local(alloc) => alloc.alloc_for_overwrite(len),
+            Either::Send(alloc) => alloc.alloc_for_overwrite(len),
+        };
         slice.fill(FILL);
         slice
     }
@@ -476,10 +493,11 @@ fn main() {
     );
     for workload in workloads {
         let plan = Plan::new(workload, allocations);
-        let mut outcomes = [("refbuf", Vec::new()), ("Vec", Vec::new())];
+        let mut outcomes = [("refbuf", Vec::new()), ("Send", Vec::new()), ("Vec", Vec::new())];
         for _ in 0..rounds {
             outcomes[0].1.push(run(&plan, Refbuf::new(Pool::new())));
-            outcomes[1].1.push(run(&plan, Malloc));
+            outcomes[1].1.push(run(&plan, Refbuf::send(Pool::new())));
+            outcomes[2].1.push(run(&plan, Malloc));
         }
         for (side, runs) in outcomes {
             let mut times: Vec<f64> = runs.iter().map(|outcome| outcome.ns_per_slice).collect();

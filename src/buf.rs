@@ -59,7 +59,10 @@ use core::ptr::{self, NonNull};
 use crate::diagnostics::Usage;
 use crate::error::AllocError;
 use crate::pool::PoolShared;
-use crate::sync::{Arc, AtomicUsize, BufAccess, HomeCell, Ordering, alloc_zeroed, dealloc, thread_id};
+use crate::segments::Segments;
+use crate::sync::{
+    Arc, AtomicBool, AtomicUsize, BufAccess, HomeCell, Ordering, alloc_zeroed, dealloc, thread_id,
+};
 
 /// Bytes in front of a pooled buf's data area: two 64-byte lines. Under
 /// loom the header carries model state and is larger.
@@ -96,8 +99,17 @@ const HOME_BIAS: usize = 1 << (usize::BITS - 2);
 
 const _: () = assert!(usize::BITS == 64, "the home bias needs a 64-bit count");
 
+/// Set in `home_thread` beside the home thread's number while the buf has a
+/// segment record, so that a drop at home finds out from the one load
+/// whether it must take its slice off the record: a drop at home of a buf
+/// without one costs what it did before there were records. No thread's
+/// number has this bit (numbers count up from 1), so any other thread,
+/// whatever value it reads, still compares unequal.
+const TRACKED: usize = 1 << (usize::BITS - 1);
+
 /// The bookkeeping in front of every buf: what a drop and a free list touch
-/// on the first 64-byte line, who owns the memory on the second.
+/// on the first 64-byte line; its size, who owns the memory and the
+/// reshaped flag on the second.
 #[repr(C, align(64))]
 pub(crate) struct Header {
     /// The reference count; see the module docs.
@@ -112,7 +124,7 @@ pub(crate) struct Header {
     home_thread: AtomicUsize,
     /// References released on the home thread since its lease last folded
     /// them into `refs`. Touched only by the home thread.
-    home_released: HomeCell,
+    home_released: HomeCell<usize>,
     /// Start of the data area. Fixed for the buf's life.
     data: NonNull<u8>,
     /// Bytes in the data area. Fixed for the buf's life.
@@ -122,6 +134,16 @@ pub(crate) struct Header {
     idle: IdleLinks,
     /// Who owns the memory and takes it back at the last release.
     owner: Owner,
+    /// The home allocator's record of which segments of the buf are alive,
+    /// where it keeps one (see `segments.rs`): set and cleared with the
+    /// home, and touched only by the home thread.
+    home_segments: HomeCell<Option<NonNull<Segments>>>,
+    /// Set when a slice of the buf, while at home, is split or joined or
+    /// its region otherwise moved, so that the home's segment record may be
+    /// wrong: the allocator then cuts from the buf again only once no slice
+    /// of it is alive. Cleared by the home thread when it is the sole
+    /// holder. See `segments.rs`.
+    reshaped: AtomicBool,
     /// Shows loom who uses the data area; zero-sized outside loom.
     access: BufAccess,
     /// Who holds the buf, for `Pool::report`; zero-sized without the
@@ -308,6 +330,8 @@ impl Header {
             usage: Usage::default(),
             home_thread: AtomicUsize::new(0),
             home_released: HomeCell::default(),
+            home_segments: HomeCell::default(),
+            reshaped: AtomicBool::new(false),
         }
     }
 
@@ -358,7 +382,7 @@ impl Header {
     /// # Safety
     /// As for [`Header::refs`].
     #[inline(always)]
-    unsafe fn home_released<'a>(this: NonNull<Header>) -> &'a HomeCell {
+    unsafe fn home_released<'a>(this: NonNull<Header>) -> &'a HomeCell<usize> {
         // SAFETY: the caller guarantees `this` is live for 'a.
         unsafe { &(*this.as_ptr()).home_released }
     }
@@ -397,21 +421,105 @@ impl Header {
     /// must not touch the buf or any memory in it afterwards.
     #[inline]
     pub(crate) unsafe fn release(this: NonNull<Header>, n: usize) {
+        // SAFETY: the caller's guarantees.
+        unsafe { Header::release_from(this, n, None) }
+    }
+
+    /// Drops a slice's one reference, as [`Header::release`] does; on the
+    /// home thread, also takes the slice off the home's segment record,
+    /// where there is one. The slice's region (headroom, then data) starts
+    /// at `start`.
+    ///
+    /// # Safety
+    /// As for [`Header::release`]; `start` lies in the data area.
+    #[inline]
+    pub(crate) unsafe fn release_slice(this: NonNull<Header>, start: NonNull<u8>) {
+        // SAFETY: the caller's guarantees.
+        unsafe { Header::release_from(this, 1, Some(start)) }
+    }
+
+    /// [`Header::release`] of `n` references, held by a slice whose region
+    /// starts at `slice` where that is `Some`.
+    ///
+    /// # Safety
+    /// As for [`Header::release_slice`].
+    #[inline(always)]
+    unsafe fn release_from(this: NonNull<Header>, n: usize, slice: Option<NonNull<u8>>) {
         // Relaxed: see `Header::home_thread`; a thread reads its own number
         // there only while it is the buf's home, having written it itself.
         // SAFETY: the caller owns a reference, so `this` is live.
         let home_thread = unsafe { Header::home_thread(this) }.load(Ordering::Relaxed);
-        if home_thread != 0 && home_thread == thread_id() {
-            // SAFETY: as above.
-            unsafe { Header::access(this) }.shared();
-            // SAFETY: this is the home thread, the only one that touches
-            // `released`. Its lease still holds references, so this is not
-            // the last: counting is all there is to do.
-            unsafe { Header::home_released(this).with_mut(|released| *released += n) };
-            return;
+        if home_thread != 0 {
+            let me = thread_id();
+            if home_thread == me {
+                // SAFETY: as above.
+                unsafe { Header::access(this) }.shared();
+                // SAFETY: this is the home thread, the only one that touches
+                // `released`. Its lease still holds references, so this is
+                // not the last: counting is all there is to do.
+                unsafe { Header::home_released(this).with_mut(|released| *released += n) };
+                return;
+            }
+            if home_thread == me | TRACKED {
+                // SAFETY: as above, and the buf has a segment record.
+                unsafe { Header::release_tracked(this, n, slice) };
+                return;
+            }
         }
         // SAFETY: the caller owns the `n` references and gives them up.
         unsafe { Header::release_shared(this, n) }
+    }
+
+    /// [`Header::release_from`] on the home thread of a buf with a segment
+    /// record: counts the references released at home and takes a slice's
+    /// region off the record. Out of line, so that a slice's drop stays as
+    /// small as before there were records (small enough to be inlined into
+    /// the unwinding paths too, which otherwise keep every slice on the
+    /// stack).
+    ///
+    /// # Safety
+    /// As for [`Header::release_slice`]; the caller is the home thread of
+    /// `this`, which has a segment record.
+    #[inline(never)]
+    unsafe fn release_tracked(this: NonNull<Header>, n: usize, slice: Option<NonNull<u8>>) {
+        // SAFETY: the caller owns a reference, so `this` is live.
+        unsafe { Header::access(this) }.shared();
+        // SAFETY: this is the home thread, the only one that touches
+        // `released` and `home_segments`. Its lease still holds references,
+        // so this is not the last: counting is all there is to do. The
+        // record is the home allocator's, which keeps it until the buf has
+        // left home.
+        unsafe {
+            Header::home_released(this).with_mut(|released| *released += n);
+            if let Some(start) = slice
+                && let Some(segments) = (*this.as_ptr()).home_segments.with_mut(|s| *s)
+            {
+                let at = start.as_ptr().addr() - Header::data(this).as_ptr().addr();
+                segments.as_ref().dropped(at);
+            }
+        }
+    }
+
+    /// Marks the buf reshaped, where it is at home: a slice of it is about
+    /// to be split or joined, or its region moved, which the home's segment
+    /// record cannot follow (see `segments.rs`).
+    ///
+    /// # Safety
+    /// The caller holds a reference to `this`.
+    #[inline]
+    pub(crate) unsafe fn reshape(this: NonNull<Header>) {
+        // SAFETY: the caller holds a reference, so `this` is live.
+        let header = unsafe { &*this.as_ptr() };
+        // Relaxed, both loads and the store: the flag publishes nothing but
+        // itself, and reaches the home thread in time by the happens-before
+        // argued in `segments.rs`. A thread that finds no home (or the
+        // flag already set) writes nothing, so slices split on other
+        // threads do not contend for the line. The home a thread can see
+        // while it holds a reference is the buf's one home while that
+        // reference lives: it can only change after the buf is recycled.
+        if header.home_thread.load(Ordering::Relaxed) != 0 && !header.reshaped.load(Ordering::Relaxed) {
+            header.reshaped.store(true, Ordering::Relaxed);
+        }
     }
 
     /// [`Header::release`] on the atomic count.
@@ -626,7 +734,7 @@ impl Lease {
     /// The lease is used, and dropped, on the calling thread only (its
     /// holder is a `LocalAllocator`, which is neither `Send` nor `Sync`),
     /// and has shared no reference yet.
-    pub(crate) unsafe fn make_home(&mut self) {
+    pub(crate) unsafe fn make_home(&mut self, segments: Option<NonNull<Segments>>) {
         debug_assert!(!self.is_home() && self.held == LEASE_BATCH, "internal: make_home on a lease in use");
         let home = thread_id();
         if home == usize::MAX {
@@ -639,9 +747,65 @@ impl Lease {
         // holders get theirs from this thread, which orders these stores
         // before anything they do.
         refs.store(HOME_BIAS + self.held, Ordering::Relaxed);
-        thread.store(home, Ordering::Relaxed);
+        thread.store(if segments.is_some() { home | TRACKED } else { home }, Ordering::Relaxed);
         // SAFETY: as above; the caller's thread is the home from now on.
-        unsafe { Header::home_released(self.buf).with_mut(|released| *released = 0) };
+        unsafe {
+            let header = &*self.buf.as_ptr();
+            header.home_released.with_mut(|released| *released = 0);
+            header.home_segments.with_mut(|s| *s = segments);
+            header.reshaped.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// Gives the buf another segment record, or none.
+    ///
+    /// # Safety
+    /// The lease is a home lease, on its home thread, and is its buf's sole
+    /// holder: no slice is alive to have been counted in the old record or
+    /// left out of the new one.
+    pub(crate) unsafe fn set_segments(&mut self, segments: Option<NonNull<Segments>>) {
+        self.debug_assert_at_home();
+        // SAFETY: the caller is on the home thread, the only one that
+        // touches `home_segments`.
+        let header = unsafe { &*self.buf.as_ptr() };
+        // SAFETY: as above.
+        unsafe { header.home_segments.with_mut(|s| *s = segments) };
+        // Relaxed: only this thread compares the field with its own number
+        // (see `Header::home_thread`), and it sees its own store.
+        let home = header.home_thread.load(Ordering::Relaxed) & !TRACKED;
+        header.home_thread.store(if segments.is_some() { home | TRACKED } else { home }, Ordering::Relaxed);
+    }
+
+    /// The buf's segment record, where it is at home with one.
+    pub(crate) fn segments(&self) -> Option<NonNull<Segments>> {
+        if !self.is_home() {
+            return None;
+        }
+        self.debug_assert_at_home();
+        // SAFETY: a home lease is used on its home thread only, the one
+        // that touches `home_segments`.
+        unsafe { (*self.buf.as_ptr()).home_segments.with_mut(|s| *s) }
+    }
+
+    /// Whether the buf is at home and a slice of it has been reshaped
+    /// since the buf was last found free; see [`Header::reshape`].
+    #[inline]
+    pub(crate) fn is_reshaped(&self) -> bool {
+        // Relaxed: see `segments.rs` for why this sees every reshaping that
+        // could upset the home's record.
+        // SAFETY: the lease holds its buf.
+        unsafe { (*self.buf.as_ptr()).reshaped.load(Ordering::Relaxed) }
+    }
+
+    /// Clears the reshaped mark, for a buf whose lease has just been found
+    /// its sole holder ([`Lease::is_sole_holder`]): no slice of it is left
+    /// to have been reshaped.
+    pub(crate) fn clear_reshaped(&self) {
+        // Relaxed: every thread that set the flag gave up its reference
+        // since, with a `Release` decrement the sole-holder check's
+        // `Acquire` load read, so this store comes after theirs.
+        // SAFETY: the lease holds its buf.
+        unsafe { (*self.buf.as_ptr()).reshaped.store(false, Ordering::Relaxed) };
     }
 
     /// Whether the buf has a home thread: this lease's, since only a lease
@@ -649,7 +813,7 @@ impl Lease {
     /// before letting go, so the next lease finds it clear. (Kept in the
     /// header rather than in the lease, so that a lease stays two words.)
     #[inline]
-    fn is_home(&self) -> bool {
+    pub(crate) fn is_home(&self) -> bool {
         // Relaxed: only this lease writes the field while it holds the buf;
         // the previous holder's clearing reached this thread with the buf.
         // SAFETY: the lease holds its buf.
@@ -710,7 +874,7 @@ impl Lease {
             // Relaxed: this lease wrote the field, on the thread it checks.
             // SAFETY: the lease holds its buf.
             let home = unsafe { Header::home_thread(self.buf) }.load(Ordering::Relaxed);
-            assert_eq!(home, thread_id(), "internal: a home lease used off its home thread");
+            assert_eq!(home & !TRACKED, thread_id(), "internal: a home lease used off its home thread");
         }
     }
 
@@ -722,6 +886,23 @@ impl Lease {
         // SAFETY: the lease holds its buf; the caller is on the home thread,
         // the only one that touches `released`.
         unsafe { Header::home_released(self.buf).with_mut(core::mem::take) }
+    }
+
+    /// How many references others hold (slices into the buf, mostly): a
+    /// hint, exact only while nobody else is releasing one, and for
+    /// nothing that soundness rests on.
+    pub(crate) fn others(&self) -> usize {
+        let own = if self.is_home() {
+            // SAFETY: a home lease is used on its home thread only, the one
+            // that writes `released`.
+            let released = unsafe { Header::home_released(self.buf).with_mut(|released| *released) };
+            HOME_BIAS + released + self.held
+        } else {
+            self.held
+        };
+        // Relaxed: a hint; see above.
+        // SAFETY: the lease holds its buf.
+        unsafe { Header::refs(self.buf) }.load(Ordering::Relaxed).saturating_sub(own)
     }
 
     /// Whether this lease holds every reference to its buf: no slice into it
@@ -775,6 +956,11 @@ impl Lease {
         // thread's mark.
         // SAFETY: the lease holds a reference.
         unsafe { Header::home_thread(self.buf) }.store(0, Ordering::Relaxed);
+        // The home's segment record goes with the home: no drop reads it
+        // once the mark above is cleared.
+        // SAFETY: a home lease is dropped on its home thread, the only one
+        // that touches `home_segments`.
+        unsafe { (*self.buf.as_ptr()).home_segments.with_mut(|s| *s = None) };
         // SAFETY: a home lease is dropped on its home thread.
         let released = unsafe { self.take_released() };
         // The lease's references, those released at home and the bias go

@@ -125,6 +125,7 @@ mod reader;
 mod regions;
 #[cfg(all(feature = "io-uring", target_os = "linux", not(loom)))]
 mod ring;
+mod segments;
 mod slice;
 mod sync;
 mod writer;

@@ -34,6 +34,25 @@ use crate::slice::Slice;
 /// ([`PoolBuilder::max_bytes`](crate::PoolBuilder::max_bytes)) keeps none,
 /// so that no request waits for a buf that an idle allocator sits on.
 ///
+/// # Long-lived slices
+///
+/// One slice kept alive would keep its whole buf alive, however little of
+/// it the slice uses. Where the allocator finds a kept buf *mostly dead*
+/// (its live slices, were each as large as the one asked for, would fill at
+/// most a quarter of it), it starts keeping a record of which parts of its
+/// bufs hold live slices, and cuts new slices from the dead parts of bufs
+/// that a few long-lived slices keep alive; it then keeps up to
+/// [`TRACKED_BUFS`](LocalAllocator::TRACKED_BUFS) bufs. The record counts
+/// slices dropped on this thread; a slice dropped on another thread leaves
+/// its part counted as live until its whole buf is free, and a buf in
+/// which a slice was split or joined ([`Slice::split_off`],
+/// [`Slice::try_join`], [`coalesce`](crate::coalesce), ...) is cut from
+/// again only once all of its slices are gone. Once a few hundred bufs in
+/// a row are found free, it stops keeping records, which cost a few
+/// instructions per slice. With default settings, 1,500-byte slices of
+/// which 1 in 20 lives for 20,000 allocations hold under 2x the live bytes
+/// (`cargo run --release --example retention`).
+///
 /// It is neither `Send` nor `Sync`, which is what makes the plain count
 /// sound: its bufs' home can never change under the slices' feet. Use it
 /// for a thread that allocates and mostly drops its own slices, such as
@@ -70,13 +89,18 @@ pub struct LocalAllocator {
 }
 
 impl LocalAllocator {
-    /// The most bytes of filled standard-size bufs kept for reuse: two
-    /// default bufs.
+    /// The most bytes of filled standard-size bufs kept for reuse while no
+    /// slice is seen to live long: two default bufs.
     pub const SPENT_BYTES: usize = crate::allocator::SPENT_BYTES;
 
     /// The most filled bufs kept for reuse, whatever their size: with bufs
     /// of 4 KiB, a window of 32 slices of 1500 bytes alive at once.
     pub const SPENT_BUFS: usize = crate::allocator::SPENT_BUFS;
+
+    /// The most filled bufs kept while slices are seen to live long (see
+    /// "Long-lived slices" above), free ones at most
+    /// [`SPENT_BYTES`](LocalAllocator::SPENT_BYTES) of them as found.
+    pub const TRACKED_BUFS: usize = crate::allocator::TRACKED_BUFS;
 
     pub(crate) fn new(pool: Pool, reserve: usize) -> LocalAllocator {
         // SAFETY: the allocator lives inside this value, which cannot leave

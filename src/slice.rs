@@ -29,8 +29,10 @@ pub struct Slice {
     /// Start of the data.
     ptr: NonNull<u8>,
     len: usize,
-    /// Bytes right in front of `ptr` that this slice owns.
-    headroom: usize,
+    /// Start of the headroom: the bytes from here to `ptr` are this slice's
+    /// too. Kept rather than the headroom's length, so that a drop names
+    /// where its region starts from one field.
+    start: NonNull<u8>,
 }
 
 const _: () = assert!(size_of::<Slice>() == 32);
@@ -45,7 +47,7 @@ unsafe impl Sync for Slice {}
 impl Slice {
     /// An empty slice that belongs to no buf.
     pub const fn new() -> Slice {
-        Slice { buf: None, ptr: NonNull::dangling(), len: 0, headroom: 0 }
+        Slice { buf: None, ptr: NonNull::dangling(), len: 0, start: NonNull::dangling() }
     }
 
     /// Wraps `v` as a slice, without copying and with no headroom (iobuf's
@@ -76,7 +78,10 @@ impl Slice {
     ) -> Slice {
         // SAFETY: the caller gives the slice a reference to `buf`.
         unsafe { Header::track(buf, 1, (headroom + len) as isize) };
-        Slice { buf: Some(buf), ptr, len, headroom }
+        // SAFETY: the caller guarantees `headroom` bytes in front of `ptr`,
+        // in the buf.
+        let start = unsafe { ptr.sub(headroom) };
+        Slice { buf: Some(buf), ptr, len, start }
     }
 
     /// Records `holders` slices and `bytes` owned gained or lost in this
@@ -93,7 +98,8 @@ impl Slice {
     /// may claim.
     #[inline]
     pub fn headroom(&self) -> usize {
-        self.headroom
+        // `start` is at or before `ptr`, in the same buf (or both dangle).
+        self.ptr.as_ptr().addr() - self.start.as_ptr().addr()
     }
 
     /// Grows the slice `n` bytes backwards into its headroom. Returns `false`,
@@ -104,14 +110,13 @@ impl Slice {
     /// bytes after [`truncate_front`](Slice::truncate_front).
     #[inline]
     pub fn expand_front(&mut self, n: usize) -> bool {
-        if n > self.headroom {
+        if n > self.headroom() {
             return false;
         }
         // SAFETY: the `n <= headroom` bytes in front of `ptr` are in the same
         // buf and owned by this slice.
         self.ptr = unsafe { self.ptr.sub(n) };
         self.len += n;
-        self.headroom -= n;
         true
     }
 
@@ -134,7 +139,6 @@ impl Slice {
         // SAFETY: `n <= len`, so the result is within (or one past) the data.
         self.ptr = unsafe { self.ptr.add(n) };
         self.len -= n;
-        self.headroom += n;
     }
 
     /// Shortens the slice to `len` bytes, keeping the front. No effect where
@@ -154,12 +158,13 @@ impl Slice {
     #[must_use = "the front part is returned; dropping it frees its bytes"]
     pub fn split_to(&mut self, at: usize) -> Slice {
         assert!(at <= self.len, "split_to out of bounds: {at} > {}", self.len);
-        let front = Slice { buf: self.share_buf(), ptr: self.ptr, len: at, headroom: self.headroom };
+        self.reshape();
+        let front = Slice { buf: self.share_buf(), ptr: self.ptr, len: at, start: self.start };
         self.track(1, 0);
         // SAFETY: `at <= len`, so the result is within (or one past) the data.
         self.ptr = unsafe { self.ptr.add(at) };
         self.len -= at;
-        self.headroom = 0;
+        self.start = self.ptr;
         front
     }
 
@@ -171,9 +176,10 @@ impl Slice {
     #[must_use = "the back part is returned; dropping it frees its bytes"]
     pub fn split_off(&mut self, at: usize) -> Slice {
         assert!(at <= self.len, "split_off out of bounds: {at} > {}", self.len);
+        self.reshape();
         // SAFETY: `at <= len`, so the result is within (or one past) the data.
         let ptr = unsafe { self.ptr.add(at) };
-        let back = Slice { buf: self.share_buf(), ptr, len: self.len - at, headroom: 0 };
+        let back = Slice { buf: self.share_buf(), ptr, len: self.len - at, start: ptr };
         self.track(1, 0);
         self.len = at;
         back
@@ -187,13 +193,11 @@ impl Slice {
     /// This lets a protocol layer that is done with one message reuse its
     /// bytes for a larger header on the next.
     pub fn release_previous(&mut self, prev: Slice) {
-        if self.buf.is_some()
-            && prev.buf == self.buf
-            && prev.end() == self.ptr.as_ptr().wrapping_sub(self.headroom)
-        {
-            self.headroom += prev.headroom + prev.len;
+        if self.buf.is_some() && prev.buf == self.buf && prev.end() == self.start.as_ptr().cast_const() {
+            self.reshape();
+            self.start = prev.start;
             // `prev`'s bytes are this slice's now; its drop gives them up.
-            self.track(0, (prev.headroom + prev.len) as isize);
+            self.track(0, (prev.headroom() + prev.len) as isize);
         }
     }
 
@@ -214,10 +218,11 @@ impl Slice {
         }
         // SAFETY: this slice holds a reference, so `buf` is live.
         let start = unsafe { Header::data(buf) };
+        self.reshape();
         // The data lies in `buf`'s data area, at or after its start.
         let headroom = self.ptr.as_ptr().addr() - start.as_ptr().addr();
-        self.track(0, (headroom - self.headroom) as isize);
-        self.headroom = headroom;
+        self.track(0, (headroom - self.headroom()) as isize);
+        self.start = start;
         true
     }
 
@@ -231,6 +236,7 @@ impl Slice {
         if !self.is_followed_by(&next) {
             return Err(next);
         }
+        self.reshape();
         self.len += next.len;
         // `next`'s bytes are this slice's now; its drop gives them up.
         self.track(0, next.len as isize);
@@ -267,12 +273,14 @@ impl Slice {
         self.len += next.len;
         // `next` goes without a drop. Its data is this slice's now, and its
         // headroom is given up, as when a slice joined by `try_join` drops.
-        self.track(-1, -(next.headroom as isize));
+        self.track(-1, -(next.headroom() as isize));
         core::mem::forget(next);
     }
 
     /// Gives up `n` references to this slice's buf, which its owner had
-    /// taken over from slices it absorbed.
+    /// taken over from slices it absorbed, and marks the buf reshaped (see
+    /// [`Header::reshape`]) where there were any: once per merged run, not
+    /// per slice absorbed, before the run can reach any other thread.
     ///
     /// # Safety
     /// The caller owns `n` references to this slice's buf, taken over by
@@ -280,6 +288,7 @@ impl Slice {
     #[inline]
     pub(crate) unsafe fn release_absorbed(&self, n: usize) {
         if let (Some(buf), 1..) = (self.buf, n) {
+            self.reshape();
             // SAFETY: the caller owns `n` references; this slice's own
             // reference keeps the count above zero, so the buf survives.
             unsafe { Header::release(buf, n) };
@@ -289,10 +298,11 @@ impl Slice {
     /// Zeroes the headroom, for a slice fresh from recycled memory.
     #[inline]
     pub(crate) fn zero_headroom(&mut self) {
-        if self.headroom != 0 {
+        let headroom = self.headroom();
+        if headroom != 0 {
             // SAFETY: the `headroom` bytes in front of `ptr` are in the same
             // buf, initialised, and owned by this slice alone.
-            unsafe { core::ptr::write_bytes(self.ptr.as_ptr().sub(self.headroom), 0, self.headroom) };
+            unsafe { core::ptr::write_bytes(self.start.as_ptr(), 0, headroom) };
         }
     }
 
@@ -300,13 +310,23 @@ impl Slice {
     #[inline]
     pub(crate) fn zero_with_headroom(&mut self) {
         // SAFETY: as for `zero_headroom`, and the data follows the headroom.
-        unsafe { core::ptr::write_bytes(self.ptr.as_ptr().sub(self.headroom), 0, self.headroom + self.len) };
+        unsafe { core::ptr::write_bytes(self.start.as_ptr(), 0, self.headroom() + self.len) };
     }
 
     /// One past the last byte.
     #[inline]
     fn end(&self) -> *const u8 {
         self.ptr.as_ptr().wrapping_add(self.len)
+    }
+
+    /// Tells the buf that this slice is about to be split or joined, or its
+    /// region moved; see [`Header::reshape`].
+    #[inline]
+    fn reshape(&self) {
+        if let Some(buf) = self.buf {
+            // SAFETY: this slice holds a reference to `buf`.
+            unsafe { Header::reshape(buf) };
+        }
     }
 
     /// A new reference to this slice's buf, for a slice split off it.
@@ -323,10 +343,11 @@ impl Slice {
 impl Drop for Slice {
     #[inline]
     fn drop(&mut self) {
-        self.track(-1, -((self.headroom + self.len) as isize));
+        self.track(-1, -((self.headroom() + self.len) as isize));
         if let Some(buf) = self.buf {
-            // SAFETY: the slice owns one reference and is going away.
-            unsafe { Header::release(buf, 1) };
+            // SAFETY: the slice owns one reference and is going away; its
+            // region starts at `start`, in the buf.
+            unsafe { Header::release_slice(buf, self.start) };
         }
     }
 }
@@ -395,6 +416,6 @@ impl fmt::Debug for Slice {
     /// often someone's traffic, and logs are no place for it. Format `&slice[..]`
     /// to see the bytes.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Slice").field("len", &self.len).field("headroom", &self.headroom).finish()
+        f.debug_struct("Slice").field("len", &self.len).field("headroom", &self.headroom()).finish()
     }
 }

@@ -67,26 +67,36 @@ fn next_thread_id() -> usize {
     id
 }
 
-/// A `usize` that only one thread at a time reads and writes, with no
-/// atomic operation: a buf's count of references released on its home
-/// thread. Under loom its accesses are tracked, so a model in which two
-/// threads touch it without ordering fails.
+/// A value that only one thread at a time reads and writes, with no atomic
+/// operation: a buf's count of references released on its home thread, and
+/// the home thread's record of which segments of the buf are alive (see
+/// `segments.rs`). Under loom its accesses are tracked, so a model in which
+/// two threads touch it without ordering fails.
 #[derive(Debug, Default)]
-pub(crate) struct HomeCell {
+pub(crate) struct HomeCell<T> {
     #[cfg(not(loom))]
-    value: core::cell::UnsafeCell<usize>,
+    value: core::cell::UnsafeCell<T>,
     #[cfg(loom)]
-    value: loom::cell::UnsafeCell<usize>,
+    value: loom::cell::UnsafeCell<T>,
 }
 
-impl HomeCell {
+impl<T> HomeCell<T> {
+    /// A cell holding `value`.
+    pub(crate) fn new(value: T) -> HomeCell<T> {
+        #[cfg(not(loom))]
+        return HomeCell { value: core::cell::UnsafeCell::new(value) };
+        #[cfg(loom)]
+        return HomeCell { value: loom::cell::UnsafeCell::new(value) };
+    }
+
     /// Runs `f` on the value.
     ///
     /// # Safety
     /// No other thread accesses the cell during the call, and every earlier
-    /// access by another thread happens before it.
+    /// access by another thread happens before it. `f` does not reach the
+    /// cell again.
     #[inline(always)]
-    pub(crate) unsafe fn with_mut<R>(&self, f: impl FnOnce(&mut usize) -> R) -> R {
+    pub(crate) unsafe fn with_mut<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         #[cfg(not(loom))]
         // SAFETY: the caller has the cell to itself, as above.
         return f(unsafe { &mut *self.value.get() });

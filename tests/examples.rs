@@ -395,11 +395,15 @@ fn retention_accounts_for_every_live_byte() {
         let plan = Plan::new(workload, 3000);
         let expected = plan.live_at_end();
         assert!(expected > 0, "{workload:?}: some slices outlive the run");
-        let pooled = run(&plan, Refbuf::new(Pool::new()));
-        assert_eq!(pooled.live, expected, "{workload:?}");
-        let held = pooled.held_per_live.expect("a pool knows what it holds");
-        assert!(held >= 1.0 && pooled.max_held_per_live.unwrap() >= 1.0, "{workload:?}: held/live {held}");
-        assert!(pooled.ns_per_slice > 0.0);
+        for pooled in [run(&plan, Refbuf::new(Pool::new())), run(&plan, Refbuf::send(Pool::new()))] {
+            assert_eq!(pooled.live, expected, "{workload:?}");
+            let held = pooled.held_per_live.expect("a pool knows what it holds");
+            assert!(
+                held >= 1.0 && pooled.max_held_per_live.unwrap() >= 1.0,
+                "{workload:?}: held/live {held}"
+            );
+            assert!(pooled.ns_per_slice > 0.0);
+        }
         assert_eq!(run(&plan, Malloc).live, expected, "{workload:?}");
     }
 }

@@ -197,3 +197,39 @@ fn spent_bufs_match_model() {
     let t = run((0, 0), &ops);
     assert!(t.spent_pushed_out > 0 && t.spent_reused > 0, "{t:?}");
 }
+
+/// Operations that keep slices as carved (no split, join or coalesce) on
+/// the `LocalAllocator` alone, with some slices kept long: the allocator
+/// starts tracking which parts of its bufs are alive and cuts from the dead
+/// parts of bufs that kept slices hold, every step as modelled.
+#[test]
+fn dead_parts_match_model() {
+    let op = prop_oneof![
+        24 => (1..24usize, fill()).prop_map(|(l, f)| Op::Alloc(1, l, f)),
+        4 => (40..70usize, fill()).prop_map(|(l, f)| Op::Alloc(1, l, f)),
+        20 => (1..16usize).prop_map(Op::DropSlice),
+        4 => (0..16usize, any::<u8>()).prop_map(|(i, s)| Op::Write(i, s)),
+        2 => (0..16usize, 0..8usize).prop_map(|(i, n)| Op::TruncateFront(i, n)),
+        2 => (0..16usize, 0..8usize).prop_map(|(i, n)| Op::ExpandFront(i, n)),
+        2 => (0..16usize, 0..24usize).prop_map(|(i, n)| Op::Truncate(i, n)),
+        1 => (0..16usize, 0..24usize).prop_map(|(i, at)| Op::SplitOff(i, at)),
+        1 => (0..16usize, 0..16usize).prop_map(|(i, j)| Op::TryJoin(i, j)),
+    ];
+    let ops_len = if cfg!(miri) { 1..60usize } else { 1..200usize };
+    let strategy = (0..4usize, prop::collection::vec(op, ops_len));
+    let total = RefCell::new(Tally::default());
+    let result = TestRunner::new(config()).run(&strategy, |(reserve, ops)| {
+        let t = run((0, reserve), &ops);
+        let mut total = total.borrow_mut();
+        total.dead_parts += t.dead_parts;
+        total.spent_reused += t.spent_reused;
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}\nReplay with run((r0, r1), &[...]) as described at the top of tests/model.rs");
+    }
+    let total = total.into_inner();
+    if !cfg!(miri) {
+        assert!(total.dead_parts > 0 && total.spent_reused > 0, "{total:?}");
+    }
+}

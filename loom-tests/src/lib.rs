@@ -42,7 +42,10 @@
 //!   thread: home and remote drops of the last slices, a drop at home after
 //!   the buf left home, the last drop remote with the home thread alive or
 //!   gone, a rewind at home racing a remote drop or a part split remotely,
-//!   and leaving home racing a new home elsewhere;
+//!   leaving home racing a new home elsewhere, a spent buf reused racing
+//!   the remote drop of its last slice, and a dead part cut from while the
+//!   live slice beside it is dropped, or split (reshaping the buf), on
+//!   another thread;
 //! - `regions`: a `BufRing`'s regions without the kernel: last slices
 //!   dropped on other threads racing the owner taking the return list (the
 //!   region's next user sees the last holder's writes), and racing the

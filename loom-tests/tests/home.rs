@@ -1,11 +1,14 @@
 //! A `LocalAllocator`'s bufs: drops on the home thread counted without an
 //! atomic operation, drops elsewhere on the atomic count, and the two
-//! joined when the allocator lets the buf go.
+//! joined when the allocator lets the buf go; and the allocator cutting
+//! from the dead parts of a buf while another thread uses, splits or drops
+//! the slice that keeps it alive.
 #![cfg(loom)]
 
+use loom::sync::atomic::{AtomicBool, Ordering};
 use loom_tests::thread;
 use loom_tests::{assert_recycled_with, assert_stats, run_model, write_and_drop_on_thread};
-use refbuf::Pool;
+use refbuf::{LocalAllocator, Pool, Slice};
 
 /// The last two slices of a home buf: one dropped at home while the home
 /// allocator still holds the buf, one written and dropped on another thread,
@@ -187,4 +190,345 @@ fn spent_buf_reused_races_remote_drop() {
     });
     assert!(outcomes[0].load(Ordering::Relaxed) > 0, "no execution took a fresh buf");
     assert!(outcomes[1].load(Ordering::Relaxed) > 0, "no execution reused the spent buf");
+}
+
+// ===== Cutting from the dead parts of a buf at home =====
+//
+// The models below reach, through the allocator's own policy (see
+// `allocator.rs`, `refill`), a buf with a segment record in which one slice
+// is alive between two dead parts, and race the home allocator's look at
+// those dead parts against what another thread does with that slice. Under
+// loom a buf is 64 bytes in 64 segments of one byte; the allocator keeps
+// two spent bufs, or four while it tracks dead parts, and a refill looks
+// at up to four.
+
+/// What [`keep_a_slice_in_a_tracked_buf`] leaves behind.
+struct Tracked {
+    /// A slice filling each of the other three bufs, of `a`, `b` and `e`,
+    /// alive to the end (see [`assert_held`]): the first two keep those
+    /// bufs in use, so that a refill turns them over to reach the third;
+    /// the last fills the current (fourth) buf, so that the next allocation
+    /// refills.
+    held: [Slice; 3],
+    /// 16 bytes of `K` at bytes 16..32 of the third buf, which has a segment
+    /// record and is kept as spent. Bytes 0..16 and 32..64 were carved,
+    /// filled with `d` and dropped at home: the record counts them dead.
+    kept: Slice,
+}
+
+/// Drives a fresh home allocator of a pool of 64-byte bufs into keeping
+/// segment records, and leaves it with one slice alive in a spent buf that
+/// has a record, between two dead parts; see [`Tracked`].
+///
+/// The allocator takes each buf fresh from the pool, in this order:
+/// 1. the first, filled by a slice that stays;
+/// 2. the second, filled by another that stays; the first is kept as spent;
+/// 3. the third, for a request of 16: the refill finds the oldest spent buf
+///    in use by one slice, so mostly dead for 16 bytes (`1 * 16 * 4 <= 64`),
+///    which starts tracking: the first goes to the back of the list, which
+///    may now hold four, and the third buf is leased with a record. Its
+///    bytes are carved as 0..16, 16..32 (the kept slice) and 32..64, and
+///    the first and last of these are dropped at home;
+/// 4. the fourth, for a request of 64, more than the third buf's dead parts
+///    hold: the third goes to the spent list behind the first two, and the
+///    fourth gets a record too.
+fn keep_a_slice_in_a_tracked_buf(alloc: &mut LocalAllocator) -> Tracked {
+    let mut first = alloc.alloc_for_overwrite(64);
+    first.fill(b'a');
+    let mut second = alloc.alloc_for_overwrite(64);
+    second.fill(b'b');
+    let mut before = alloc.alloc_for_overwrite(16);
+    let mut kept = alloc.alloc_for_overwrite(16);
+    let mut after = alloc.alloc_for_overwrite(32);
+    let start = before.as_ptr().addr();
+    assert_eq!(
+        (kept.as_ptr().addr(), after.as_ptr().addr()),
+        (start + 16, start + 32),
+        "the third buf is carved in order"
+    );
+    before.fill(b'd');
+    kept.fill(b'K');
+    after.fill(b'd');
+    drop((before, after));
+    let mut fourth = alloc.alloc_for_overwrite(64);
+    assert!(!in_buf_at(start, &fourth), "the fourth slice is not cut from the third buf");
+    fourth.fill(b'e');
+    Tracked { held: [first, second, fourth], kept }
+}
+
+/// Checks that the slices [`Tracked::held`] still show their own bytes
+/// alone: no new slice was cut over them.
+#[track_caller]
+fn assert_held(held: &[Slice; 3]) {
+    for (slice, byte) in held.iter().zip([b'a', b'b', b'e']) {
+        assert_eq!(&slice[..], &[byte; 64], "a slice held all along shows its own bytes alone");
+    }
+}
+
+/// Whether any byte of `slice` lies in the 64-byte data area at `start`.
+fn in_buf_at(start: usize, slice: &Slice) -> bool {
+    let at = slice.as_ptr().addr();
+    at < start + 64 && at + slice.len() > start
+}
+
+/// A meeting point for loom: the home thread passes it once it has written
+/// its new slice, the remote thread just before it checks the bytes of the
+/// slice it still holds. Loom runs two dependent atomic operations in both
+/// orders, so the check runs both before and after the home thread's
+/// write; its answer differs only where the two slices overlap. (A
+/// `yield_now` in its place would not do: loom does not go back to a
+/// yielded thread to try it first, and misses interleavings.)
+#[derive(Clone)]
+struct Probe(loom::sync::Arc<AtomicBool>);
+
+impl Probe {
+    fn new() -> Probe {
+        Probe(loom::sync::Arc::new(AtomicBool::new(false)))
+    }
+
+    /// The home thread has written its new slice.
+    fn pass(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the home thread had written its new slice.
+    fn passed(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// How often each outcome of a race was reached across a model's
+/// executions: plain std atomics, outside what loom models.
+#[derive(Clone)]
+struct Outcomes<const N: usize> {
+    names: [&'static str; N],
+    hits: std::sync::Arc<[std::sync::atomic::AtomicUsize; N]>,
+}
+
+impl<const N: usize> Outcomes<N> {
+    fn new(names: [&'static str; N]) -> Outcomes<N> {
+        Outcomes { names, hits: std::sync::Arc::new(std::array::from_fn(|_| Default::default())) }
+    }
+
+    fn hit(&self, outcome: usize) {
+        self.hits[outcome].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Prints each outcome's count, and panics where one was never reached.
+    #[track_caller]
+    fn assert_each_reached(&self) {
+        for (name, hits) in self.names.iter().zip(self.hits.iter()) {
+            let hits = hits.load(std::sync::atomic::Ordering::Relaxed);
+            println!("  {name}: {hits} executions");
+            assert!(hits > 0, "no execution reached: {name}");
+        }
+    }
+}
+
+/// The home allocator cuts a new slice from the dead part of a spent buf
+/// next to a live slice, while that slice, sent to another thread, is
+/// written and dropped there. A remote drop leaves the segment record as
+/// it is, so the allocator's look at the buf (the sole-holder check, then
+/// the record) races only the atomic count: where the drop came first, the
+/// buf is free and rewound, and the new slice starts at its start, showing
+/// the remote write (loom reports a race unless the check's `Acquire` sees
+/// it); where not, the new slice is cut from 32..64, the dead part after
+/// the live slice (0..16, before it, is too small: its end is the live
+/// slice's start), and must not touch the live slice. Both outcomes are
+/// reached, and so is the remote slice's last check after the home
+/// thread's write. Every byte is checked: the remote slice shows the home
+/// thread's bytes and then its own alone, the new slice the bytes last
+/// written there and then its own alone. Every buf comes back once.
+#[test]
+fn dead_part_reused_while_a_remote_drop_frees_its_neighbour() {
+    let outcomes = Outcomes::new([
+        "buf rewound after the remote drop",
+        "new slice cut from the dead part",
+        "remote check after the home thread's write",
+    ]);
+    let counted = outcomes.clone();
+    run_model("home: a dead part reused while a remote drop frees its neighbour", move || {
+        let pool = Pool::builder().buf_size(64).build();
+        let mut alloc = pool.local_allocator(0);
+        let Tracked { held, mut kept } = keep_a_slice_in_a_tracked_buf(&mut alloc);
+        let start = kept.as_ptr().addr() - 16;
+
+        let probe = Probe::new();
+        let written = probe.clone();
+        let t = thread::spawn(move || {
+            assert_eq!(&kept[..], &[b'K'; 16], "the kept slice shows the home thread's bytes alone");
+            kept.fill(b'r');
+            let after = written.passed();
+            assert_eq!(&kept[..], &[b'r'; 16], "the kept slice shows its own bytes alone");
+            drop(kept);
+            after
+        });
+        let mut new = alloc.alloc_for_overwrite(32);
+        let outcome = match new.as_ptr().addr() {
+            at if at == start => {
+                assert_eq!(&new[..16], &[b'd'; 16], "the rewound buf shows the home thread's bytes");
+                assert_eq!(
+                    &new[16..],
+                    &[b'r'; 16],
+                    "a slice at the buf's start shows the remote write: a rewind comes after the remote drop"
+                );
+                0
+            }
+            at if at == start + 32 => {
+                assert_eq!(&new[..], &[b'd'; 32], "the dead part shows the bytes dropped at home");
+                1
+            }
+            at => {
+                panic!("the new slice is at {at:#x}, neither at the buf's start {start:#x} nor its dead part")
+            }
+        };
+        new.fill(b'n');
+        probe.pass();
+        let checked_after = t.join().unwrap();
+        assert_eq!(&new[..], &[b'n'; 32], "the new slice shows its own bytes alone");
+        counted.hit(outcome);
+        if checked_after {
+            counted.hit(2);
+        }
+        assert_held(&held);
+        drop((held, new, alloc));
+        assert_stats(&pool, 4, 0, 4);
+    });
+    outcomes.assert_each_reached();
+}
+
+/// The kept slice is split on another thread, which sends the front part
+/// (whose region starts where the kept slice's did) home and keeps the back
+/// part in use before dropping it. Dropped at home, the front part takes
+/// the kept slice's count off the segment record, which then calls the
+/// whole buf dead though the back part may live: only the buf's reshaped
+/// mark keeps the allocator off it. The split happens before the front
+/// part arrives, so before the look, whose `Relaxed` load of the mark must
+/// see it. The look races the back part's remote drop: where the drop came
+/// first, the buf is free and rewound, and the new slice shows every
+/// earlier write (loom checks the ordering); where not, the allocator must
+/// leave the buf alone and take a fifth from the pool. Both outcomes are
+/// reached, and so is the back part's check after the home thread's write
+/// of its new slice; the back part shows only its own bytes, the new slice
+/// only its own. Every buf comes back once.
+#[test]
+fn remote_split_dropped_at_home_races_the_look_at_dead_parts() {
+    let outcomes = Outcomes::new([
+        "buf rewound after the back part's drop",
+        "buf left alone with the back part alive, a fresh one taken",
+        "remote check after the home thread's write",
+    ]);
+    let counted = outcomes.clone();
+    run_model("home: a remote split, part dropped at home, racing the look at dead parts", move || {
+        let pool = Pool::builder().buf_size(64).build();
+        let mut alloc = pool.local_allocator(0);
+        let Tracked { held, mut kept } = keep_a_slice_in_a_tracked_buf(&mut alloc);
+        let start = kept.as_ptr().addr() - 16;
+
+        let probe = Probe::new();
+        let written = probe.clone();
+        let (tx, rx) = loom::sync::mpsc::channel();
+        let t = thread::spawn(move || {
+            let mut back = kept.split_off(8);
+            back.fill(b'r');
+            tx.send(kept).unwrap();
+            let after = written.passed();
+            assert_eq!(&back[..], &[b'r'; 8], "the back part shows its own bytes alone");
+            drop(back);
+            after
+        });
+        let front = rx.recv().unwrap();
+        assert_eq!(&front[..], &[b'K'; 8], "the front part shows the home thread's bytes");
+        drop(front);
+        let mut new = alloc.alloc_for_overwrite(32);
+        let outcome = if new.as_ptr().addr() == start {
+            let earlier = [[b'd'; 16].as_slice(), &[b'K'; 8], &[b'r'; 8]].concat();
+            assert_eq!(&new[..], &earlier[..], "the rewound buf shows every earlier write");
+            0
+        } else {
+            assert!(!in_buf_at(start, &new), "a slice cut from a reshaped buf in use");
+            1
+        };
+        new.fill(b'n');
+        probe.pass();
+        let checked_after = t.join().unwrap();
+        assert_eq!(&new[..], &[b'n'; 32], "the new slice shows its own bytes alone");
+        counted.hit(outcome);
+        if checked_after {
+            counted.hit(2);
+        }
+        assert_held(&held);
+        drop((held, new, alloc));
+        let made = if outcome == 0 { 4 } else { 5 };
+        assert_stats(&pool, made, 0, made as usize);
+    });
+    outcomes.assert_each_reached();
+}
+
+/// As in the model above, but the split races the look itself. The look
+/// reads the reshaped mark with a `Relaxed` load, which may miss the split,
+/// and then cuts from 0..16, the dead part before the kept slice: sound,
+/// since the record still counts the kept slice, whose region covers both
+/// parts. Or it sees the mark and takes a fifth buf. Both outcomes are
+/// reached. Then the front part comes home and is dropped there, and where
+/// the allocator cut from the buf it looks there again, past its cursor,
+/// for 32 bytes: the record now calls 16..64 dead, but the split happens
+/// before the front part's arrival, so this second look must see the mark
+/// and leave the buf alone. The back part shows only its own bytes (its
+/// check after the home thread's writes is reached), and the new slices
+/// only their own. Every buf comes back once.
+#[test]
+fn remote_split_races_the_look_at_dead_parts() {
+    let outcomes = Outcomes::new([
+        "first look cut from the dead part, missing the split",
+        "first look saw the split, a fresh buf taken",
+        "remote check after the home thread's writes",
+    ]);
+    let counted = outcomes.clone();
+    run_model("home: a remote split racing the look at dead parts", move || {
+        let pool = Pool::builder().buf_size(64).build();
+        let mut alloc = pool.local_allocator(0);
+        let Tracked { held, mut kept } = keep_a_slice_in_a_tracked_buf(&mut alloc);
+        let start = kept.as_ptr().addr() - 16;
+
+        let probe = Probe::new();
+        let written = probe.clone();
+        let (tx, rx) = loom::sync::mpsc::channel();
+        let t = thread::spawn(move || {
+            let mut back = kept.split_off(8);
+            back.fill(b'r');
+            tx.send(kept).unwrap();
+            let after = written.passed();
+            assert_eq!(&back[..], &[b'r'; 8], "the back part shows its own bytes alone");
+            drop(back);
+            after
+        });
+        let mut first = alloc.alloc_for_overwrite(16);
+        let outcome = if first.as_ptr().addr() == start {
+            assert_eq!(&first[..], &[b'd'; 16], "the dead part shows the bytes dropped at home");
+            0
+        } else {
+            assert!(!in_buf_at(start, &first), "a slice cut from the buf, but not from its dead part");
+            1
+        };
+        first.fill(b'1');
+        let front = rx.recv().unwrap();
+        assert_eq!(&front[..], &[b'K'; 8], "the front part shows the home thread's bytes");
+        drop(front);
+        let mut second = alloc.alloc_for_overwrite(32);
+        assert!(!in_buf_at(start, &second), "a slice cut from a reshaped buf in use");
+        second.fill(b'2');
+        probe.pass();
+        let checked_after = t.join().unwrap();
+        assert_eq!(&first[..], &[b'1'; 16], "the first new slice shows its own bytes alone");
+        assert_eq!(&second[..], &[b'2'; 32], "the second new slice shows its own bytes alone");
+        counted.hit(outcome);
+        if checked_after {
+            counted.hit(2);
+        }
+        assert_held(&held);
+        drop((held, first, second, alloc));
+        assert_stats(&pool, 5, 0, 5);
+    });
+    outcomes.assert_each_reached();
 }

@@ -13,6 +13,10 @@ use refbuf::{
 
 const BS: usize = 64;
 const MAX_LIVE: usize = 10;
+/// The `LocalAllocator`'s index among the model's allocators.
+const LOCAL: usize = 1;
+/// Spent bufs a refill looks at, as in the crate.
+const SPENT_LOOK: usize = 4;
 
 /// How a new slice's bytes are set.
 #[derive(Debug, Clone, Copy)]
@@ -125,6 +129,82 @@ struct BufModel {
     cap: usize,
     kind: Kind,
     bytes: Vec<u8>,
+    /// The `LocalAllocator`'s segment record of the buf, where it keeps one.
+    record: Option<Box<RecordModel>>,
+    /// Whether a slice of it was split or joined while the
+    /// `LocalAllocator` held it, since it was last free.
+    reshaped: bool,
+}
+
+/// Segments per buf, as in the crate.
+const SEGMENTS: usize = 64;
+
+/// The crate's segment record of a buf, kept the same way: per segment, the
+/// regions carved starting in it less those dropped at home (every drop in
+/// the model is), and the lowest start and highest end carved there since
+/// it last had none.
+#[derive(Clone)]
+struct RecordModel {
+    shift: u32,
+    cap: usize,
+    live: [usize; SEGMENTS],
+    first: [usize; SEGMENTS],
+    end: [usize; SEGMENTS],
+}
+
+impl RecordModel {
+    fn new(cap: usize) -> RecordModel {
+        let shift = cap.div_ceil(SEGMENTS).next_power_of_two().trailing_zeros();
+        RecordModel { shift, cap, live: [0; SEGMENTS], first: [0; SEGMENTS], end: [0; SEGMENTS] }
+    }
+
+    fn segment(&self, at: usize) -> usize {
+        (at >> self.shift).min(SEGMENTS - 1)
+    }
+
+    fn carved(&mut self, start: usize, end: usize) {
+        let k = self.segment(start);
+        if self.live[k] == 0 {
+            (self.first[k], self.end[k]) = (start, end);
+        } else {
+            self.first[k] = self.first[k].min(start);
+            self.end[k] = self.end[k].max(end);
+        }
+        self.live[k] = self.live[k].wrapping_add(1);
+    }
+
+    fn dropped(&mut self, start: usize) {
+        let k = self.segment(start);
+        self.live[k] = self.live[k].wrapping_sub(1);
+    }
+
+    /// The first run of `need` bytes no live region can overlap, ending
+    /// past `from` and starting at or after it.
+    fn free_run(&self, from: usize, need: usize) -> Option<(usize, usize)> {
+        let fits = |start: usize, end: usize| {
+            let start = start.max(from);
+            (end > start && end - start >= need).then_some((start, end))
+        };
+        let mut covered = 0;
+        let mut start = None;
+        for k in 0..SEGMENTS {
+            let seg_start = k << self.shift;
+            if seg_start >= self.cap {
+                break;
+            }
+            if self.live[k] != 0 {
+                if let Some(run) = start.take().and_then(|a| fits(a, self.first[k])) {
+                    return Some(run);
+                }
+                covered = covered.max(self.end[k]);
+            } else if start.is_none() {
+                let seg_end = ((k + 1) << self.shift).min(self.cap);
+                let a = covered.max(seg_start);
+                start = (a < seg_end).then_some(a);
+            }
+        }
+        start.and_then(|a| fits(a, self.cap))
+    }
 }
 
 /// A live slice.
@@ -151,18 +231,31 @@ impl std::fmt::Debug for SModel {
 
 struct AModel {
     reserve: usize,
-    /// Current buf and the offset of its first free byte.
-    cur: Option<(u64, usize)>,
+    /// Current buf, the offset of its first free byte, and the end of the
+    /// bytes the allocator may cut from (the buf's, or a dead part's).
+    cur: Option<(u64, usize, usize)>,
     /// Filled standard-size bufs kept for reuse, oldest first (the
-    /// `LocalAllocator` only), and how many it keeps at most.
+    /// `LocalAllocator` only), and how many it keeps at most while not
+    /// tracking (and free ones while tracking).
     spent: VecDeque<u64>,
     spent_cap: usize,
     /// Refills left before the oldest spent buf is looked at again, after
     /// it was found in use with the list full; meanwhile filled bufs are
     /// not kept.
     spent_skip: usize,
+    /// Whether bufs get segment records, and the refills in a row that
+    /// found the oldest spent buf free.
+    track: bool,
+    free_streak: usize,
     last: Option<u64>,
     prev: Option<u64>,
+}
+
+impl AModel {
+    /// The most spent bufs it keeps now.
+    fn list_cap(&self) -> usize {
+        if self.track && self.spent_cap > 0 { LocalAllocator::TRACKED_BUFS } else { self.spent_cap }
+    }
 }
 
 /// How often the adjacency-dependent operations actually did something, so
@@ -182,6 +275,9 @@ pub struct Tally {
     /// Times the `LocalAllocator` found its oldest spent buf in use with
     /// its list full, and pushed it out.
     pub spent_pushed_out: u64,
+    /// Allocations the `LocalAllocator` cut from a dead part of a buf some
+    /// slices still use.
+    pub dead_parts: u64,
     pub closes: u64,
 }
 
@@ -238,7 +334,7 @@ impl World {
             ModelAlloc::Send(pool.allocator(reserves.0)),
             ModelAlloc::Local(pool.local_allocator(reserves.1)),
         ];
-        let local_spent = (LocalAllocator::SPENT_BYTES / BS).min(LocalAllocator::SPENT_BUFS);
+        let local_spent = (LocalAllocator::SPENT_BYTES / BS).clamp(1, LocalAllocator::SPENT_BUFS);
         let amodels = [(reserves.0, 0), (reserves.1, local_spent)]
             .map(|(reserve, spent_cap)| AModel {
                 reserve,
@@ -246,6 +342,8 @@ impl World {
                 spent: VecDeque::new(),
                 spent_cap,
                 spent_skip: 0,
+                track: false,
+                free_streak: 0,
                 last: None,
                 prev: None,
             })
@@ -275,7 +373,7 @@ impl World {
 
     fn holders(&self, buf: u64) -> usize {
         self.live.iter().filter(|(_, m)| m.buf == Some(buf)).count()
-            + self.amodels.iter().filter(|a| a.cur.is_some_and(|(b, _)| b == buf)).count()
+            + self.amodels.iter().filter(|a| a.cur.is_some_and(|(b, ..)| b == buf)).count()
             + self.amodels.iter().flat_map(|a| &a.spent).filter(|&&b| b == buf).count()
             + usize::from(self.rmodel.cur == Some(buf))
     }
@@ -343,7 +441,7 @@ impl World {
             .live
             .iter()
             .filter_map(|(_, m)| Some((m.buf?, m.off - m.headroom, m.off + m.len)))
-            .chain(self.amodels.iter().filter_map(|a| a.cur.map(|(b, next)| (b, next, self.bufs[&b].cap))))
+            .chain(self.amodels.iter().filter_map(|a| a.cur))
             .chain(self.rmodel.cur.map(|b| (b, self.rmodel.start, self.bufs[&b].cap)))
             .filter(|&(_, lo, hi)| lo < hi)
             .collect();
@@ -382,47 +480,200 @@ impl World {
         Some((i, j))
     }
 
-    /// The model side of an allocator that needs a new buf looking at its
-    /// oldest spent buf: taken out to be cut from again where no slice of
-    /// it is alive; else, with the list full, pushed out, and the list left
-    /// alone for as many refills as it holds.
-    fn reusable_spent(&mut self, a: usize, need: usize) -> Option<u64> {
+    /// Whether `buf` is at home with the `LocalAllocator`: its current buf
+    /// or a spent one.
+    fn at_home(&self, buf: u64) -> bool {
+        let am = &self.amodels[LOCAL];
+        am.cur.is_some_and(|(b, ..)| b == buf) || am.spent.contains(&buf)
+    }
+
+    /// The model side of a slice of `buf` split or joined: marked reshaped
+    /// where it is at home.
+    fn reshape(&mut self, buf: Option<u64>) {
+        if let Some(b) = buf
+            && self.at_home(b)
+        {
+            self.bufs.get_mut(&b).unwrap().reshaped = true;
+        }
+    }
+
+    /// The model side of a slice dropped: taken off its buf's segment
+    /// record, where the buf is at home with one.
+    fn dropped(&mut self, m: &SModel) {
+        if let Some(b) = m.buf
+            && self.at_home(b)
+            && let Some(record) = &mut self.bufs.get_mut(&b).unwrap().record
+        {
+            record.dropped(m.off - m.headroom);
+        }
+    }
+
+    /// The dead part of `buf` that a refill needing `need` bytes would cut
+    /// from, past `from`.
+    fn dead_part(&self, buf: u64, from: usize, need: usize) -> Option<(usize, usize)> {
+        let bm = &self.bufs[&buf];
+        if bm.reshaped {
+            return None;
+        }
+        bm.record.as_ref()?.free_run(from, need)
+    }
+
+    /// Whether a buf allocator `a` holds has a segment record.
+    fn records_in_use(&self, a: usize) -> bool {
+        let am = &self.amodels[a];
+        am.cur
+            .map(|(b, ..)| b)
+            .into_iter()
+            .chain(am.spent.iter().copied())
+            .any(|b| self.bufs[&b].record.is_some())
+    }
+
+    /// The model side of an allocator letting go of `buf`: its record goes
+    /// back to the allocator, and the buf to the pool if no slice holds it.
+    fn let_go(&mut self, buf: u64) {
+        self.bufs.get_mut(&buf).unwrap().record = None;
+        self.release_if_unheld(Some(buf));
+    }
+
+    /// The model side of a refill finding room in a buf the allocator
+    /// holds: a dead part of its current buf past the cursor, else its
+    /// oldest spent buf where no slice of it is alive, else what
+    /// [`reuse_in_use`](World::reuse_in_use) finds.
+    fn reuse_held(&mut self, a: usize, need: usize) -> bool {
+        if let Some((b, next, _)) = self.amodels[a].cur
+            && let Some((start, end)) = self.dead_part(b, next, need)
+        {
+            self.amodels[a].cur = Some((b, start, end));
+            self.tally.dead_parts += 1;
+            return true;
+        }
         let am = &mut self.amodels[a];
         if am.spent_skip > 0 {
             am.spent_skip -= 1;
-            return None;
+            return false;
         }
-        let &oldest = am.spent.front()?;
-        if need > self.bufs[&oldest].cap {
-            return None;
+        let Some(&oldest) = am.spent.front() else { return false };
+        if self.bufs[&oldest].cap < need {
+            return false;
         }
-        if self.holders(oldest) == 1 {
-            return self.amodels[a].spent.pop_front();
+        if self.holders(oldest) > 1 {
+            return self.reuse_in_use(a, need);
         }
-        let am = &mut self.amodels[a];
-        if am.spent.len() == am.spent_cap {
+        self.amodels[a].spent.pop_front();
+        self.reuse_free(a, oldest);
+        true
+    }
+
+    /// The model side of a free spent buf becoming the current one: given
+    /// a record or rid of it as `track` says, rewound, the current buf
+    /// retired; then, with more free bufs kept than `spent_free_cap`, the
+    /// next oldest let go where it is free too.
+    fn reuse_free(&mut self, a: usize, free: u64) {
+        if self.amodels[a].track || self.records_in_use(a) {
+            let am = &mut self.amodels[a];
+            if am.track {
+                am.free_streak += 1;
+                am.track = am.free_streak <= LocalAllocator::TRACKED_BUFS;
+            }
+            let track = am.track;
+            let bm = self.bufs.get_mut(&free).unwrap();
+            if bm.record.is_some() != track {
+                bm.record = track.then(|| Box::new(RecordModel::new(bm.cap)));
+            }
+        }
+        let bm = self.bufs.get_mut(&free).unwrap();
+        if let Some(record) = &mut bm.record {
+            record.live = [0; SEGMENTS];
+            bm.reshaped = false;
+        }
+        let cap = bm.cap;
+        let old = self.amodels[a].cur.replace((free, 0, cap));
+        self.retire_buf(a, old.map(|(b, ..)| b));
+        self.tally.spent_reused += 1;
+        let am = &self.amodels[a];
+        if am.spent.len() > am.spent_cap
+            && let Some(&next) = am.spent.front()
+            && self.holders(next) == 1
+        {
+            self.amodels[a].spent.pop_front();
+            self.let_go(next);
+        }
+    }
+
+    /// The model side of a refill that finds the oldest spent buf in use:
+    /// up to `SPENT_LOOK` of the oldest looked at in turn; a free one
+    /// taken; one with a dead part that has room cut from; a mostly dead
+    /// one turning `track` on; one looked at in vain going to the back of
+    /// the list while tracking (or where it has a record or is mostly
+    /// dead), else ending the search; with the list full, the oldest
+    /// pushed out and the list left alone for as many refills as it holds.
+    fn reuse_in_use(&mut self, a: usize, need: usize) -> bool {
+        for _ in 0..self.amodels[a].spent.len().min(SPENT_LOOK) {
+            let Some(&oldest) = self.amodels[a].spent.front() else { return false };
+            let cap = self.bufs[&oldest].cap;
+            if cap < need {
+                return false;
+            }
+            let holders = self.holders(oldest);
+            if holders == 1 {
+                self.amodels[a].spent.pop_front();
+                self.reuse_free(a, oldest);
+                return true;
+            }
+            let mostly_dead = (holders - 1).saturating_mul(need.max(1)).saturating_mul(4) <= cap;
+            let am = &mut self.amodels[a];
+            if mostly_dead {
+                am.track = true;
+                am.free_streak = 0;
+            }
+            let full = am.spent.len() >= am.list_cap();
             am.spent.pop_front();
-            am.spent_skip = am.spent_cap;
-            self.tally.spent_pushed_out += 1;
-            self.release_if_unheld(Some(oldest));
+            let tracked = self.bufs[&oldest].record.is_some();
+            if let Some((start, end)) = self.dead_part(oldest, 0, need) {
+                let old = self.amodels[a].cur.replace((oldest, start, end));
+                self.retire_buf(a, old.map(|(b, ..)| b));
+                self.tally.dead_parts += 1;
+                return true;
+            }
+            let am = &mut self.amodels[a];
+            if full {
+                am.spent_skip = am.list_cap();
+                self.tally.spent_pushed_out += 1;
+                self.let_go(oldest);
+                return false;
+            }
+            if !mostly_dead && !tracked && !am.track {
+                am.spent.push_front(oldest);
+                return false;
+            }
+            am.spent.push_back(oldest);
         }
-        None
+        false
     }
 
     /// The model side of an allocator letting go of its current buf: kept
     /// as spent where the allocator keeps standard-size ones (pushing out
     /// the oldest where it keeps its most) and is not leaving the list
-    /// alone, else released.
+    /// alone, else let go.
     fn retire(&mut self, a: usize) {
-        let Some((old, _)) = self.amodels[a].cur.take() else { return };
+        let old = self.amodels[a].cur.take().map(|(b, ..)| b);
+        self.retire_buf(a, old);
+    }
+
+    /// [`retire`](World::retire) of `old`, no longer the current buf.
+    fn retire_buf(&mut self, a: usize, old: Option<u64>) {
+        let Some(old) = old else { return };
         let am = &mut self.amodels[a];
         if am.spent_cap == 0 || am.spent_skip > 0 || self.bufs[&old].cap != BS {
-            self.release_if_unheld(Some(old));
+            self.let_go(old);
             return;
         }
-        let pushed_out = (am.spent.len() == am.spent_cap).then(|| am.spent.pop_front()).flatten();
-        am.spent.push_back(old);
-        self.release_if_unheld(pushed_out);
+        while self.amodels[a].spent.len() >= self.amodels[a].list_cap()
+            && let Some(oldest) = self.amodels[a].spent.pop_front()
+        {
+            self.let_go(oldest);
+        }
+        self.amodels[a].spent.push_back(old);
     }
 
     fn alloc(&mut self, a: usize, len: usize, fill: Fill) {
@@ -447,15 +698,23 @@ impl World {
             return;
         }
         let source = match self.amodels[a].cur {
-            Some((b, next)) if need <= self.bufs[&b].cap - next => Source::Same(b, next),
+            Some((b, next, end)) if need <= end - next => Source::Same(b, next),
             // No slice of the current buf is alive (the allocator is its only
-            // holder) and it is large enough: the allocator rewinds to its start.
-            Some((b, _)) if need <= self.bufs[&b].cap && self.holders(b) == 1 => Source::Same(b, 0),
+            // holder) and it is large enough: the allocator rewinds to its
+            // start, and its segment record starts over.
+            Some((b, ..)) if need <= self.bufs[&b].cap && self.holders(b) == 1 => {
+                let bm = self.bufs.get_mut(&b).unwrap();
+                if let Some(record) = &mut bm.record {
+                    record.live = [0; SEGMENTS];
+                    bm.reshaped = false;
+                }
+                self.amodels[a].cur = Some((b, 0, bm.cap));
+                Source::Same(b, 0)
+            }
             _ => {
-                if let Some(b) = self.reusable_spent(a, need) {
-                    self.retire(a);
-                    self.tally.spent_reused += 1;
-                    Source::Same(b, 0)
+                if self.reuse_held(a, need) {
+                    let (b, next, _) = self.amodels[a].cur.expect("room was found");
+                    Source::Same(b, next)
                 } else {
                     // The allocator lets go of its current buf before taking
                     // the next, so an old buf that goes idle is the one taken
@@ -492,13 +751,35 @@ impl World {
             Source::Fresh(cap, class) => {
                 self.created += 1;
                 let id = self.id();
-                let bm = BufModel { start: ptr - r, cap, kind: Kind::Pooled { class }, bytes: vec![0; cap] };
+                let bm = BufModel {
+                    start: ptr - r,
+                    cap,
+                    kind: Kind::Pooled { class },
+                    bytes: vec![0; cap],
+                    record: None,
+                    reshaped: false,
+                };
                 self.bufs.insert(id, bm);
                 (id, 0)
             }
         };
-        self.amodels[a].cur = Some((b, region + need));
+        let end = match self.amodels[a].cur {
+            Some((cur, _, end)) if cur == b => end,
+            // A buf just leased, made at home with a record where the
+            // `LocalAllocator` is tracking.
+            _ => {
+                let bm = self.bufs.get_mut(&b).unwrap();
+                let track = a == LOCAL && self.amodels[a].track && bm.cap == BS;
+                bm.record = track.then(|| Box::new(RecordModel::new(bm.cap)));
+                bm.reshaped = false;
+                bm.cap
+            }
+        };
+        self.amodels[a].cur = Some((b, region + need, end));
         let bm = self.bufs.get_mut(&b).unwrap();
+        if let Some(record) = &mut bm.record {
+            record.carved(region, region + need);
+        }
         let off = region + r;
         match fill {
             Fill::Zeroed => bm.bytes[region..off + len].fill(0),
@@ -574,7 +855,14 @@ impl World {
                         self.created += 1;
                         // Where it lies is learnt from the first slice cut
                         // from it.
-                        BufModel { start: UNLOCATED, cap, kind: Kind::Pooled { class }, bytes: vec![0; cap] }
+                        BufModel {
+                            start: UNLOCATED,
+                            cap,
+                            kind: Kind::Pooled { class },
+                            bytes: vec![0; cap],
+                            record: None,
+                            reshaped: false,
+                        }
                     });
                     if let Some(old) = self.rmodel.cur {
                         bm.bytes[..buffered].copy_from_slice(&self.bufs[&old].bytes[start..end]);
@@ -622,7 +910,14 @@ impl World {
         let bytes = gen_bytes(seed, len);
         let s = Slice::from_vec(bytes.clone());
         let b = self.id();
-        let bm = BufModel { start: s.as_ptr() as usize, cap: len, kind: Kind::FromVec, bytes: bytes.clone() };
+        let bm = BufModel {
+            start: s.as_ptr() as usize,
+            cap: len,
+            kind: Kind::FromVec,
+            bytes: bytes.clone(),
+            record: None,
+            reshaped: false,
+        };
         self.bufs.insert(b, bm);
         let id = self.id();
         self.live.push((s, SModel { id, buf: Some(b), off: 0, len, headroom: 0, data: bytes }));
@@ -637,7 +932,10 @@ impl World {
         if grows {
             m.headroom += pm.headroom + pm.len;
             self.tally.releases_grew += 1;
+            let buf = m.buf;
+            self.reshape(buf);
         }
+        self.dropped(&pm);
         self.release_if_unheld(pm.buf);
     }
 
@@ -706,6 +1004,7 @@ impl World {
                 let (s, m) = &mut self.live[i];
                 let at = at % (m.len + 1);
                 let front = s.split_to(at);
+                let buf = m.buf;
                 let fm = SModel {
                     id,
                     buf: m.buf,
@@ -719,6 +1018,7 @@ impl World {
                 m.headroom = 0;
                 m.data.drain(..at);
                 self.live.insert(i, (front, fm));
+                self.reshape(buf);
             }
             Op::SplitOff(i, at) => {
                 let Some(i) = self.index(i).filter(|_| self.live.len() < MAX_LIVE) else { return };
@@ -726,6 +1026,7 @@ impl World {
                 let (s, m) = &mut self.live[i];
                 let at = at % (m.len + 1);
                 let back = s.split_off(at);
+                let buf = m.buf;
                 let bm = SModel {
                     id,
                     buf: m.buf,
@@ -736,6 +1037,7 @@ impl World {
                 };
                 m.len = at;
                 self.live.insert(i + 1, (back, bm));
+                self.reshape(buf);
             }
             Op::ReleasePreviousOfLast(a) => {
                 let am = &self.amodels[a % self.amodels.len()];
@@ -774,6 +1076,9 @@ impl World {
                         m.len += nm.len;
                         m.data.extend_from_slice(&nm.data);
                         self.tally.joins += 1;
+                        // `next` is dropped, after the buf was reshaped.
+                        self.reshape(nm.buf);
+                        self.dropped(&nm);
                     }
                     Err(next) => {
                         assert!(!joins, "try_join of {nm:?} onto {m:?} should succeed");
@@ -796,6 +1101,9 @@ impl World {
                 taken.reverse();
                 let (mut slices, models): (Vec<Slice>, Vec<SModel>) = taken.into_iter().unzip();
                 let mut expected: Vec<SModel> = Vec::new();
+                // Bufs a merge reshapes; an absorbed slice is not dropped,
+                // so its record is left as it was.
+                let mut reshaped = Vec::new();
                 for m in models {
                     if let Some(run) = expected.last_mut()
                         && run.buf.is_some()
@@ -806,12 +1114,14 @@ impl World {
                         run.len += m.len;
                         run.data.extend_from_slice(&m.data);
                         self.tally.coalesce_merges += 1;
+                        reshaped.push(m.buf);
                         continue;
                     }
                     expected.push(m);
                 }
                 coalesce(&mut slices, max_len);
                 assert_eq!(slices.len(), expected.len(), "coalesce result count");
+                reshaped.into_iter().for_each(|buf| self.reshape(buf));
                 self.live.extend(slices.into_iter().zip(expected));
             }
             Op::Write(i, seed) => {
@@ -828,6 +1138,7 @@ impl World {
                 let Some(i) = self.index(i) else { return };
                 let (s, m) = self.live.remove(i);
                 drop(s);
+                self.dropped(&m);
                 self.release_if_unheld(m.buf);
             }
             Op::Read(n) => self.read(n),
@@ -857,6 +1168,7 @@ pub fn run(reserves: (usize, usize), ops: &[Op]) -> Tally {
         k = k.wrapping_mul(31).wrapping_add(17);
         let (s, m) = world.live.remove(k % world.live.len());
         drop(s);
+        world.dropped(&m);
         world.release_if_unheld(m.buf);
         world.check(usize::MAX);
     }
@@ -864,7 +1176,7 @@ pub fn run(reserves: (usize, usize), ops: &[Op]) -> Tally {
         let mut am = world.amodels.pop().unwrap();
         drop(alloc);
         // The current buf goes first, then the spent ones, oldest first.
-        let cur = am.cur.take().map(|(b, _)| b);
+        let cur = am.cur.take().map(|(b, ..)| b);
         world.release_if_unheld(cur);
         while let Some(b) = am.spent.pop_front() {
             world.release_if_unheld(Some(b));
