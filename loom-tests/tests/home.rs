@@ -271,6 +271,27 @@ fn in_buf_at(start: usize, slice: &Slice) -> bool {
     at < start + 64 && at + slice.len() > start
 }
 
+/// Splits `kept` on another thread: its back 8 bytes are written there and
+/// dropped there, after the check of their bytes; its front 8 are sent
+/// back. The thread's result says whether the check came after `written`
+/// was passed.
+fn split_on_a_thread(
+    mut kept: Slice,
+    written: Probe,
+) -> (loom::thread::JoinHandle<bool>, loom::sync::mpsc::Receiver<Slice>) {
+    let (tx, rx) = loom::sync::mpsc::channel();
+    let t = thread::spawn(move || {
+        let mut back = kept.split_off(8);
+        back.fill(b'r');
+        tx.send(kept).unwrap();
+        let after = written.passed();
+        assert_eq!(&back[..], &[b'r'; 8], "the back part shows its own bytes alone");
+        drop(back);
+        after
+    });
+    (t, rx)
+}
+
 /// A meeting point for loom: the home thread passes it once it has written
 /// its new slice, the remote thread just before it checks the bytes of the
 /// slice it still holds. Loom runs two dependent atomic operations in both
@@ -422,21 +443,11 @@ fn remote_split_dropped_at_home_races_the_look_at_dead_parts() {
     run_model("home: a remote split, part dropped at home, racing the look at dead parts", move || {
         let pool = Pool::builder().buf_size(64).build();
         let mut alloc = pool.local_allocator(0);
-        let Tracked { held, mut kept } = keep_a_slice_in_a_tracked_buf(&mut alloc);
+        let Tracked { held, kept } = keep_a_slice_in_a_tracked_buf(&mut alloc);
         let start = kept.as_ptr().addr() - 16;
 
         let probe = Probe::new();
-        let written = probe.clone();
-        let (tx, rx) = loom::sync::mpsc::channel();
-        let t = thread::spawn(move || {
-            let mut back = kept.split_off(8);
-            back.fill(b'r');
-            tx.send(kept).unwrap();
-            let after = written.passed();
-            assert_eq!(&back[..], &[b'r'; 8], "the back part shows its own bytes alone");
-            drop(back);
-            after
-        });
+        let (t, rx) = split_on_a_thread(kept, probe.clone());
         let front = rx.recv().unwrap();
         assert_eq!(&front[..], &[b'K'; 8], "the front part shows the home thread's bytes");
         drop(front);
@@ -488,21 +499,11 @@ fn remote_split_races_the_look_at_dead_parts() {
     run_model("home: a remote split racing the look at dead parts", move || {
         let pool = Pool::builder().buf_size(64).build();
         let mut alloc = pool.local_allocator(0);
-        let Tracked { held, mut kept } = keep_a_slice_in_a_tracked_buf(&mut alloc);
+        let Tracked { held, kept } = keep_a_slice_in_a_tracked_buf(&mut alloc);
         let start = kept.as_ptr().addr() - 16;
 
         let probe = Probe::new();
-        let written = probe.clone();
-        let (tx, rx) = loom::sync::mpsc::channel();
-        let t = thread::spawn(move || {
-            let mut back = kept.split_off(8);
-            back.fill(b'r');
-            tx.send(kept).unwrap();
-            let after = written.passed();
-            assert_eq!(&back[..], &[b'r'; 8], "the back part shows its own bytes alone");
-            drop(back);
-            after
-        });
+        let (t, rx) = split_on_a_thread(kept, probe.clone());
         let mut first = alloc.alloc_for_overwrite(16);
         let outcome = if first.as_ptr().addr() == start {
             assert_eq!(&first[..], &[b'd'; 16], "the dead part shows the bytes dropped at home");
