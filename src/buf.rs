@@ -103,8 +103,8 @@ const _: () = assert!(usize::BITS == 64, "the home bias needs a 64-bit count");
 /// segment record, so that a drop at home finds out from the one load
 /// whether it must take its slice off the record: a drop at home of a buf
 /// without one costs what it did before there were records. No thread's
-/// number has this bit (numbers count up from 1), so any other thread,
-/// whatever value it reads, still compares unequal.
+/// number has this bit (`thread_id` hands out numbers below it), so any
+/// other thread, whatever value it reads, still compares unequal.
 const TRACKED: usize = 1 << (usize::BITS - 1);
 
 /// The bookkeeping in front of every buf: what a drop and a free list touch

@@ -63,7 +63,9 @@ fn next_thread_id() -> usize {
     // Relaxed: uniqueness needs only the atomicity of the increment.
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
     let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    assert!(id != 0 && id != usize::MAX, "refbuf: thread numbers ran out");
+    // Below 2^63: a buf's home mark keeps the top bit for itself (see
+    // `buf.rs`, `TRACKED`), so no number may have it.
+    assert!(id != 0 && id < 1 << (usize::BITS - 1), "refbuf: thread numbers ran out");
     id
 }
 
