@@ -358,13 +358,9 @@ impl Allocator {
         if !alloc.pool.has_budget() {
             alloc.spent_cap = (SPENT_BYTES / alloc.pool.buf_size()).clamp(1, SPENT_BUFS);
         }
-        // Allocated here, once, so that no allocation of a slice does: the
-        // list, and the records of the bufs it and the cursor hold. (Each
-        // record is allocated when first needed, and kept.)
-        if alloc.spent_cap > 0 {
-            alloc.spent = VecDeque::with_capacity(TRACKED_BUFS);
-            alloc.records = Records::with_capacity(TRACKED_BUFS + 1);
-        }
+        // Room for the list while nothing is tracked, made here so that no
+        // allocation of a slice makes it; `start_tracking` makes the rest.
+        alloc.spent = VecDeque::with_capacity(alloc.spent_cap);
         alloc
     }
 
@@ -1077,8 +1073,7 @@ impl Allocator {
             }
             let mostly_dead = oldest.others().saturating_mul(need.max(1)).saturating_mul(4) <= cap;
             if mostly_dead {
-                self.track = true;
-                self.free_streak = 0;
+                self.start_tracking();
             }
             let full = self.spent.len() >= self.list_cap();
             let Some(in_use) = self.spent.pop_front() else { return false };
@@ -1129,6 +1124,19 @@ impl Allocator {
             self.let_go(oldest);
         }
         self.spent.push_back(bump.lease);
+    }
+
+    /// Turns tracking on, or keeps it on for `TRACKED_BUFS` more refills.
+    /// The first time, it makes room for the longer list and for a record
+    /// for each buf the list and the cursor can hold: an allocator that
+    /// never sees slices live long never pays for them, and one that does
+    /// allocates for them once, then never again (each record itself is
+    /// allocated when first needed, and kept).
+    fn start_tracking(&mut self) {
+        self.track = true;
+        self.free_streak = 0;
+        self.spent.reserve_exact(TRACKED_BUFS.saturating_sub(self.spent.len()));
+        self.records.reserve(TRACKED_BUFS + 1);
     }
 
     /// The most spent bufs it keeps now: `TRACKED_BUFS` while tracking,

@@ -216,9 +216,11 @@ pub(crate) struct Records {
 unsafe impl Send for Records {}
 
 impl Records {
-    /// Room for `n` records, so that making them allocates nothing more.
-    pub(crate) fn with_capacity(n: usize) -> Records {
-        Records { all: Vec::with_capacity(n), free: Vec::with_capacity(n) }
+    /// Room for `n` records in all, so that making them allocates nothing
+    /// but the records themselves.
+    pub(crate) fn reserve(&mut self, n: usize) {
+        self.all.reserve_exact(n.saturating_sub(self.all.len()));
+        self.free.reserve_exact(n.saturating_sub(self.free.len()));
     }
 
     /// A record for a buf of `cap` bytes: a free one (all records of an

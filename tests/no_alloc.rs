@@ -302,3 +302,48 @@ fn window_and_cross_thread_allocate_nothing() {
     let dropper_allocs = dropper.join().unwrap();
     assert_eq!((maker_allocs, dropper_allocs), (0, 0), "cross-thread: (making, dropping)");
 }
+
+/// A `LocalAllocator` is cheap to make: one small allocation, its short list
+/// of spent bufs. Once it sees slices live long it makes room for its longer
+/// list and its segment records, once; from then on, cutting from the dead
+/// parts of the bufs kept slices hold allocates nothing.
+#[test]
+fn local_allocator_pays_for_kept_slices_once() {
+    let pool = Pool::new();
+    let live = thread_live();
+    let mut local = None;
+    assert_eq!(allocations_in(|| local = Some(pool.local_allocator(0))), 1, "the list of spent bufs");
+    let made = thread_live() - live;
+    assert!(made <= 1024, "a new LocalAllocator holds {made} bytes of heap");
+    let mut local = local.unwrap();
+
+    // A window of 64 slices of 1500 bytes; 1 in 20 is kept for the next 100
+    // kept ones, about 2,000 allocations.
+    let mut window = std::collections::VecDeque::with_capacity(64);
+    let mut kept: [Option<Slice>; 100] = std::array::from_fn(|_| None);
+    let mut step = |i: usize| {
+        let s = local.alloc(1500);
+        if i.is_multiple_of(20) {
+            kept[i / 20 % kept.len()] = Some(s);
+        } else {
+            if window.len() == 64 {
+                window.pop_front();
+            }
+            window.push_back(s);
+        }
+    };
+    let (warm, iters) = if cfg!(miri) { (3000, 1000) } else { (20_000, 20_000) };
+    let before = pool.stats().bufs_created;
+    for i in 0..warm {
+        step(i);
+    }
+    let created = pool.stats().bufs_created - before;
+    // Pinned, each kept slice would hold a 64 KiB buf of its own: 100 bufs.
+    assert!(created < 20, "{created} bufs made: the kept slices pin them");
+    let n = allocations_in(|| {
+        for i in warm..warm + iters {
+            step(i);
+        }
+    });
+    assert_eq!(n, 0, "{n} allocations in {iters} warm iterations");
+}
