@@ -892,34 +892,31 @@ impl Lease {
     /// hint, exact only while nobody else is releasing one, and for
     /// nothing that soundness rests on.
     pub(crate) fn others(&self) -> usize {
-        let own = if self.is_home() {
+        // Relaxed: a hint; see above.
+        // SAFETY: the lease holds its buf.
+        unsafe { Header::refs(self.buf) }.load(Ordering::Relaxed).saturating_sub(self.own())
+    }
+
+    /// The references in the count that are not others': the lease's own,
+    /// and at home the bias and those already released at home.
+    #[inline]
+    fn own(&self) -> usize {
+        if self.is_home() {
+            self.debug_assert_at_home();
             // SAFETY: a home lease is used on its home thread only, the one
             // that writes `released`.
             let released = unsafe { Header::home_released(self.buf).with_mut(|released| *released) };
             HOME_BIAS + released + self.held
         } else {
             self.held
-        };
-        // Relaxed: a hint; see above.
-        // SAFETY: the lease holds its buf.
-        unsafe { Header::refs(self.buf) }.load(Ordering::Relaxed).saturating_sub(own)
+        }
     }
 
     /// Whether this lease holds every reference to its buf: no slice into it
     /// is alive, so the whole buf is the lease's to reuse.
     #[inline]
     pub(crate) fn is_sole_holder(&self) -> bool {
-        let expected = if self.is_home() {
-            self.debug_assert_at_home();
-            // SAFETY: a home lease is used on its home thread only, the one
-            // that writes `released`.
-            let released = unsafe { Header::home_released(self.buf).with_mut(|released| *released) };
-            // Every reference in the count is the lease's, the bias, or one
-            // already released at home.
-            HOME_BIAS + released + self.held
-        } else {
-            self.held
-        };
+        let expected = self.own();
         // SAFETY: the lease holds `held` references.
         unsafe { Header::is_held_only_by(self.buf, expected) }
     }
