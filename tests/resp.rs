@@ -106,6 +106,7 @@ impl Client {
 
     /// Sends `QUIT` and waits until the server has closed the connection,
     /// by which time it has let go of everything the connection held.
+    #[cfg(feature = "diagnostics")]
     fn quit(mut self) {
         self.exchange(&request(&[b"QUIT"]), b"+OK\r\n");
         assert!(self.until_closed().is_empty(), "QUIT closes the connection");
