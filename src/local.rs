@@ -51,9 +51,9 @@ use crate::slice::Slice;
 /// a row are found free, it stops keeping records, which cost a few
 /// instructions per slice. The room for the records and the longer list
 /// (a few KiB) is allocated the first time it starts, and kept: making a
-/// `LocalAllocator` allocates only its short list. With default settings, 1,500-byte slices of
-/// which 1 in 20 lives for 20,000 allocations hold under 2x the live bytes
-/// (`cargo run --release --example retention`).
+/// `LocalAllocator` allocates only its short list. With default settings,
+/// 1,500-byte slices of which 1 in 20 lives for 20,000 allocations hold
+/// under 2x the live bytes (`cargo run --release --example retention`).
 ///
 /// It is neither `Send` nor `Sync`, which is what makes the plain count
 /// sound: its bufs' home can never change under the slices' feet. Use it
