@@ -114,8 +114,16 @@ impl Chain {
     /// [`coalesce`](crate::coalesce) does: a merged part stays at most
     /// `max_len` bytes long.
     pub fn coalesce(&mut self, max_len: usize) {
-        let kept = coalesce_in_place(&mut self.parts, max_len);
-        self.parts.truncate(kept);
+        let len = self.parts.len();
+        // SAFETY: the parts' storage owns `len` slices. Its length is zero
+        // while they are merged, so a panic leaks them rather than dropping
+        // one twice, and afterwards it owns the `kept` slices left in front,
+        // as `coalesce_in_place` requires.
+        unsafe {
+            self.parts.set_len(0);
+            let kept = coalesce_in_place(self.parts.as_mut_ptr(), len, max_len);
+            self.parts.set_len(kept);
+        }
     }
 
     /// Shortens the chain to its first `len` bytes, dropping the rest; no

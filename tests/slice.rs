@@ -790,6 +790,29 @@ fn coalesce_two_allocators() {
     assert_all_returned(&pool);
 }
 
+/// Each kept slice moves down over the slots its run emptied, however far,
+/// keeping its address and bytes; every merged reference is given up.
+#[test]
+fn coalesce_moves_kept_slices_down() {
+    let pool = pool64();
+    let mut x = pool.allocator(0);
+    let mut y = pool.allocator(0);
+    let mut v: Vec<Slice> = (0..4).map(|i| x.copy_from_slice(&[b'a' + i])).collect();
+    v.push(y.copy_from_slice(b"y"));
+    v.extend((4..6).map(|i| x.copy_from_slice(&[b'a' + i])));
+    let heads = [v[0].as_ptr(), v[4].as_ptr(), v[5].as_ptr()];
+
+    coalesce(&mut v, usize::MAX);
+    let got: Vec<_> = v.iter().map(|s| (s.as_ptr(), s.to_vec())).collect();
+    assert_eq!(
+        got,
+        vec![(heads[0], b"abcd".to_vec()), (heads[1], b"y".to_vec()), (heads[2], b"ef".to_vec())]
+    );
+
+    drop((v, x, y));
+    assert_all_returned(&pool);
+}
+
 /// A run that crosses from one buf into the next splits at the buf boundary, even though max_len would allow more.
 #[test]
 fn coalesce_stops_at_buf_boundary() {
