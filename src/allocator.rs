@@ -913,10 +913,39 @@ impl Allocator {
         wait: Wait,
         held: impl FnOnce() -> usize,
     ) -> Result<&mut Bump, AllocError> {
-        if self.current.as_mut().is_some_and(|bump| bump.make_room(need)) {
+        if self.current.as_mut().is_some_and(|bump| bump.make_room(need)) || self.turn_over(need) {
             return Ok(self.current.as_mut().expect("room was made in the current buf"));
         }
         self.refill(need, wait, held)
+    }
+
+    /// The common case of [`reuse_held`](Allocator::reuse_held), in a few
+    /// loads and stores: where the allocator tracks no dead parts and the
+    /// oldest spent buf, as large as the current one, is free, that buf
+    /// becomes the current one, rewound, and the current one goes to the
+    /// back of the list. Says whether it did.
+    ///
+    /// This is what [`refill`](Allocator::refill) does in that case, without
+    /// the checks the case makes moot: with the list no longer than
+    /// `spent_cap`, none goes back to the pool, and a buf of the spent
+    /// list's size is a standard-size one, which the list keeps. Small bufs
+    /// with a window of slices alive take this path every few slices.
+    #[inline(always)]
+    fn turn_over(&mut self, need: usize) -> bool {
+        let Some(bump) = self.current.as_mut() else { return false };
+        if bump.segments.is_some() || self.track || self.spent_skip > 0 || self.spent.len() > self.spent_cap {
+            return false;
+        }
+        let Some(oldest) = self.spent.front() else { return false };
+        // SAFETY: the lease holds its buf.
+        let cap = unsafe { Header::cap(oldest.buf()) };
+        if cap != bump.cap() || cap < need || !oldest.is_sole_holder() || self.records.in_use() {
+            return false;
+        }
+        let Some(free) = self.spent.pop_front() else { return false };
+        let filled = core::mem::replace(bump, Bump::new(free, None));
+        self.spent.push_back(filled.lease);
+        true
     }
 
     /// Takes a buf with at least `need` bytes, where the current one (if
