@@ -321,10 +321,63 @@ impl Bump {
         unsafe { Slice::from_raw_parts(buf, region.add(front), len, front) }
     }
 
+    /// [`carve`](Bump::carve), with the slice's headroom and data zeroed.
+    ///
+    /// # Safety
+    /// As for [`carve`](Bump::carve).
+    #[inline(always)]
+    unsafe fn carve_zeroed(&mut self, front: usize, len: usize) -> Slice {
+        let region = self.next;
+        // SAFETY: the caller's guarantee.
+        let slice = unsafe { self.carve(front, len) };
+        // SAFETY: the `front + len` bytes at `region` are the new slice's
+        // alone, and the `remaining` bytes after them, from the cursor, are
+        // still the allocator's: no slice owns any of them, so nothing else
+        // reads or writes them. All lie in the buf's initialised data area.
+        unsafe { zero_lines(region, front + len, self.remaining) };
+        slice
+    }
+
     /// Whether `tail` ends exactly at the cursor, in this buf.
     #[inline]
     fn is_at_end_of(&self, tail: &Slice) -> bool {
         tail.ends_at(self.lease.buf(), self.next)
+    }
+}
+
+/// The line [`zero_lines`] aligns its stores to: the cache line.
+const LINE: usize = 64;
+
+/// Zeroes the `len` bytes at `at`, with the bulk of the stores aligned to
+/// cache lines. Where `len` is at least a line, the first line is zeroed
+/// on its own, then the rest from the first line boundary past `at`, on to
+/// the next boundary past the end where that lies within `slack` bytes.
+///
+/// glibc's `memset` of 1500 bytes at 1500-byte strides, as consecutive
+/// slices lie, measured 14.4 to 14.8 ns against 11.1 to 11.4 ns split this
+/// way, as fast as at 64-byte aligned starts (`memset` alone, interleaved,
+/// medians of nine); aligning the start alone saved much less.
+///
+/// # Safety
+/// The `len + slack` bytes at `at` are initialised, in one allocation, and
+/// nothing else reads or writes them meanwhile; the `slack` bytes after
+/// the `len` may hold anything afterwards.
+#[inline(always)]
+unsafe fn zero_lines(at: NonNull<u8>, len: usize, slack: usize) {
+    if len < LINE {
+        // SAFETY: the caller's guarantee.
+        unsafe { core::ptr::write_bytes(at.as_ptr(), 0, len) };
+        return;
+    }
+    // Past the first line boundary after `at`: 1 to `LINE` bytes in.
+    let skip = LINE - at.as_ptr().addr() % LINE;
+    let past_end = (LINE - (at.as_ptr().addr() + len) % LINE) % LINE;
+    let end = if past_end <= slack { len + past_end } else { len };
+    // SAFETY: the caller's guarantee: `LINE <= len`, and the second range,
+    // from `skip <= LINE` to `end <= len + slack`, overlaps the first.
+    unsafe {
+        core::ptr::write_bytes(at.as_ptr(), 0, LINE);
+        core::ptr::write_bytes(at.as_ptr().add(skip), 0, end - skip);
     }
 }
 
@@ -458,9 +511,10 @@ impl Allocator {
     #[inline]
     #[track_caller]
     pub fn alloc(&mut self, len: usize) -> Slice {
-        let mut slice = self.overwrite_or_fail(len);
-        slice.zero_with_headroom();
-        slice
+        let reserve = self.reserve;
+        let bump = self.cursor_or_fail(len);
+        // SAFETY: `cursor_or_fail` leaves at least `reserve + len` bytes.
+        unsafe { bump.carve_zeroed(reserve, len) }
     }
 
     /// [`alloc`](Allocator::alloc), waiting at most `wait` for the budget.
@@ -496,9 +550,10 @@ impl Allocator {
     /// A zero-filled slice, waiting for the budget as `wait` allows.
     #[inline(always)]
     fn zeroed(&mut self, len: usize, wait: Wait) -> Result<Slice, AllocError> {
-        let mut slice = self.overwrite(len, wait)?;
-        slice.zero_with_headroom();
-        Ok(slice)
+        let reserve = self.reserve;
+        let bump = self.cursor(reserve.checked_add(len).ok_or(AllocError::TooLarge)?, wait)?;
+        // SAFETY: `cursor` leaves at least `reserve + len` bytes.
+        Ok(unsafe { bump.carve_zeroed(reserve, len) })
     }
 
     /// A slice of `len` bytes whose contents, headroom included, are whatever
@@ -537,13 +592,24 @@ impl Allocator {
     #[track_caller]
     fn overwrite_or_fail(&mut self, len: usize) -> Slice {
         let reserve = self.reserve;
+        let bump = self.cursor_or_fail(len);
+        // SAFETY: `cursor_or_fail` leaves at least `reserve + len` bytes.
+        unsafe { bump.carve(reserve, len) }
+    }
+
+    /// The cursor with room for `reserve + len` bytes, waiting for the
+    /// budget as long as it takes, or the panic of
+    /// [`alloc`](Allocator::alloc).
+    #[inline(always)]
+    #[track_caller]
+    fn cursor_or_fail(&mut self, len: usize) -> &mut Bump {
+        let reserve = self.reserve;
         match reserve
             .checked_add(len)
             .ok_or(AllocError::TooLarge)
             .and_then(|need| self.cursor(need, Wait::Forever))
         {
-            // SAFETY: `cursor` leaves at least `reserve + len` bytes.
-            Ok(bump) => unsafe { bump.carve(reserve, len) },
+            Ok(bump) => bump,
             Err(e) => alloc_failed(e, len, reserve),
         }
     }

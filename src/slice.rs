@@ -306,13 +306,6 @@ impl Slice {
         }
     }
 
-    /// Zeroes the headroom and the data, in one pass.
-    #[inline]
-    pub(crate) fn zero_with_headroom(&mut self) {
-        // SAFETY: as for `zero_headroom`, and the data follows the headroom.
-        unsafe { core::ptr::write_bytes(self.start.as_ptr(), 0, self.headroom() + self.len) };
-    }
-
     /// One past the last byte.
     #[inline]
     fn end(&self) -> *const u8 {

@@ -782,7 +782,15 @@ impl World {
         }
         let off = region + r;
         match fill {
-            Fill::Zeroed => bm.bytes[region..off + len].fill(0),
+            Fill::Zeroed => {
+                bm.bytes[region..off + len].fill(0);
+                // A zeroed region of at least a line runs on to the next
+                // 64-byte boundary, where the allocator's own bytes reach it.
+                let past_end = (64 - (bm.start + off + len) % 64) % 64;
+                if need >= 64 && past_end <= end - (off + len) {
+                    bm.bytes[off + len..off + len + past_end].fill(0);
+                }
+            }
             Fill::CopyFrom(_) => {
                 bm.bytes[region..off].fill(0);
                 bm.bytes[off..off + len].copy_from_slice(&bytes);
