@@ -41,8 +41,8 @@ pub fn coalesce(slices: &mut Vec<Slice>, max_len: usize) {
 /// from `kept` to `len` are moved out: each slice that was there has been
 /// merged into a kept one or moved to a lower slot.
 ///
-/// A merged slice is read once and forgotten, so merging costs a few loads
-/// and an add per slice, and the emptied slots need no drop.
+/// A merged slice is only looked at, never moved, so merging costs a few
+/// loads, compares and adds per slice, and the emptied slots need no drop.
 ///
 /// # Safety
 /// `parts` points to `len` initialised slices that the caller owns; when
@@ -53,49 +53,37 @@ pub(crate) unsafe fn coalesce_in_place(parts: *mut Slice, len: usize, max_len: u
     if len == 0 {
         return 0;
     }
-    // `run` is the run being built, moved out of its slot, `head`; the
-    // slots after it up to `i` are moved out too. `owed` references of the
-    // run's buf were taken over from the slices merged into it. Kept in a
-    // local, the run's fields stay in registers.
-    //
-    // Each access to `parts` below is at an index below `len`, to an
-    // initialised slice the caller owns: `head < i < len`. Each slice is
-    // read once, then either merged into the run (its reference kept by
-    // the run) or made the next run, and a slot is written only once its
-    // own slice has been read out of it.
+    // `run` is the run being built, moved out of its slot, `head`. Every
+    // slot up to `i` has been read: its slice merged into a run, or moved
+    // out as one. A slot is written only once it has been read.
     //
     // SAFETY: slot 0 is read once, as the first run.
     let mut run = unsafe { parts.read() };
     let mut head = 0;
-    let mut owed = 0;
-    for i in 1..len {
-        // SAFETY: slot `i` is read here, and moved out of in either branch.
-        let next = unsafe { &*parts.add(i) };
-        if run.is_followed_by(next) && run.len().checked_add(next.len()).is_some_and(|n| n <= max_len) {
-            // SAFETY: slot `i`'s slice is merged, and the slot never read
-            // again.
-            run.absorb_keeping_ref(unsafe { parts.add(i).read() });
-            owed += 1;
-        } else {
-            // SAFETY: `owed` counts the slices absorbed into this run, whose
-            // references the run took over and has not given up.
-            unsafe { run.release_absorbed(owed) };
-            owed = 0;
-            // SAFETY: slot `head` is below `i`, so its slice was read out
-            // already; slot `i`'s slice becomes the next run, to be written
-            // back to slot `head + 1 <= i`.
-            unsafe {
-                parts.add(head).write(run);
-                run = parts.add(i).read();
-            }
-            head += 1;
+    let mut i = 1;
+    loop {
+        // SAFETY: slots `i..len` are initialised and not yet read; the run
+        // takes over the first `absorbed` of them, which are not read again.
+        let absorbed = unsafe { run.absorb_following(parts.add(i), len - i, max_len) };
+        // SAFETY: the run took over the references of the `absorbed` slices
+        // and has not given them up.
+        unsafe { run.release_absorbed(absorbed) };
+        i += absorbed;
+        if i == len {
+            break;
         }
+        // SAFETY: slot `head` is below `i`, so its slice was read out
+        // already; slot `i`'s slice becomes the next run, to be written
+        // back to slot `head + 1 <= i`.
+        unsafe {
+            parts.add(head).write(run);
+            run = parts.add(i).read();
+        }
+        head += 1;
+        i += 1;
     }
     // SAFETY: as above, for the last run: slot `head < len` was read out
     // of already.
-    unsafe {
-        run.release_absorbed(owed);
-        parts.add(head).write(run);
-    }
+    unsafe { parts.add(head).write(run) };
     head + 1
 }

@@ -262,19 +262,44 @@ impl Slice {
         self.buf == Some(buf) && self.end() == at.as_ptr()
     }
 
-    /// Grows this slice over `next`, which must directly follow it, and
-    /// forgets `next` without giving up its reference: the caller owes one
-    /// release of this slice's buf.
+    /// Grows this slice over the slices at `rest` that follow it directly,
+    /// one after another in its buf, while its length stays at most
+    /// `max_len`, and returns how many it took, `k`: it stops at the first
+    /// of the `n` that does not follow or does not fit. The `k` slices are
+    /// taken over whole, references included: the caller owes `k` releases
+    /// of this slice's buf (see [`release_absorbed`](Slice::release_absorbed)),
+    /// which `coalesce` gives up once per run rather than per slice.
     ///
-    /// Used by `coalesce` to release the references of a whole run at once.
+    /// The run's end and its room stay in registers: per slice, three
+    /// compares and two adds.
+    ///
+    /// # Safety
+    /// `rest` points to `n` initialised slices that the caller owns. The
+    /// first `k` are this slice's when this returns: the caller must
+    /// neither read nor drop them again.
     #[inline]
-    pub(crate) fn absorb_keeping_ref(&mut self, next: Slice) {
-        debug_assert!(self.is_followed_by(&next), "internal: absorbed a slice that does not follow");
-        self.len += next.len;
-        // `next` goes without a drop. Its data is this slice's now, and its
-        // headroom is given up, as when a slice joined by `try_join` drops.
-        self.track(-1, -(next.headroom() as isize));
-        core::mem::forget(next);
+    pub(crate) unsafe fn absorb_following(&mut self, rest: *const Slice, n: usize, max_len: usize) -> usize {
+        let Some(buf) = self.buf else { return 0 };
+        let Some(mut room) = max_len.checked_sub(self.len) else { return 0 };
+        let mut end = self.end();
+        let mut k = 0;
+        while k < n {
+            // SAFETY: `k < n`: an initialised slice the caller owns.
+            let next = unsafe { &*rest.add(k) };
+            if next.buf != Some(buf) || next.ptr.as_ptr().cast_const() != end || next.len > room {
+                break;
+            }
+            // `next`'s bytes are this slice's now, and its headroom (none:
+            // it starts where this slice's data ends) is given up, as when
+            // a slice joined by `try_join` drops.
+            self.track(-1, -(next.headroom() as isize));
+            // SAFETY: `next`'s data follows `end` in the same buf.
+            end = unsafe { end.add(next.len) };
+            room -= next.len;
+            k += 1;
+        }
+        self.len = end.addr() - self.ptr.as_ptr().addr();
+        k
     }
 
     /// Gives up `n` references to this slice's buf, which its owner had
@@ -284,7 +309,7 @@ impl Slice {
     ///
     /// # Safety
     /// The caller owns `n` references to this slice's buf, taken over by
-    /// [`absorb_keeping_ref`](Slice::absorb_keeping_ref) and not yet given up.
+    /// [`absorb_following`](Slice::absorb_following) and not yet given up.
     #[inline]
     pub(crate) unsafe fn release_absorbed(&self, n: usize) {
         if let (Some(buf), 1..) = (self.buf, n) {
