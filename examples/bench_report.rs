@@ -15,7 +15,9 @@
 //! `alloc`, and `alloc` and a copy against `copy_from_slice`. The global
 //! allocator stays std's. Some workloads also have a baseline of their own:
 //! `BytesMut`, std's `BufReader`, a copy into one reused buffer (the limit
-//! for `Reader::read`), and one thread against two sharing a pool.
+//! for `Reader::read`), the memset or memcpy alone into one reused buffer
+//! (the ceiling of any speed-up on zeroing and copying), and one thread
+//! against two sharing a pool.
 //!
 //! The single-thread workloads (allocation, copy, the windows) run refbuf
 //! through a `LocalAllocator`, the allocator for a thread that drops its
@@ -54,6 +56,11 @@ use block::Block;
 /// refbuf side, a `LocalAllocator`, with the same work through an
 /// `Allocator`, which may move between threads and so drops atomically.
 const SEND: &str = "refbuf's Allocator (Send)";
+
+/// The baseline of the rows that compare zeroing and copying with the same
+/// memset or memcpy into one buffer used again and again, with no
+/// allocation at all: the ceiling any allocator's speed-up is under.
+const MEMORY_ALONE: &str = "memset/memcpy alone, one buffer";
 
 /// Alternating rounds per comparison; the median of each side is reported.
 const ROUNDS: usize = 21;
@@ -116,7 +123,8 @@ fn main() {
     {
         let mut alloc = pool.local_allocator(0);
         let mut send = pool.allocator(0);
-        let [refbuf, glibc, jemalloc, mimalloc, send] = interleaved(
+        let mut reused = vec![1u8; 1500];
+        let [refbuf, glibc, jemalloc, mimalloc, send, memset] = interleaved(
             1,
             [
                 &mut || {
@@ -128,19 +136,22 @@ fn main() {
                 &mut || {
                     black_box(send.alloc(black_box(1500)));
                 },
+                &mut || black_box(&mut reused[..]).fill(0),
             ],
         );
         let targets = [Some(1.5), Some(1.2), Some(1.2)];
         let workload = "alloc (zeroed) 1500 B";
         rows.extend(Row::per_allocator(workload, refbuf, [glibc, jemalloc, mimalloc], targets));
         rows.push(Row::new(workload.into(), SEND, refbuf, send, None));
+        rows.push(Row::new(workload.into(), MEMORY_ALONE, refbuf, memset, None));
     }
 
     {
         let mut alloc = pool.local_allocator(0);
         let mut send = pool.allocator(0);
         let payload = vec![7u8; 1500];
-        let [refbuf, glibc, jemalloc, mimalloc, send] = interleaved(
+        let mut reused = vec![1u8; 1500];
+        let [refbuf, glibc, jemalloc, mimalloc, send, memcpy] = interleaved(
             1,
             [
                 &mut || {
@@ -152,12 +163,14 @@ fn main() {
                 &mut || {
                     black_box(send.copy_from_slice(black_box(&payload)));
                 },
+                &mut || black_box(&mut reused[..]).copy_from_slice(black_box(&payload)),
             ],
         );
         let targets = [Some(1.5), Some(1.2), Some(1.2)];
         let workload = "copy_from_slice 1500 B";
         rows.extend(Row::per_allocator(workload, refbuf, [glibc, jemalloc, mimalloc], targets));
         rows.push(Row::new(workload.into(), SEND, refbuf, send, None));
+        rows.push(Row::new(workload.into(), MEMORY_ALONE, refbuf, memcpy, None));
     }
 
     for (workload, pool) in [
