@@ -12,7 +12,7 @@ use smallvec::SmallVec;
 #[cfg(feature = "tokio")]
 use tokio::io::AsyncWrite;
 
-use crate::coalesce::coalesce_in_place;
+use crate::coalesce::coalesce_stored;
 use crate::slice::Slice;
 
 /// Parts a chain keeps inline before it spills to the heap.
@@ -114,16 +114,7 @@ impl Chain {
     /// [`coalesce`](crate::coalesce) does: a merged part stays at most
     /// `max_len` bytes long.
     pub fn coalesce(&mut self, max_len: usize) {
-        let len = self.parts.len();
-        // SAFETY: the parts' storage owns `len` slices. Its length is zero
-        // while they are merged, so a panic leaks them rather than dropping
-        // one twice, and afterwards it owns the `kept` slices left in front,
-        // as `coalesce_in_place` requires.
-        unsafe {
-            self.parts.set_len(0);
-            let kept = coalesce_in_place(self.parts.as_mut_ptr(), len, max_len);
-            self.parts.set_len(kept);
-        }
+        coalesce_stored(&mut self.parts, max_len);
     }
 
     /// Shortens the chain to its first `len` bytes, dropping the rest; no

@@ -24,6 +24,59 @@ use crate::slice::Slice;
 /// assert_eq!(&parts[0][..], b"abcd");
 /// ```
 pub fn coalesce(slices: &mut Vec<Slice>, max_len: usize) {
+    coalesce_stored(slices, max_len);
+}
+
+/// A vector of slices whose length can be set, for [`coalesce_stored`]:
+/// `Vec` for [`coalesce`], the `SmallVec` of a [`Chain`](crate::Chain).
+pub(crate) trait SliceVec {
+    /// The slices held.
+    fn len(&self) -> usize;
+
+    /// Where the first is stored.
+    fn as_mut_ptr(&mut self) -> *mut Slice;
+
+    /// Sets how many slices are held, as `Vec::set_len` does.
+    ///
+    /// # Safety
+    /// As for `Vec::set_len`: the first `len` slots hold initialised
+    /// slices, which the vector then owns.
+    unsafe fn set_len(&mut self, len: usize);
+}
+
+impl SliceVec for Vec<Slice> {
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
+
+    fn as_mut_ptr(&mut self) -> *mut Slice {
+        Vec::as_mut_ptr(self)
+    }
+
+    unsafe fn set_len(&mut self, len: usize) {
+        // SAFETY: the caller's guarantee.
+        unsafe { Vec::set_len(self, len) }
+    }
+}
+
+impl<A: smallvec::Array<Item = Slice>> SliceVec for smallvec::SmallVec<A> {
+    fn len(&self) -> usize {
+        smallvec::SmallVec::len(self)
+    }
+
+    fn as_mut_ptr(&mut self) -> *mut Slice {
+        smallvec::SmallVec::as_mut_ptr(self)
+    }
+
+    unsafe fn set_len(&mut self, len: usize) {
+        // SAFETY: the caller's guarantee.
+        unsafe { smallvec::SmallVec::set_len(self, len) }
+    }
+}
+
+/// [`coalesce`] on any vector of slices: merges runs into its front and
+/// drops its length to the slices left.
+pub(crate) fn coalesce_stored(slices: &mut impl SliceVec, max_len: usize) {
     let len = slices.len();
     // SAFETY: the vector owns `len` slices at `as_mut_ptr`. Its length is
     // zero while they are merged, so a panic leaks them rather than dropping
@@ -49,7 +102,7 @@ pub fn coalesce(slices: &mut Vec<Slice>, max_len: usize) {
 /// this returns, the caller owns the first `kept` of them and must neither
 /// read nor drop the rest. The caller must not drop any of them if this
 /// panics (a leak, not a double drop).
-pub(crate) unsafe fn coalesce_in_place(parts: *mut Slice, len: usize, max_len: usize) -> usize {
+unsafe fn coalesce_in_place(parts: *mut Slice, len: usize, max_len: usize) -> usize {
     if len == 0 {
         return 0;
     }
