@@ -979,10 +979,42 @@ impl Allocator {
         wait: Wait,
         held: impl FnOnce() -> usize,
     ) -> Result<&mut Bump, AllocError> {
-        if self.current.as_mut().is_some_and(|bump| bump.make_room(need)) || self.turn_over(need) {
+        if self.current.as_mut().is_some_and(|bump| bump.make_room(need))
+            || self.turn_over(need)
+            || self.turn_over_cached(need)
+        {
             return Ok(self.current.as_mut().expect("room was made in the current buf"));
         }
         self.refill(need, wait, held)
+    }
+
+    /// [`turn_over`](Allocator::turn_over) for an allocator that keeps no
+    /// spent bufs, which turns over through the thread's cache instead:
+    /// where the current buf is of the standard size and holds `need`
+    /// bytes, and the cache has a buf, that buf becomes the current one and
+    /// the filled one is let go (back to the cache once its slices are
+    /// gone). Says whether it did.
+    ///
+    /// This is what [`refill`](Allocator::refill) does in that case, without
+    /// the steps the case makes moot: such an allocator holds no other buf
+    /// to look at, a buf of the standard size is the one the request gets,
+    /// and a cached buf is counted as in use already, so there is no budget
+    /// to check and nothing to wait for.
+    #[inline(always)]
+    fn turn_over_cached(&mut self, need: usize) -> bool {
+        if self.spent_cap != 0 {
+            return false;
+        }
+        let Some(bump) = self.current.as_ref() else { return false };
+        let cap = bump.cap();
+        if cap < need || cap != self.pool.buf_size() {
+            return false;
+        }
+        let Some(lease) = self.pool.lease_standard_cached() else { return false };
+        let fresh = self.start(lease);
+        let filled = self.current.replace(fresh);
+        self.retire(filled);
+        true
     }
 
     /// The common case of [`reuse_held`](Allocator::reuse_held), in a few

@@ -93,6 +93,34 @@ fn a_take_prefers_the_cache_to_the_shared_list() {
     });
 }
 
+/// An allocator that moves on from a buf its slices still use turns over
+/// through the thread's cache: the buf it let go, once its slices are gone,
+/// is the next one it cuts from, with no other buf made; and with the cache
+/// empty it takes one from the pool as before.
+#[test]
+fn an_allocator_turns_over_through_the_cache() {
+    let _one = one_at_a_time();
+    let pool = small_pool();
+    on_thread(move || {
+        let mut alloc = pool.allocator(0);
+        let first = alloc.alloc(40);
+        let first_at = first.as_ptr() as usize;
+        let mut second = alloc.alloc(40);
+        assert_eq!(counts(&pool), (2, 2, 0, 0), "the cache empty: a fresh buf");
+        drop(first);
+        assert_eq!(counts(&pool), (2, 1, 1, 1), "the first buf cached once its slice is gone");
+        second.copy_from_slice(&[2; 40]);
+        let third = alloc.copy_from_slice(&[3; 40]);
+        assert_eq!(third.as_ptr() as usize, first_at, "cut from the cached buf");
+        assert_eq!(counts(&pool), (2, 2, 0, 0));
+        assert_eq!((&second[..], &third[..]), (&[2; 40][..], &[3; 40][..]));
+        drop((second, third));
+        let fourth = alloc.alloc(40);
+        assert_eq!(fourth.as_ptr() as usize, first_at, "rewound: every slice of it is gone");
+        assert_eq!(counts(&pool).0, 2, "no buf made after the first two");
+    });
+}
+
 /// A cache keeps at most `thread_cache` bufs; the rest go to the shared
 /// lists, and every one is still counted once.
 #[test]

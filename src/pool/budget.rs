@@ -151,14 +151,25 @@ impl PoolShared {
     /// cache if it has one of that size, else from the shared lists (see
     /// [`PoolShared::lease_shared`]).
     pub(super) fn lease(this: &Arc<PoolShared>, size: SizeClass, wait: Wait) -> Result<Lease, AllocError> {
-        let cached = if size.class == 0 { this.lease_cached() } else { None };
-        let lease = match cached {
-            // SAFETY: `buf` came out of a cache, so it has no references and
-            // is ours alone.
-            Some(buf) => unsafe { Lease::adopt(buf) },
-            None => PoolShared::lease_shared(this, size, wait)?,
-        };
+        if size.class == 0
+            && let Some(lease) = this.lease_standard_cached()
+        {
+            return Ok(lease);
+        }
+        let lease = PoolShared::lease_shared(this, size, wait)?;
         Ok(this.note_in_use(lease))
+    }
+
+    /// Leases a standard-size buf from the current thread's cache, where it
+    /// has one: no lock but the slot's, no budget check (a cached buf
+    /// counts as in use already) and no wait.
+    #[inline]
+    pub(super) fn lease_standard_cached(&self) -> Option<Lease> {
+        let buf = self.lease_cached()?;
+        // SAFETY: `buf` came out of a cache, so it has no references and is
+        // ours alone.
+        let lease = unsafe { Lease::adopt(buf) };
+        Some(self.note_in_use(lease))
     }
 
     /// Adds a new lease's buf to the list of bufs in use, for

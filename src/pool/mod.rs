@@ -346,6 +346,13 @@ impl Pool {
         self.shared.useful_wait(size, wait, held)
     }
 
+    /// Leases a standard-size buf from the current thread's cache, where it
+    /// has one; see [`PoolShared::lease_standard_cached`].
+    #[inline]
+    pub(crate) fn lease_standard_cached(&self) -> Option<Lease> {
+        self.shared.lease_standard_cached()
+    }
+
     /// Leases a buf of the given size to a new holder: an idle one if
     /// there is one, else a fresh one, waiting as `wait` allows for the
     /// budget.
