@@ -35,7 +35,7 @@ use core::ptr::{self, NonNull};
 
 use crate::free_list::{Doomed, FreeList};
 use crate::pool::PoolShared;
-use crate::sync::{AtomicPtr, AtomicU64, Mutex, Ordering, lock, thread_local};
+use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, lock, thread_local};
 
 /// Cache slots per pool, and so threads that can have a cache at once.
 #[cfg(not(loom))]
@@ -50,7 +50,59 @@ const _: () = assert!(SLOTS <= 64, "slot indices are bits of one `u64`");
 #[repr(align(128))]
 #[derive(Debug, Default)]
 pub(crate) struct Slot {
-    pub(crate) cached: Mutex<Cached>,
+    cached: Mutex<Cached>,
+    /// How many bufs `cached` holds, as last written under its lock (by
+    /// [`SlotGuard`]). Only the thread that owns the slot index adds bufs;
+    /// every other thread only takes them out. So where the owner reads 0
+    /// the slot is empty, and a lease may skip its lock; a larger value
+    /// read may be stale, which a return that skips the full slot for the
+    /// shared lists (as it would have) costs only a missed cache. Nothing
+    /// is published through it.
+    len: AtomicUsize,
+}
+
+impl Slot {
+    /// Locks the slot.
+    pub(crate) fn lock(&self) -> SlotGuard<'_> {
+        SlotGuard { len: &self.len, cached: lock(&self.cached) }
+    }
+
+    /// How many bufs the slot holds, as a hint; see the field.
+    #[inline]
+    pub(crate) fn len_hint(&self) -> usize {
+        // Relaxed: a hint, as argued on the field.
+        self.len.load(Ordering::Relaxed)
+    }
+}
+
+/// A slot's lock, held: what it guards, and on unlocking the count the
+/// slot's thread reads without it.
+pub(crate) struct SlotGuard<'a> {
+    len: &'a AtomicUsize,
+    cached: MutexGuard<'a, Cached>,
+}
+
+impl core::ops::Deref for SlotGuard<'_> {
+    type Target = Cached;
+
+    fn deref(&self) -> &Cached {
+        &self.cached
+    }
+}
+
+impl core::ops::DerefMut for SlotGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Cached {
+        &mut self.cached
+    }
+}
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        // Still under the lock, which is released after this, as the guard
+        // fields drop: the unlock stays the last access to the slot.
+        // Relaxed: a hint; see `Slot::len`.
+        self.len.store(self.cached.len, Ordering::Relaxed);
+    }
 }
 
 /// What a slot's lock guards.

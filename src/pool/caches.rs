@@ -6,7 +6,13 @@
 //! A standard-size buf whose last reference goes on a thread with a slot
 //! goes into that slot, and the same thread's next lease of a standard-size
 //! buf comes from it, each under the slot's lock alone: uncontended, since
-//! one live thread owns each slot index. The state counts a cached buf as in
+//! one live thread owns each slot index. A lease from an empty slot, and a
+//! return to a full one, skip even that lock: the slot keeps its length
+//! where its own thread can read it without the lock (`Slot::len`), and
+//! since only that thread adds bufs, an empty slot read there is empty. A
+//! thread whose bufs are all dropped by other threads, or that drops
+//! others' bufs, goes straight to the shared lists, as it would after
+//! finding the slot empty or full. The state counts a cached buf as in
 //! use (it is off the shared lists, see `state.rs`), so the budget check is
 //! unchanged, and whatever visits every slot reaches every cache:
 //!
@@ -30,9 +36,9 @@
 use core::ptr::NonNull;
 
 use crate::buf::Header;
-use crate::cache::{self, Cached, RegistryLinks, Slot};
+use crate::cache::{self, RegistryLinks, Slot, SlotGuard};
 use crate::free_list::{Doomed, FreeList};
-use crate::sync::{MutexGuard, Ordering, lock};
+use crate::sync::{Ordering, lock};
 
 use super::PoolShared;
 use super::state::State;
@@ -52,7 +58,12 @@ impl PoolShared {
     /// one. The caller owns it.
     #[inline(always)]
     pub(super) fn lease_cached(&self) -> Option<NonNull<Header>> {
-        let mut cached = lock(&self.my_slot()?.cached);
+        let slot = self.my_slot()?;
+        if slot.len_hint() == 0 {
+            // Empty: no lock to take (see `Slot::len`).
+            return None;
+        }
+        let mut cached = slot.lock();
         // SAFETY: the slot owns its list's bufs and we hold its lock.
         let buf = unsafe { cached.list.pop_newest() }?;
         cached.len -= 1;
@@ -110,8 +121,13 @@ impl PoolShared {
     /// slot's lock, as `budget.rs` requires), or a cached buf may be past
     /// the idle timeout (the shared path sweeps the caches).
     #[inline]
-    fn lock_cache_for_return(&self) -> Option<(MutexGuard<'_, Cached>, u64)> {
-        let cached = lock(&self.my_slot()?.cached);
+    fn lock_cache_for_return(&self) -> Option<(SlotGuard<'_>, u64)> {
+        let slot = self.my_slot()?;
+        if slot.len_hint() >= self.cache_bufs {
+            // Full, or was: no lock to take (see `Slot::len`).
+            return None;
+        }
+        let cached = slot.lock();
         // Relaxed (both): ordered by the slot's lock; see `budget.rs`.
         if cached.len >= self.cache_bufs
             || self.closed.load(Ordering::Relaxed)
@@ -137,7 +153,7 @@ impl PoolShared {
         }
         let mut drained = 0;
         for slot in &self.slots {
-            let (list, len) = lock(&slot.cached).empty_out();
+            let (list, len) = slot.lock().empty_out();
             drained += len;
             self.unload_cached(state, list, keep, doomed);
         }
@@ -170,7 +186,7 @@ impl PoolShared {
     /// that is exiting; bufs beyond the idle cap go to `doomed`, for the
     /// caller to free once it has let go of the registry's lock.
     pub(crate) fn flush_slot(&self, index: usize, doomed: &mut Doomed) {
-        let (list, len) = lock(&self.slots[index].cached).empty_out();
+        let (list, len) = self.slots[index].lock().empty_out();
         if len == 0 {
             return;
         }
@@ -200,7 +216,7 @@ impl PoolShared {
         }
         let mut oldest = now;
         for slot in &self.slots {
-            let mut cached = lock(&slot.cached);
+            let mut cached = slot.lock();
             // SAFETY: the slot owns its list's bufs and we hold its lock.
             while let Some(since) = unsafe { cached.list.oldest_since() } {
                 if now.saturating_sub(since) <= timeout {

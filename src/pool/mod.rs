@@ -42,11 +42,11 @@ pub use builder::PoolBuilder;
 
 use crate::allocator::Allocator;
 use crate::buf::Lease;
-use crate::cache::{self, Cached, RegistryLinks, SLOTS, Slot};
+use crate::cache::{self, RegistryLinks, SLOTS, Slot, SlotGuard};
 use crate::error::AllocError;
 use crate::free_list::Doomed;
 use crate::reader::Reader;
-use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, MutexGuard, Ordering, lock};
+use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering, lock};
 use state::State;
 
 /// The data size of a buf when none is configured: 64 KiB.
@@ -431,8 +431,7 @@ impl PoolShared {
             // a buf could move from a slot already read to one not yet read,
             // by its thread taking it and another releasing it, without the
             // state's lock, and be counted twice.
-            let slots: [MutexGuard<'_, Cached>; SLOTS] =
-                core::array::from_fn(|i| lock(&self.slots[i].cached));
+            let slots: [SlotGuard<'_>; SLOTS] = core::array::from_fn(|i| self.slots[i].lock());
             let cached: usize = slots.iter().map(|slot| slot.len).sum();
             drop(slots);
             stats.bufs_cached = cached;
@@ -482,7 +481,7 @@ impl Drop for PoolShared {
         let state = lock(&self.state);
         debug_assert!(state.lists_are_empty(), "internal: pool dropped with idle bufs");
         debug_assert!(
-            self.slots.iter().all(|slot| lock(&slot.cached).len == 0),
+            self.slots.iter().all(|slot| slot.lock().len == 0),
             "internal: pool dropped with cached bufs"
         );
     }
