@@ -3,7 +3,6 @@
 use core::fmt;
 use core::ptr::NonNull;
 use core::task::{Context, Poll};
-use std::collections::VecDeque;
 use std::io;
 use std::time::Duration;
 
@@ -12,6 +11,7 @@ use crate::error::AllocError;
 use crate::pool::{Pool, Ticket, Wait};
 use crate::segments::{Records, Segments};
 use crate::slice::Slice;
+use crate::spent::SpentList;
 use crate::writer::Writer;
 
 /// Bump-allocates consecutive [`Slice`]s out of its current buf, each with
@@ -51,7 +51,7 @@ pub struct Allocator {
     /// no trip through the pool, and so that it can cut from the dead parts
     /// of those that long-lived slices keep; at most `list_cap`. Only an
     /// allocator at home keeps any; see [`Allocator::retire`].
-    spent: VecDeque<Lease>,
+    spent: SpentList,
     /// The most spent bufs it keeps while not tracking (`SPENT_BYTES` of
     /// them, at most `SPENT_BUFS`, at least one), and the most with no
     /// slice alive it keeps as it finds them while tracking; 0 where it
@@ -388,7 +388,7 @@ impl Allocator {
             reserve,
             home: false,
             current: None,
-            spent: VecDeque::new(),
+            spent: SpentList::with_capacity(0),
             spent_cap: 0,
             spent_skip: 0,
             records: Records::default(),
@@ -413,7 +413,7 @@ impl Allocator {
         }
         // Room for the list while nothing is tracked, made here so that no
         // allocation of a slice makes it; `start_tracking` makes the rest.
-        alloc.spent = VecDeque::with_capacity(alloc.spent_cap);
+        alloc.spent = SpentList::with_capacity(alloc.spent_cap);
         alloc
     }
 
@@ -1012,8 +1012,11 @@ impl Allocator {
         }
         let Some(lease) = self.pool.lease_standard_cached() else { return false };
         let fresh = self.start(lease);
-        let filled = self.current.replace(fresh);
-        self.retire(filled);
+        if let Some(filled) = self.current.replace(fresh) {
+            // What `retire` does for an allocator that keeps no spent bufs;
+            // called directly, so that its list moves stay out of this path.
+            self.let_go(filled.lease);
+        }
         true
     }
 
@@ -1040,9 +1043,12 @@ impl Allocator {
         if cap != bump.cap() || cap < need || !oldest.is_sole_holder() || self.records.in_use() {
             return false;
         }
-        let Some(free) = self.spent.pop_front() else { return false };
-        let filled = core::mem::replace(bump, Bump::new(free, None));
-        self.spent.push_back(filled.lease);
+        // The oldest becomes the current lease, rewound as a fresh cursor
+        // (it has no record either), and the filled one the newest spent.
+        if !self.spent.swap_oldest(&mut bump.lease) {
+            return false;
+        }
+        bump.rewind(0);
         true
     }
 
@@ -1262,7 +1268,7 @@ impl Allocator {
     fn start_tracking(&mut self) {
         self.track = true;
         self.free_streak = 0;
-        self.spent.reserve_exact(TRACKED_BUFS.saturating_sub(self.spent.len()));
+        self.spent.reserve(TRACKED_BUFS);
         self.records.reserve(TRACKED_BUFS + 1);
     }
 

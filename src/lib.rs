@@ -127,6 +127,7 @@ mod regions;
 mod ring;
 mod segments;
 mod slice;
+mod spent;
 mod sync;
 mod writer;
 
