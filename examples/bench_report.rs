@@ -91,24 +91,24 @@ fn main() {
         let [refbuf, glibc, jemalloc, mimalloc, bytes_mut, send] = interleaved(
             1,
             [
-                &mut || {
+                &mut looped(|| {
                     let mut s = alloc.alloc_for_overwrite(black_box(len));
                     s[0] = 1;
                     black_box(s);
-                },
-                &mut overwrite_baseline(&System, len),
-                &mut overwrite_baseline(&Jemalloc, len),
-                &mut overwrite_baseline(&MiMalloc, len),
-                &mut || {
+                }),
+                &mut looped(overwrite_baseline(&System, len)),
+                &mut looped(overwrite_baseline(&Jemalloc, len)),
+                &mut looped(overwrite_baseline(&MiMalloc, len)),
+                &mut looped(|| {
                     let mut b = BytesMut::with_capacity(black_box(len));
                     b.extend_from_slice(&[1]);
                     black_box(b);
-                },
-                &mut || {
+                }),
+                &mut looped(|| {
                     let mut s = send.alloc_for_overwrite(black_box(len));
                     s[0] = 1;
                     black_box(s);
-                },
+                }),
             ],
         );
         let targeted = matches!(len, 64 | 1500);
@@ -127,16 +127,16 @@ fn main() {
         let [refbuf, glibc, jemalloc, mimalloc, send, memset] = interleaved(
             1,
             [
-                &mut || {
+                &mut looped(|| {
                     black_box(alloc.alloc(black_box(1500)));
-                },
-                &mut zeroed_baseline(&System, 1500),
-                &mut zeroed_baseline(&Jemalloc, 1500),
-                &mut zeroed_baseline(&MiMalloc, 1500),
-                &mut || {
+                }),
+                &mut looped(zeroed_baseline(&System, 1500)),
+                &mut looped(zeroed_baseline(&Jemalloc, 1500)),
+                &mut looped(zeroed_baseline(&MiMalloc, 1500)),
+                &mut looped(|| {
                     black_box(send.alloc(black_box(1500)));
-                },
-                &mut || black_box(&mut reused[..]).fill(0),
+                }),
+                &mut looped(|| black_box(&mut reused[..]).fill(0)),
             ],
         );
         let targets = [Some(1.5), Some(1.2), Some(1.2)];
@@ -154,16 +154,16 @@ fn main() {
         let [refbuf, glibc, jemalloc, mimalloc, send, memcpy] = interleaved(
             1,
             [
-                &mut || {
+                &mut looped(|| {
                     black_box(alloc.copy_from_slice(black_box(&payload)));
-                },
-                &mut copy_baseline(&System, &payload),
-                &mut copy_baseline(&Jemalloc, &payload),
-                &mut copy_baseline(&MiMalloc, &payload),
-                &mut || {
+                }),
+                &mut looped(copy_baseline(&System, &payload)),
+                &mut looped(copy_baseline(&Jemalloc, &payload)),
+                &mut looped(copy_baseline(&MiMalloc, &payload)),
+                &mut looped(|| {
                     black_box(send.copy_from_slice(black_box(&payload)));
-                },
-                &mut || black_box(&mut reused[..]).copy_from_slice(black_box(&payload)),
+                }),
+                &mut looped(|| black_box(&mut reused[..]).copy_from_slice(black_box(&payload))),
             ],
         );
         let targets = [Some(1.5), Some(1.2), Some(1.2)];
@@ -186,21 +186,21 @@ fn main() {
         let [refbuf, glibc, jemalloc, mimalloc, send] = interleaved(
             1,
             [
-                &mut || {
+                &mut looped(|| {
                     drop(window.pop_front());
                     let mut s = alloc.alloc_for_overwrite(LEN);
                     s[0] = 1;
                     window.push_back(s);
-                },
-                &mut window_baseline(&System, WINDOW, LEN),
-                &mut window_baseline(&Jemalloc, WINDOW, LEN),
-                &mut window_baseline(&MiMalloc, WINDOW, LEN),
-                &mut || {
+                }),
+                &mut looped(window_baseline(&System, WINDOW, LEN)),
+                &mut looped(window_baseline(&Jemalloc, WINDOW, LEN)),
+                &mut looped(window_baseline(&MiMalloc, WINDOW, LEN)),
+                &mut looped(|| {
                     drop(send_window.pop_front());
                     let mut s = send.alloc_for_overwrite(LEN);
                     s[0] = 1;
                     send_window.push_back(s);
-                },
+                }),
             ],
         );
         let targets = [Some(3.0), Some(1.5), Some(1.5)];
@@ -211,17 +211,17 @@ fn main() {
     {
         const BATCH: usize = 1000;
         const LEN: usize = 1500;
-        let mut refbuf_batches = cross_thread(|| {
+        let refbuf_batches = cross_thread(|| {
             let mut alloc = pool.allocator(0);
             move || (0..BATCH).map(|_| alloc.alloc_for_overwrite(LEN)).collect::<Vec<Slice>>()
         });
         let [refbuf, glibc, jemalloc, mimalloc] = interleaved(
             BATCH,
             [
-                &mut refbuf_batches,
-                &mut cross_thread_baseline(&System, BATCH, LEN),
-                &mut cross_thread_baseline(&Jemalloc, BATCH, LEN),
-                &mut cross_thread_baseline(&MiMalloc, BATCH, LEN),
+                &mut looped(refbuf_batches),
+                &mut looped(cross_thread_baseline(&System, BATCH, LEN)),
+                &mut looped(cross_thread_baseline(&Jemalloc, BATCH, LEN)),
+                &mut looped(cross_thread_baseline(&MiMalloc, BATCH, LEN)),
             ],
         );
         let targets = [Some(8.0), Some(5.0), Some(5.0)];
@@ -241,27 +241,27 @@ fn main() {
         let [refbuf, buf_reader, limit] = interleaved(
             FRAMES,
             [
-                &mut || {
+                &mut looped(|| {
                     let mut reader = pool.reader(&stream[..]);
                     for _ in 0..FRAMES {
                         black_box(reader.read(FRAME).expect("in-memory source"));
                     }
-                },
-                &mut || {
+                }),
+                &mut looped(|| {
                     let mut reader = BufReader::with_capacity(64 * 1024, &stream[..]);
                     for _ in 0..FRAMES {
                         let mut frame = vec![0u8; FRAME];
                         reader.read_exact(&mut frame).expect("in-memory source");
                         black_box(frame);
                     }
-                },
-                &mut || {
+                }),
+                &mut looped(|| {
                     let mut src = &stream[..];
                     for _ in 0..FRAMES {
                         let n = src.read(&mut reused).expect("in-memory source");
                         black_box(&reused[..n]);
                     }
-                },
+                }),
             ],
         );
         let workload = "Reader::read 1500 B";
@@ -593,8 +593,9 @@ fn print_table(rows: &[Row]) {
 /// Median nanoseconds per unit of each op, where each call of an op does
 /// `units` units. Each op is calibrated to a round of about `ROUND_TIME`;
 /// then the rounds interleave (round `r` of every op runs before round `r + 1`
-/// of any), so a change in the machine's load hits every op alike.
-fn interleaved<const N: usize>(units: usize, mut ops: [&mut dyn FnMut(); N]) -> [f64; N] {
+/// of any), so a change in the machine's load hits every op alike. Each op
+/// is given as [`looped`], which makes a given number of calls.
+fn interleaved<const N: usize>(units: usize, mut ops: [&mut dyn FnMut(usize); N]) -> [f64; N] {
     let calls = ops.each_mut().map(|op| calibrate(&mut **op));
     let mut samples: [Vec<f64>; N] = std::array::from_fn(|_| Vec::with_capacity(ROUNDS));
     for _ in 0..ROUNDS {
@@ -608,8 +609,21 @@ fn interleaved<const N: usize>(units: usize, mut ops: [&mut dyn FnMut(); N]) -> 
     })
 }
 
+/// `op` in a loop of as many calls as it is asked for. The loop is compiled
+/// for each op, with the op inlined into it, as criterion's `Bencher::iter`
+/// does: timed through an indirect call each, every side would also pay
+/// the call, a few nanoseconds that are no allocator's cost and that
+/// narrow every ratio.
+fn looped(mut op: impl FnMut()) -> impl FnMut(usize) {
+    move |calls| {
+        for _ in 0..calls {
+            op();
+        }
+    }
+}
+
 /// How many calls of `op` take about `ROUND_TIME`.
-fn calibrate(op: &mut dyn FnMut()) -> usize {
+fn calibrate(op: &mut dyn FnMut(usize)) -> usize {
     let mut calls = 1usize;
     loop {
         let t = time(calls, op);
@@ -620,11 +634,9 @@ fn calibrate(op: &mut dyn FnMut()) -> usize {
     }
 }
 
-fn time(calls: usize, op: &mut dyn FnMut()) -> Duration {
+fn time(calls: usize, op: &mut dyn FnMut(usize)) -> Duration {
     let start = Instant::now();
-    for _ in 0..calls {
-        op();
-    }
+    op(calls);
     start.elapsed()
 }
 
