@@ -1013,8 +1013,9 @@ impl Allocator {
         let Some(lease) = self.pool.lease_standard_cached() else { return false };
         let fresh = self.start(lease);
         if let Some(filled) = self.current.replace(fresh) {
-            // What `retire` does for an allocator that keeps no spent bufs;
-            // called directly, so that its list moves stay out of this path.
+            // What `retire` does for an allocator that keeps no spent bufs,
+            // without its checks for a list it never has: through `retire`
+            // this path took 36 instructions more per buf (callgrind).
             self.let_go(filled.lease);
         }
         true

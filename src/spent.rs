@@ -63,9 +63,7 @@ impl SpentList {
     /// Adds a lease as the newest.
     #[inline(always)]
     pub(crate) fn push_back(&mut self, lease: Lease) {
-        if self.len == self.places.len() {
-            self.grow(self.len + 1);
-        }
+        self.make_room_for_one();
         let at = self.place(self.len);
         put(&mut self.places[at], lease);
         self.len += 1;
@@ -94,12 +92,18 @@ impl SpentList {
     /// Puts a lease back as the oldest.
     #[inline]
     pub(crate) fn push_front(&mut self, lease: Lease) {
-        if self.len == self.places.len() {
-            self.grow(self.len + 1);
-        }
+        self.make_room_for_one();
         self.head = self.place(self.places.len() - 1);
         put(&mut self.places[self.head], lease);
         self.len += 1;
+    }
+
+    /// Makes room for one more lease, where every place is taken.
+    #[inline(always)]
+    fn make_room_for_one(&mut self) {
+        if self.len == self.places.len() {
+            self.grow(self.len + 1);
+        }
     }
 
     /// Makes room for `n` leases in all, so that adding up to that many
