@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::buf::{Header, Lease};
 use crate::error::AllocError;
-use crate::pool::{Pool, Ticket, Wait};
+use crate::pool::{Look, Pool, Ticket, Wait};
 use crate::segments::{Records, Segments};
 use crate::slice::Slice;
 use crate::spent::SpentList;
@@ -65,13 +65,30 @@ pub struct Allocator {
     /// dropped after them.
     records: Records,
     /// Whether the bufs it starts cutting from get a segment record: set
-    /// when a refill finds its oldest spent buf still in use, the sign of
-    /// slices that live long, and cleared after `TRACKED_BUFS` refills in a
-    /// row find it free. Keeping a record costs a few instructions per
-    /// slice, which a loop whose slices die young need not pay.
+    /// when a refill finds its oldest spent buf (at home) in use with few
+    /// slices alive, or a probe so twice (see
+    /// [`look_at_probe`](Allocator::look_at_probe)), the sign of slices
+    /// that live long; cleared after `TRACKED_BUFS` refills in a row find
+    /// the oldest spent buf free (at home) or take no orphan (see
+    /// [`reuse_orphan`](Allocator::reuse_orphan)). Keeping a record costs a
+    /// few instructions per slice (and, for a buf that is not at home, an
+    /// atomic increment per drop), which a loop whose slices die young
+    /// need not pay.
     track: bool,
-    /// Refills in a row that found the oldest spent buf free.
+    /// Refills in a row that found no sign that tracking pays.
     free_streak: usize,
+    /// Whether a buf it lets go while slices still use it is watched: put
+    /// among the pool's probes at a probe (`probing`), else on the pool's
+    /// list of orphans while it tracks. Never at home.
+    watch: bool,
+    /// Whether the buf this refill lets go is a probe (see
+    /// [`look_at_probe`](Allocator::look_at_probe)).
+    probing: bool,
+    /// The bytes the refill that probes was asked for (at most
+    /// `u32::MAX`).
+    probe_need: u32,
+    /// Refills until the next probe.
+    probe_in: u32,
     /// Its place among the pool's async waiters, while
     /// [`poll_ready`](Allocator::poll_ready) waits for the budget.
     ticket: Ticket,
@@ -117,8 +134,21 @@ pub(crate) const TRACKED_BUFS: usize = if cfg!(loom) { 4 } else { 256 };
 
 /// The most spent bufs a refill looks at before it takes a buf from the
 /// pool: each in use, and with no dead part large enough, goes to the back
-/// of the list.
+/// of the list. Also the most orphans a refill looks at.
 const SPENT_LOOK: usize = 4;
+
+/// Bytes of bufs an allocator that may move turns over between two probes
+/// (see [`Allocator::look_at_probe`]): two default bufs, so that a probe
+/// is looked at two refills after it was let go, once the slices of a
+/// window as wide as a buf are gone. Each costs the pool's lock once.
+/// Under loom, every refill.
+const PROBE_BYTES: usize = if cfg!(loom) { 1 } else { 128 * 1024 };
+
+/// Whether `slices` alive in a buf of `cap` bytes, were each of `need`
+/// bytes, would fill at most a quarter of it: the buf is *mostly dead*.
+fn mostly_dead(slices: u64, need: usize, cap: usize) -> bool {
+    slices.saturating_mul(need.max(1) as u64).saturating_mul(4) <= cap as u64
+}
 
 /// The buf an allocator is cutting slices from.
 struct Bump {
@@ -137,8 +167,10 @@ struct Bump {
 }
 
 // SAFETY: `next` points into the buf the lease holds, at bytes no slice owns:
-// they belong to the allocator, wherever it moves. `segments` is set only in
-// an allocator at home, which never leaves its thread.
+// they belong to the allocator, wherever it moves. `segments` names a home
+// record only in an allocator at home, which never leaves its thread; in
+// one that may move it names the record a counting buf owns, whose marks
+// only the buf's cutter touches, wherever it is (see `segments.rs`).
 unsafe impl Send for Bump {}
 
 impl Bump {
@@ -167,11 +199,14 @@ impl Bump {
     /// The buf's segment record.
     ///
     /// # Safety
-    /// The caller is the buf's home thread (an allocator's cursor with a
-    /// record is at home there), and uses the record only there.
+    /// The caller is the buf's cutter: at home, the home thread (an
+    /// allocator's cursor with a home record is at home there), using the
+    /// record only there; else the allocator holding the lease of a
+    /// counting buf.
     unsafe fn record(&self) -> Option<&Segments> {
-        // SAFETY: the allocator owns the record and frees it only after its
-        // bufs are gone.
+        // SAFETY: a home record is the allocator's, which frees it only
+        // after its bufs are gone; a counting buf's record lives as long as
+        // the buf, which the lease holds.
         self.segments.map(|segments| unsafe { segments.as_ref() })
     }
 
@@ -185,14 +220,18 @@ impl Bump {
     /// `from` bytes in, that holds `need` bytes, and says whether there was
     /// one: never for a buf without a record, or reshaped.
     fn reuse_dead(&mut self, from: usize, need: usize) -> bool {
-        // SAFETY: a buf with a record is at home here, on the thread this
-        // allocator never leaves.
+        // SAFETY: the allocator is the buf's cutter (see `record`).
         let Some(record) = (unsafe { self.record() }) else { return false };
         if self.lease.is_reshaped() {
             return false;
         }
         // SAFETY: as above, and the buf is not reshaped.
         let Some((start, end)) = (unsafe { record.free_run(from, need) }) else { return false };
+        // Read again after the record's drops, for a counting buf (see
+        // "Counting every drop" in `segments.rs`).
+        if self.lease.is_reshaped() {
+            return false;
+        }
         // SAFETY: `start < end <= cap`: within the data area.
         self.next = unsafe { Header::data(self.lease.buf()).add(start) };
         self.remaining = end - start;
@@ -394,6 +433,10 @@ impl Allocator {
             records: Records::default(),
             track: false,
             free_streak: 0,
+            watch: false,
+            probing: false,
+            probe_need: 0,
+            probe_in: 1,
             ticket: Ticket::default(),
         }
     }
@@ -422,8 +465,29 @@ impl Allocator {
     /// the allocator may keep it as spent.
     #[inline(always)]
     fn start(&mut self, mut lease: Lease) -> Bump {
-        let segments = if self.home { self.make_home(&mut lease) } else { None };
+        let segments = if self.home {
+            self.make_home(&mut lease)
+        } else if self.track {
+            self.make_counting(&mut lease)
+        } else {
+            None
+        };
         Bump::new(lease, segments)
+    }
+
+    /// Makes a fresh lease's buf counting, where it is of the standard
+    /// size, and returns its record; see "Counting every drop" in
+    /// `segments.rs`.
+    #[cold]
+    #[inline(never)]
+    fn make_counting(&mut self, lease: &mut Lease) -> Option<NonNull<Segments>> {
+        // SAFETY: the lease holds its buf.
+        if unsafe { Header::cap(lease.buf()) } != self.pool.buf_size() {
+            return None;
+        }
+        // SAFETY: an allocator that may move makes no home, and the lease is
+        // fresh: its buf's sole holder.
+        unsafe { lease.count_drops() }
     }
 
     /// Makes a fresh lease's buf at home here, with a segment record where
@@ -475,13 +539,89 @@ impl Allocator {
         new
     }
 
-    /// Lets go of a buf, keeping its record for the next.
+    /// Lets go of a buf, keeping its record for the next (at home), or
+    /// watching it (see `watch`).
     #[inline(always)]
     fn let_go(&mut self, lease: Lease) {
         if self.records.in_use() {
             self.records.give_back(lease.segments());
         }
-        drop(lease);
+        if self.watch {
+            self.let_go_watched(lease);
+        } else {
+            drop(lease);
+        }
+    }
+
+    /// [`let_go`](Allocator::let_go) while watching: a buf of the standard
+    /// size that slices still use is listed as the pool's probe at a probe
+    /// (see [`look_at_probe`](Allocator::look_at_probe)), else goes on the
+    /// pool's list of orphans where it counts its drops.
+    #[cold]
+    #[inline(never)]
+    fn let_go_watched(&mut self, lease: Lease) {
+        // SAFETY: the lease holds its buf.
+        let watched = unsafe { Header::cap(lease.buf()) } == self.pool.buf_size() && !lease.is_sole_holder();
+        // Only a counting buf can be cut from again.
+        let counting = watched && lease.segments().is_some();
+        if self.probing {
+            self.probing = false;
+            self.look_at_probe(watched.then_some((&lease, counting)));
+        } else if counting {
+            self.pool.orphan(lease);
+        }
+        self.watch = self.track;
+    }
+
+    /// A probe, for an allocator that may move: lists `probe` (the buf let
+    /// go, where slices still use it; with whether it counts its drops) as
+    /// the pool's newest probe, and looks at the oldest (see
+    /// `pool/orphans.rs`), which is how the allocator learns that a few
+    /// slices live long, and starts tracking.
+    ///
+    /// A probe whose live slices, were each as large as the one asked for
+    /// by the refill, would fill at most a quarter of it is *mostly dead*.
+    /// One found so the first time, or with other slices than at the last
+    /// look, is listed again in place of `probe`, noting its slices (and
+    /// `probe` goes on the list of orphans where it counts its drops).
+    /// Found so with as many, it is the sign, where a buf came back to this
+    /// thread since the last probe. (Looked at once, a batch of slices
+    /// being dropped on another thread could pass for it; and bufs coming
+    /// back show that this thread drops its slices, where slices handed to
+    /// other threads would make every drop there pay an atomic operation
+    /// more once counted.) A probe looked at goes on the list of orphans
+    /// where it counts its drops and the allocator tracks, else off every
+    /// list.
+    fn look_at_probe(&mut self, probe: Option<(&Lease, bool)>) {
+        let need = self.probe_need as usize;
+        let cap = self.pool.buf_size();
+        let here = self.pool.take_returns_here() > 0;
+        let mut sign = false;
+        self.pool.exchange_probe(probe, |oldest, slices, seen| {
+            let slices = slices as u64;
+            if !mostly_dead(slices, need, cap) {
+                return self.probe_done(oldest, false);
+            }
+            if seen != slices {
+                return Look::Again(slices);
+            }
+            sign = here;
+            self.probe_done(oldest, sign)
+        });
+        if sign {
+            self.track = true;
+            self.free_streak = 0;
+        }
+    }
+
+    /// What becomes of a probe looked at: on the list of orphans where it
+    /// counts its drops and the allocator tracks (or is about to, `sign`),
+    /// else off every list.
+    fn probe_done(&self, probe: NonNull<Header>, sign: bool) -> Look {
+        // SAFETY: `exchange_probe` hands over a live probe under the pool's
+        // lock, which makes the caller its cutter.
+        let counting = unsafe { Header::counting_record(probe) }.is_some();
+        if (self.track || sign) && counting { Look::Orphan } else { Look::Forget }
     }
 
     /// The headroom, in bytes, in front of every slice this allocator makes.
@@ -1079,7 +1219,11 @@ impl Allocator {
         wait: Wait,
         held: impl FnOnce() -> usize,
     ) -> Result<&mut Bump, AllocError> {
-        if self.turn_over_cached(need) || self.reuse_held(need) {
+        if self.reuse_current(need)
+            || self.reuse_watched(need)
+            || self.turn_over_cached(need)
+            || self.reuse_held(need)
+        {
             return Ok(self.current.as_mut().expect("room was found in a buf the allocator holds"));
         }
         let size = self.pool.size_class(need)?;
@@ -1106,24 +1250,15 @@ impl Allocator {
         }
     }
 
-    /// Makes room for `need` bytes in a buf the allocator holds, where it
-    /// can, and says whether it did: in a dead part of the current buf past
-    /// the cursor (see `segments.rs`), else in a spent buf, which becomes
-    /// the current buf, the current one going to the spent list.
+    /// Makes room for `need` bytes in a spent buf, where it can, and says
+    /// whether it did: the spent buf becomes the current buf, the current
+    /// one going to the spent list.
     ///
     /// The oldest spent buf is taken where its slices are all gone, and
     /// rewound to its start. Where it is in use, see
     /// [`reuse_in_use`](Allocator::reuse_in_use).
     #[inline(always)]
     fn reuse_held(&mut self, need: usize) -> bool {
-        if let Some(bump) = self.current.as_mut()
-            && bump.segments.is_some()
-        {
-            let from = bump.offset();
-            if bump.reuse_dead(from, need) {
-                return true;
-            }
-        }
         if self.spent_skip > 0 {
             self.spent_skip -= 1;
             return false;
@@ -1207,7 +1342,7 @@ impl Allocator {
                 self.reuse_free(free);
                 return true;
             }
-            let mostly_dead = oldest.others().saturating_mul(need.max(1)).saturating_mul(4) <= cap;
+            let mostly_dead = mostly_dead(oldest.others() as u64, need, cap);
             if mostly_dead {
                 self.start_tracking();
             }
@@ -1234,6 +1369,100 @@ impl Allocator {
             self.spent.push_back(in_use);
         }
         false
+    }
+
+    /// Makes room for `need` bytes in a dead part of the current buf past
+    /// the cursor, where it has a segment record (see `segments.rs`), and
+    /// says whether it did.
+    #[inline(always)]
+    fn reuse_current(&mut self, need: usize) -> bool {
+        let Some(bump) = self.current.as_mut() else { return false };
+        if bump.segments.is_none() {
+            return false;
+        }
+        let from = bump.offset();
+        bump.reuse_dead(from, need)
+    }
+
+    /// [`reuse_orphan`](Allocator::reuse_orphan) where the refill probes or
+    /// the allocator tracks: a countdown and a flag for the others.
+    #[inline(always)]
+    fn reuse_watched(&mut self, need: usize) -> bool {
+        if self.home {
+            return false;
+        }
+        self.probe_in = self.probe_in.saturating_sub(1);
+        (self.probe_in == 0 || self.track) && self.reuse_orphan(need)
+    }
+
+    /// Makes room for `need` bytes in a buf the pool keeps watch on, where
+    /// it can, for an allocator that may move, and says whether it did:
+    /// the buf becomes the current one, and the current one is let go.
+    ///
+    /// Once in `PROBE_BYTES` of bufs turned over, the refill probes (see
+    /// [`look_at_probe`](Allocator::look_at_probe)), which is how the
+    /// allocator learns that a few slices live long, and starts tracking;
+    /// here it only notes so, and the request's size. While it tracks, every
+    /// buf it starts cutting from counts its drops, and every one it lets
+    /// go while slices use it goes on the pool's list of orphans (see
+    /// `pool/orphans.rs`, and "Counting every drop" in `segments.rs` for the
+    /// record that finds the dead parts). A refill then looks at the oldest
+    /// orphans, up to `SPENT_LOOK`, and takes the first with a dead part of
+    /// `need` bytes; any other goes to the back of the list. Tracking stops
+    /// after `TRACKED_BUFS` refills in a row take no orphan (or find no
+    /// sign at a probe): an orphan taken is a buf some slices kept while
+    /// others were gone.
+    #[cold]
+    #[inline(never)]
+    fn reuse_orphan(&mut self, need: usize) -> bool {
+        let cap = self.pool.buf_size();
+        self.probing = self.probe_in == 0;
+        if self.probing {
+            self.probe_in = u32::try_from((PROBE_BYTES / cap).max(1)).unwrap_or(u32::MAX);
+        }
+        if self.track {
+            self.free_streak += 1;
+        }
+        if self.probing {
+            self.probe_need = u32::try_from(need).unwrap_or(u32::MAX);
+        }
+        self.track &= self.free_streak <= TRACKED_BUFS;
+        self.watch = self.track || self.probing;
+        if !self.track || need > cap {
+            return false;
+        }
+        let taken = self.pool.adopt_orphan(SPENT_LOOK, |buf| {
+            // SAFETY: `adopt_orphan` hands over a live orphan under the
+            // pool's lock, which makes the caller its cutter. An orphan is
+            // counting: it went on the list while its allocator tracked.
+            let Some(record) = (unsafe { Header::counting_record(buf) }) else { return false };
+            // SAFETY: as above.
+            let room = unsafe { record.as_ref().free_run(0, need) }.is_some();
+            // The flag read after the record's drops, as `segments.rs`
+            // requires. SAFETY: as above.
+            room && !unsafe { Header::is_reshaped(buf) }
+        });
+        let Some(orphan) = taken else { return false };
+        // An orphan kept alive by some slices while others are gone: worth
+        // tracking on for.
+        self.free_streak = 0;
+        let bump = if orphan.is_sole_holder() {
+            // Its last slice went after it was taken: the whole buf is free.
+            let segments = orphan.segments();
+            Bump::new(orphan, segments)
+        } else {
+            match Bump::dead_part(orphan, need) {
+                Ok(bump) => bump,
+                Err(orphan) => {
+                    // Reshaped since it was looked at.
+                    self.pool.orphan(orphan);
+                    return false;
+                }
+            }
+        };
+        let filled = self.current.replace(bump);
+        self.retire(filled);
+        true
     }
 
     /// Lets go of a buf the allocator is done cutting from. An allocator at
@@ -1298,6 +1527,14 @@ impl Drop for Ready<'_> {
 impl Drop for Allocator {
     fn drop(&mut self) {
         self.pool.cancel_wait(&mut self.ticket);
+        // A tracking allocator's last buf goes on the list of orphans; none
+        // goes in the probe slot, which no probe of this allocator will
+        // look at.
+        self.watch = self.track;
+        self.probing = false;
+        if let Some(bump) = self.current.take() {
+            self.let_go(bump.lease);
+        }
     }
 }
 

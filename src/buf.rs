@@ -61,7 +61,8 @@ use crate::error::AllocError;
 use crate::pool::PoolShared;
 use crate::segments::Segments;
 use crate::sync::{
-    Arc, AtomicBool, AtomicUsize, BufAccess, HomeCell, Ordering, alloc_zeroed, dealloc, thread_id,
+    Arc, AtomicBool, AtomicPtr, AtomicU8, AtomicUsize, BufAccess, HomeCell, Ordering, alloc_zeroed, dealloc,
+    thread_id,
 };
 
 /// Bytes in front of a pooled buf's data area: two 64-byte lines. Under
@@ -107,6 +108,13 @@ const _: () = assert!(usize::BITS == 64, "the home bias needs a 64-bit count");
 /// other thread, whatever value it reads, still compares unequal.
 const TRACKED: usize = 1 << (usize::BITS - 1);
 
+/// Held in `home_thread` in place of a home while the buf is counting (see
+/// "Counting every drop" in `segments.rs`): its drops, on every thread,
+/// take the atomic path and count themselves in the buf's own record
+/// first. No thread has this number (`thread_id` hands out numbers below
+/// it), with or without `TRACKED`.
+pub(crate) const COUNTED: usize = TRACKED - 1;
+
 /// The bookkeeping in front of every buf: what a drop and a free list touch
 /// on the first 64-byte line; its size, who owns the memory and the
 /// reshaped flag on the second.
@@ -144,6 +152,21 @@ pub(crate) struct Header {
     /// of it is alive. Cleared by the home thread when it is the sole
     /// holder. See `segments.rs`.
     reshaped: AtomicBool,
+    /// Which of its pool's lists that hold no reference the buf is on (a
+    /// [`Listed`]): written under the pool's lock by a holder of references,
+    /// by the buf's owner, or by whoever finds the count at zero, and read
+    /// by the thread that drops the last reference, which then takes the
+    /// buf off the list under that lock. See `pool/orphans.rs`.
+    listed: AtomicU8,
+    /// The record of a counting buf (see "Counting every drop" in
+    /// `segments.rs`): null until an `Allocator` that may move first counts
+    /// drops in the buf, then the same record until the buf is freed, so
+    /// that a drop on any thread, however late, finds it alive. Set by a
+    /// sole holder; read by the drops of slices made after.
+    counting: AtomicPtr<Segments>,
+    /// The buf's place in its pool's list of orphans, or a probe's note,
+    /// touched only under the pool's lock.
+    orphan: HomeCell<IdleLinks>,
     /// Shows loom who uses the data area; zero-sized outside loom.
     access: BufAccess,
     /// Who holds the buf, for `Pool::report`; zero-sized without the
@@ -166,6 +189,19 @@ pub(crate) struct IdleLinks {
 
 impl IdleLinks {
     const NONE: IdleLinks = IdleLinks { newer: None, older: None, since: 0 };
+}
+
+/// Which of its pool's lists that hold no reference a buf is on; see
+/// `pool/orphans.rs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Listed {
+    /// None.
+    No = 0,
+    /// The list of orphans.
+    Orphan = 1,
+    /// The probes.
+    Probe = 2,
 }
 
 /// The `class` of a buf that goes back to no free list when released.
@@ -332,6 +368,9 @@ impl Header {
             home_released: HomeCell::default(),
             home_segments: HomeCell::default(),
             reshaped: AtomicBool::new(false),
+            listed: AtomicU8::new(Listed::No as u8),
+            counting: AtomicPtr::new(ptr::null_mut()),
+            orphan: HomeCell::new(IdleLinks::NONE),
         }
     }
 
@@ -465,6 +504,13 @@ impl Header {
                 unsafe { Header::release_tracked(this, n, slice) };
                 return;
             }
+            // Tested after the home paths, so that they pay nothing for it.
+            if home_thread == COUNTED
+                && let Some(start) = slice
+            {
+                // SAFETY: as above.
+                unsafe { Header::count_drop(this, start) };
+            }
         }
         // SAFETY: the caller owns the `n` references and gives them up.
         unsafe { Header::release_shared(this, n) }
@@ -500,9 +546,29 @@ impl Header {
         }
     }
 
-    /// Marks the buf reshaped, where it is at home: a slice of it is about
-    /// to be split or joined, or its region moved, which the home's segment
-    /// record cannot follow (see `segments.rs`).
+    /// Counts the drop of a slice whose region starts at `start` in a
+    /// counting buf's record, before the drop gives up its reference. Out
+    /// of line, as `release_tracked` is.
+    ///
+    /// # Safety
+    /// As for [`Header::release_slice`]; the buf is counting, so it has a
+    /// record (which lives as long as the buf).
+    #[inline(never)]
+    unsafe fn count_drop(this: NonNull<Header>, start: NonNull<u8>) {
+        // Relaxed: the record was set before this slice was made, by the
+        // sole holder of the buf, and reached this thread with the slice.
+        // SAFETY: the caller holds a reference, so `this` is live.
+        let record = unsafe { &*this.as_ptr() }.counting.load(Ordering::Relaxed);
+        // SAFETY: a counting buf has a record, freed only with the buf.
+        let record = unsafe { &*record };
+        // SAFETY: as above; `start` lies in the data area.
+        let at = start.as_ptr().addr() - unsafe { Header::data(this) }.as_ptr().addr();
+        record.dropped_anywhere(at);
+    }
+
+    /// Marks the buf reshaped, where it is at home or counting: a slice of
+    /// it is about to be split or joined, or its region moved, which the
+    /// buf's segment record cannot follow (see `segments.rs`).
     ///
     /// # Safety
     /// The caller holds a reference to `this`.
@@ -580,7 +646,11 @@ impl Header {
     #[inline(never)]
     unsafe fn last_release(this: NonNull<Header>) {
         // SAFETY: the caller owns `this`, so its header is valid to read.
-        let (pool, class) = match unsafe { &(*this.as_ptr()).owner } {
+        let header = unsafe { &*this.as_ptr() };
+        // Relaxed: this thread owns the buf. A counting buf counts no more:
+        // whoever takes it next starts afresh.
+        header.home_thread.store(0, Ordering::Relaxed);
+        let (pool, class) = match &header.owner {
             Owner::Pool { pool, class, .. } => (pool, *class),
             Owner::Vec { .. } => {
                 // SAFETY: the caller owns `this`, which no pool can keep.
@@ -616,6 +686,8 @@ impl Header {
     /// The caller owns `this`: it has no references and sits in no free list.
     /// Nothing may use it afterwards.
     pub(crate) unsafe fn destroy(this: NonNull<Header>) {
+        // Relaxed: the caller owns the buf. SAFETY: as below.
+        let record = unsafe { &*this.as_ptr() }.counting.load(Ordering::Relaxed);
         // SAFETY: the caller owns the header, so it may move it out; the
         // memory is not read again as a `Header`.
         let header = unsafe { this.read() };
@@ -638,6 +710,12 @@ impl Header {
             Owner::Region { .. } => {
                 unreachable!("internal: a region goes back to its regions, never to a free list")
             }
+        }
+        if !record.is_null() {
+            // SAFETY: made by `Box::into_raw` in `Lease::count_drops`, once
+            // for the buf, and freed once, here: no drop can reach it, the
+            // buf having no references.
+            drop(unsafe { Box::from_raw(record) });
         }
         // `header` drops here, and with it a pooled buf's `Arc` to its pool:
         // after the memory is gone, so the pool state outlives every buf.
@@ -665,6 +743,91 @@ impl Header {
     pub(crate) unsafe fn usage<'a>(this: NonNull<Header>) -> &'a Usage {
         // SAFETY: the caller guarantees `this` is live for 'a.
         unsafe { &(*this.as_ptr()).usage }
+    }
+
+    /// Whether a slice of the buf was reshaped since the buf was last found
+    /// free, where it is at home or counting; see [`Header::reshape`].
+    ///
+    /// # Safety
+    /// As for [`Header::listed`].
+    pub(crate) unsafe fn is_reshaped(this: NonNull<Header>) -> bool {
+        // Relaxed: see `segments.rs` for why this sees every reshaping that
+        // could upset the buf's record.
+        // SAFETY: the caller guarantees `this` is live.
+        unsafe { &*this.as_ptr() }.reshaped.load(Ordering::Relaxed)
+    }
+
+    /// Which of its pool's lists that hold no reference the buf is on.
+    ///
+    /// # Safety
+    /// The caller holds a reference to `this` or owns it, or holds its
+    /// pool's lock with `this` on one of those lists.
+    pub(crate) unsafe fn listed(this: NonNull<Header>) -> Listed {
+        // Relaxed: see `Header::listed`; its writers hold references (or
+        // own the buf, or the pool's lock), so their stores reach whoever
+        // drops the last reference, who reads the field again under the
+        // lock before acting on it.
+        // SAFETY: the caller guarantees `this` is live.
+        match unsafe { &*this.as_ptr() }.listed.load(Ordering::Relaxed) {
+            0 => Listed::No,
+            1 => Listed::Orphan,
+            _ => Listed::Probe,
+        }
+    }
+
+    /// Marks the buf on one of its pool's lists that hold no reference, or
+    /// on none.
+    ///
+    /// # Safety
+    /// The caller holds the pool's lock, and a reference to `this`, or owns
+    /// it, or has it on one of those lists.
+    pub(crate) unsafe fn set_listed(this: NonNull<Header>, listed: Listed) {
+        // Relaxed: as in `listed`.
+        // SAFETY: the caller guarantees `this` is live.
+        unsafe { &*this.as_ptr() }.listed.store(listed as u8, Ordering::Relaxed);
+    }
+
+    /// Runs `f` on the buf's links in its pool's list of orphans (whose
+    /// `since` holds a probe's note).
+    ///
+    /// # Safety
+    /// The caller holds the pool's lock, and `this` is live: on one of the
+    /// pool's lists, or held by the caller.
+    pub(crate) unsafe fn with_orphan_links<R>(
+        this: NonNull<Header>,
+        f: impl FnOnce(&mut IdleLinks) -> R,
+    ) -> R {
+        // SAFETY: the pool's lock is held, and the links are touched only
+        // under it; `f` cannot reach them again.
+        unsafe { (*this.as_ptr()).orphan.with_mut(f) }
+    }
+
+    /// The references to the buf, as last seen: a hint, unless the caller
+    /// knows that no holder can change them.
+    ///
+    /// # Safety
+    /// As for [`Header::listed`].
+    pub(crate) unsafe fn refs_hint(this: NonNull<Header>) -> usize {
+        // Relaxed: a hint.
+        // SAFETY: the caller guarantees `this` is live.
+        unsafe { Header::refs(this) }.load(Ordering::Relaxed)
+    }
+
+    /// The record of a counting buf, where the buf is counting.
+    ///
+    /// # Safety
+    /// As for [`Header::listed`], and the caller is the buf's cutter (it
+    /// leases it, or holds the pool's lock with the buf on one of the
+    /// pool's lists), so that nobody else can make the buf count or stop.
+    pub(crate) unsafe fn counting_record(this: NonNull<Header>) -> Option<NonNull<Segments>> {
+        // SAFETY: the caller guarantees `this` is live.
+        let header = unsafe { &*this.as_ptr() };
+        // Relaxed: only the cutter writes either field, and the caller is
+        // that cutter, or follows it under the pool's lock.
+        if header.home_thread.load(Ordering::Relaxed) != COUNTED {
+            return None;
+        }
+        NonNull::new(header.counting.load(Ordering::Relaxed))
     }
 
     /// The buf's free-list links.
@@ -778,6 +941,10 @@ impl Lease {
 
     /// The buf's segment record, where it is at home with one.
     pub(crate) fn segments(&self) -> Option<NonNull<Segments>> {
+        // SAFETY: the lease holds its buf, and its holder is the cutter.
+        if let Some(record) = unsafe { Header::counting_record(self.buf) } {
+            return Some(record);
+        }
         if !self.is_home() {
             return None;
         }
@@ -791,10 +958,8 @@ impl Lease {
     /// since the buf was last found free; see [`Header::reshape`].
     #[inline]
     pub(crate) fn is_reshaped(&self) -> bool {
-        // Relaxed: see `segments.rs` for why this sees every reshaping that
-        // could upset the home's record.
         // SAFETY: the lease holds its buf.
-        unsafe { (*self.buf.as_ptr()).reshaped.load(Ordering::Relaxed) }
+        unsafe { Header::is_reshaped(self.buf) }
     }
 
     /// Clears the reshaped mark, for a buf whose lease has just been found
@@ -817,7 +982,72 @@ impl Lease {
         // Relaxed: only this lease writes the field while it holds the buf;
         // the previous holder's clearing reached this thread with the buf.
         // SAFETY: the lease holds its buf.
-        unsafe { Header::home_thread(self.buf) }.load(Ordering::Relaxed) != 0
+        let home = unsafe { Header::home_thread(self.buf) }.load(Ordering::Relaxed);
+        home != 0 && home != COUNTED
+    }
+
+    /// Makes the buf counting (see "Counting every drop" in
+    /// `segments.rs`), its record cleared, and returns the record; `None`
+    /// where a buf that large gets none.
+    ///
+    /// # Safety
+    /// The lease is not at home and is its buf's sole holder
+    /// ([`Lease::is_sole_holder`] said so, or it is fresh): no slice is
+    /// alive to have been left out of the record.
+    pub(crate) unsafe fn count_drops(&mut self) -> Option<NonNull<Segments>> {
+        debug_assert!(!self.is_home(), "internal: count_drops on a home lease");
+        // SAFETY: the lease holds its buf, and every reference to it.
+        let header = unsafe { &*self.buf.as_ptr() };
+        // Relaxed, loads and stores: nobody else holds a reference; the
+        // next holders get theirs from this lease, which orders these
+        // stores before anything they do.
+        let mut record = header.counting.load(Ordering::Relaxed);
+        if record.is_null() {
+            record = Box::into_raw(Box::new(Segments::counting(header.cap)?));
+            header.counting.store(record, Ordering::Relaxed);
+        }
+        // SAFETY: the record is the buf's, and no slice is alive to count a
+        // drop in it: the lease is its only user.
+        unsafe { (*record).clear() };
+        header.reshaped.store(false, Ordering::Relaxed);
+        header.home_thread.store(COUNTED, Ordering::Relaxed);
+        NonNull::new(record)
+    }
+
+    /// Takes a batch of references to `buf`, an orphan of its pool, where
+    /// it still has references: the orphan's slices keep it alive, and the
+    /// lease joins them, as std's `Weak::upgrade` does. `None` where the
+    /// last reference is gone (its thread is about to take the buf off the
+    /// list).
+    ///
+    /// # Safety
+    /// The caller holds the pool's lock, and `buf` is on the pool's list of
+    /// orphans: it is live, since the thread that drops its last reference
+    /// takes it off the list under that lock before anything else.
+    pub(crate) unsafe fn upgrade(buf: NonNull<Header>) -> Option<Lease> {
+        // SAFETY: the buf is live, as above.
+        let refs = unsafe { Header::refs(buf) };
+        // Relaxed: a guess that the exchange checks.
+        let mut now = refs.load(Ordering::Relaxed);
+        loop {
+            if now == 0 {
+                return None;
+            }
+            if now > MAX_REFS - LEASE_BATCH {
+                // Leaked references, as in `retain`.
+                std::process::abort();
+            }
+            // Acquire on success, as `Weak::upgrade`: pairs with the
+            // `Release` decrements of the holders gone so far. Relaxed on
+            // failure: the value read is only tried again.
+            match refs.compare_exchange_weak(now, now + LEASE_BATCH, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => break,
+                Err(seen) => now = seen,
+            }
+        }
+        // SAFETY: the lease now holds the buf.
+        unsafe { Header::usage(buf) }.start_lease();
+        Some(Lease { buf, held: LEASE_BATCH })
     }
 
     /// The buf this lease holds.

@@ -59,6 +59,11 @@ pub(crate) struct Slot {
     /// shared lists (as it would have) costs only a missed cache. Nothing
     /// is published through it.
     len: AtomicUsize,
+    /// Bufs whose last reference was dropped on the owner thread since that
+    /// thread last took the count, counted by it alone whether or not they
+    /// went into the slot: a sign that its bufs come back to it (see
+    /// `Allocator::look_at_probe`). Nothing is published through it.
+    returns: AtomicUsize,
 }
 
 impl Slot {
@@ -72,6 +77,26 @@ impl Slot {
     pub(crate) fn len_hint(&self) -> usize {
         // Relaxed: a hint, as argued on the field.
         self.len.load(Ordering::Relaxed)
+    }
+
+    /// Counts a buf whose last reference the owner thread dropped; for the
+    /// owner thread only.
+    #[inline]
+    pub(crate) fn note_return(&self) {
+        // Relaxed, and a load and a store rather than a read-modify-write:
+        // only the owner thread writes the count, and nothing is published
+        // through it.
+        self.returns.store(self.returns.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+    }
+
+    /// Takes the owner thread's count of returns, leaving 0; for the
+    /// owner thread only. See the field.
+    #[inline]
+    pub(crate) fn take_returns(&self) -> usize {
+        // Relaxed, and a load and a store: as in `note_return`.
+        let returns = self.returns.load(Ordering::Relaxed);
+        self.returns.store(0, Ordering::Relaxed);
+        returns
     }
 }
 

@@ -59,10 +59,41 @@
 //! The record and the flag start over (all zero) only when the allocator's
 //! lease is the buf's sole holder: no slice of it is alive, so none can be
 //! dropped into the new record.
+//!
+//! # Counting every drop
+//!
+//! An `Allocator` that may move between threads has no home: its slices may
+//! be dropped on any thread, and the allocator may be on another one by
+//! then. While it tracks (it has seen slices live long), each buf it starts
+//! cutting from is *counting*: its header holds `COUNTED` in place of a
+//! home thread, and it has a record of its own ([`Segments::counting`]),
+//! made the first time and freed with the buf, so that a drop can reach it
+//! however late. In such a record `live` counts the regions carved and is
+//! never decremented; every drop of a slice of the buf, on whatever thread,
+//! first adds one to `dropped` for its region's segment with a `Release`
+//! increment ([`Segments::dropped_anywhere`]), then gives up its reference.
+//! A segment may hold a live region where `live - dropped` is not zero,
+//! with `dropped` read with `Acquire` in `free_run`. The marks (`live`,
+//! `first`, `end`) are touched by whoever cuts from the buf alone: the
+//! allocator whose lease it is, or one that takes the buf over from the
+//! pool's orphans (`pool/orphans.rs`), under the pool's lock, which orders
+//! one cutter's accesses before the next one's.
+//!
+//! The argument above holds with "dropped on the home thread" read as
+//! "counted in `dropped`", and with the flag read after `free_run`: an
+//! operation that reshapes can upset the record only through a slice it
+//! made or changed being counted, which happens after the operation; the
+//! `Acquire` load that reads the increment makes the flag's store happen
+//! before the allocator's look at the flag that follows. A run found free
+//! stays free: only its cutter carves, and a drop cannot bring a region
+//! back. The record, the drops and the flag start over only when the
+//! cutter's lease is the buf's sole holder, as above; the `Acquire` load of
+//! the reference count that says so orders every drop's increment (made
+//! before the drop's `Release` decrement) before the counts are reset.
 
 use core::ptr::NonNull;
 
-use crate::sync::HomeCell;
+use crate::sync::{AtomicUsize, HomeCell, Ordering};
 
 /// Segments per buf. A 64 KiB buf has 1 KiB segments.
 pub(crate) const SEGMENTS: usize = 64;
@@ -73,8 +104,14 @@ pub(crate) struct Segments {
     shift: u32,
     /// Bytes in the buf's data area.
     cap: usize,
-    /// Touched by the home thread alone.
+    /// Touched by the home thread alone, or, in a record its buf owns, by
+    /// whoever cuts from the buf.
     marks: HomeCell<Marks>,
+    /// In a record its buf owns (see "Counting every drop" in the module
+    /// docs): per segment, the slices whose region starts in it dropped on
+    /// any thread. `None` in a home record, whose drops at home come off
+    /// `live` instead.
+    dropped: Option<[AtomicUsize; SEGMENTS]>,
 }
 
 /// The per-segment record.
@@ -92,11 +129,32 @@ impl Segments {
     /// A record for a buf of `cap` bytes; `None` where offsets into it do
     /// not fit the record's 32 bits.
     pub(crate) fn new(cap: usize) -> Option<Segments> {
+        Segments::with_drops(cap, None)
+    }
+
+    /// A record for a buf of `cap` bytes that counts every drop, for the
+    /// buf to own; `None` as for [`new`](Segments::new).
+    pub(crate) fn counting(cap: usize) -> Option<Segments> {
+        Segments::with_drops(cap, Some(core::array::from_fn(|_| AtomicUsize::new(0))))
+    }
+
+    fn with_drops(cap: usize, dropped: Option<[AtomicUsize; SEGMENTS]>) -> Option<Segments> {
         u32::try_from(cap).ok()?;
         // The fewest bytes per segment that cover `cap` with `SEGMENTS`.
         let per = cap.div_ceil(SEGMENTS).next_power_of_two();
         let marks = Marks { live: [0; SEGMENTS], first: [0; SEGMENTS], end: [0; SEGMENTS] };
-        Some(Segments { shift: per.trailing_zeros(), cap, marks: HomeCell::new(marks) })
+        Some(Segments { shift: per.trailing_zeros(), cap, marks: HomeCell::new(marks), dropped })
+    }
+
+    /// The regions counted in segment `k` that may still be alive: those
+    /// carved, less those dropped. `order` is that of the load of the drops
+    /// counted on any thread, where the record counts them.
+    #[inline(always)]
+    fn live(&self, marks: &Marks, k: usize, order: Ordering) -> usize {
+        match &self.dropped {
+            Some(dropped) => marks.live[k].wrapping_sub(dropped[k].load(order)),
+            None => marks.live[k],
+        }
     }
 
     /// The segment a region starting `at` bytes into the data area counts
@@ -120,7 +178,11 @@ impl Segments {
         // SAFETY: the caller is the only thread touching the record.
         unsafe {
             self.marks.with_mut(|m| {
-                if m.live[k] == 0 {
+                // Relaxed: starting the segment's span over needs no more
+                // than a count of drops some of which may be stale. A stale
+                // one keeps the old span in the new one (too wide, never
+                // too narrow), and `free_run` reads the drops again.
+                if self.live(m, k, Ordering::Relaxed) == 0 {
                     (m.first[k], m.end[k]) = (start, end);
                 } else {
                     // A region carved in a segment with live ones comes
@@ -146,6 +208,20 @@ impl Segments {
         unsafe { self.marks.with_mut(|m| m.live[k] = m.live[k].wrapping_sub(1)) };
     }
 
+    /// Records the drop, on any thread, of a slice whose region starts
+    /// `start` bytes into the data area, in a record that counts every
+    /// drop (does nothing in a home record). The caller gives up the
+    /// slice's reference only after this.
+    #[inline]
+    pub(crate) fn dropped_anywhere(&self, start: usize) {
+        if let Some(dropped) = &self.dropped {
+            // Release: pairs with the `Acquire` load in `free_run`, so that
+            // every access through the slice happens before its bytes are
+            // cut again.
+            dropped[self.segment(start)].fetch_add(1, Ordering::Release);
+        }
+    }
+
     /// Forgets every region: for a buf no slice uses.
     ///
     /// # Safety
@@ -153,6 +229,13 @@ impl Segments {
     pub(crate) unsafe fn clear(&self) {
         // SAFETY: the caller is the only thread touching the record.
         unsafe { self.marks.with_mut(|m| m.live = [0; SEGMENTS]) };
+        for dropped in self.dropped.iter().flatten() {
+            // Relaxed: no slice of the buf is alive, and the caller's check
+            // that none is (an `Acquire` load of the reference count, which
+            // each drop gave up after counting itself here) orders every
+            // drop's increment before this store.
+            dropped.store(0, Ordering::Relaxed);
+        }
     }
 
     /// The first run of at least `need` bytes, ending past `from`, that no
@@ -161,7 +244,9 @@ impl Segments {
     /// start of the next live region, or the end of the data area.
     ///
     /// # Safety
-    /// As for [`carved`](Segments::carved), and the buf is not reshaped.
+    /// As for [`carved`](Segments::carved). The run is free only where the
+    /// buf is not reshaped: found so before the call for a home record, and
+    /// after it for a counting one.
     pub(crate) unsafe fn free_run(&self, from: usize, need: usize) -> Option<(usize, usize)> {
         let fits = |start: usize, end: usize| {
             let start = start.max(from);
@@ -179,7 +264,10 @@ impl Segments {
                     if seg_start >= self.cap {
                         break;
                     }
-                    if m.live[k] != 0 {
+                    // Acquire: pairs with the `Release` increment of each
+                    // drop counted, so that its slice's accesses happen
+                    // before the run is cut again.
+                    if self.live(m, k, Ordering::Acquire) != 0 {
                         if let Some(run) = start.take().and_then(|a| fits(a, m.first[k] as usize)) {
                             return Some(run);
                         }

@@ -11,7 +11,7 @@
 #[cfg(not(loom))]
 mod imp {
     pub(crate) use std::alloc::{alloc_zeroed, dealloc};
-    pub(crate) use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering};
     pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
     pub(crate) use std::thread_local;
 }
@@ -19,7 +19,7 @@ mod imp {
 #[cfg(loom)]
 mod imp {
     pub(crate) use loom::alloc::{alloc_zeroed, dealloc};
-    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering};
     pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
     pub(crate) use loom::thread_local;
 }
@@ -63,9 +63,10 @@ fn next_thread_id() -> usize {
     // Relaxed: uniqueness needs only the atomicity of the increment.
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
     let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    // Below 2^63: a buf's home mark keeps the top bit for itself (see
-    // `buf.rs`, `TRACKED`), so no number may have it.
-    assert!(id != 0 && id < 1 << (usize::BITS - 1), "refbuf: thread numbers ran out");
+    // Below 2^63 - 1: a buf's home mark keeps the top bit for itself, and
+    // 2^63 - 1 marks a counting buf (see `buf.rs`, `TRACKED` and
+    // `COUNTED`), so no number may be either.
+    assert!(id != 0 && id < (1 << (usize::BITS - 1)) - 1, "refbuf: thread numbers ran out");
     id
 }
 

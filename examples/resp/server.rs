@@ -77,8 +77,9 @@ pub struct Service {
 
 /// The keyspace of the mode the server runs in.
 enum Keyspace {
-    /// Values as slices.
-    Refbuf(Store<PooledValues>),
+    /// Values as slices (boxed: the store holds an `Allocator`, which is
+    /// larger than the baseline's whole store).
+    Refbuf(Box<Store<PooledValues>>),
     /// Values as `Bytes`.
     Baseline(Store<BytesValues>),
 }
@@ -91,7 +92,10 @@ impl Service {
         let keyspace = if config.baseline {
             Keyspace::Baseline(Store::new(BytesValues, config.maxmemory))
         } else {
-            Keyspace::Refbuf(Store::new(PooledValues::new(&value_pool, config.keep_from), config.maxmemory))
+            Keyspace::Refbuf(Box::new(Store::new(
+                PooledValues::new(&value_pool, config.keep_from),
+                config.maxmemory,
+            )))
         };
         Service { read_pool, value_pool, keyspace, max_bulk_len: config.max_bulk_len }
     }

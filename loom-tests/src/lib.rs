@@ -46,6 +46,12 @@
 //!   the remote drop of its last slice, and a dead part cut from while the
 //!   live slice beside it is dropped, or split (reshaping the buf), on
 //!   another thread;
+//! - `counting`: an `Allocator` that may move, tracking, cutting from the
+//!   dead parts of its pool's orphans: moved to another thread while the
+//!   orphan's kept slice is written and dropped on the first (the orphan
+//!   passed over, or taken and rewound, or cut from beside the live
+//!   slice), and while the kept slice, split on another thread, is
+//!   dropped in two places (the reshaped mark keeps the allocator off);
 //! - `regions`: a `BufRing`'s regions without the kernel: last slices
 //!   dropped on other threads racing the owner taking the return list (the
 //!   region's next user sees the last holder's writes), and racing the
@@ -101,7 +107,13 @@ pub fn run_model(name: &str, f: impl Fn() + Sync + Send + 'static) {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Instant;
 
-    let builder = loom::model::Builder::new();
+    let mut builder = loom::model::Builder::new();
+    if std::env::var_os("LOOM_MAX_BRANCHES").is_none() {
+        // A counting buf's segment record is 64 atomics, each cleared and
+        // read in turn: a few hundred branches per buf, where loom's
+        // default allows 1000 per execution.
+        builder.max_branches = 20_000;
+    }
     match builder.preemption_bound {
         Some(bound) => println!("loom model `{name}`: at most {bound} preemptions"),
         None => println!("loom model `{name}`: unbounded preemptions"),

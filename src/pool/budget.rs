@@ -425,6 +425,8 @@ impl PoolShared {
         let now = self.idle_clock();
         let mut doomed = Doomed::new();
         let mut state = lock(&self.state);
+        // SAFETY: the caller owns `buf`, with no references.
+        unsafe { state.forget_listed(buf) };
         let pooled = usize::from(class) < self.classes && !state.closed;
         if pooled && state.bytes_idle() + cap <= self.shared_idle_cap {
             // SAFETY: the caller gives us `buf`, in no list.

@@ -35,7 +35,7 @@
 
 use core::ptr::NonNull;
 
-use crate::buf::Header;
+use crate::buf::{Header, Listed};
 use crate::cache::{self, RegistryLinks, Slot, SlotGuard};
 use crate::free_list::{Doomed, FreeList};
 use crate::sync::{Ordering, lock};
@@ -52,6 +52,13 @@ impl PoolShared {
             return None;
         }
         cache::current_slot().map(|index| &self.slots[index])
+    }
+
+    /// How many standard-size bufs have come back to the current thread
+    /// (their last reference dropped there) since it last asked; 0 where
+    /// it has no cache.
+    pub(crate) fn take_returns_here(&self) -> usize {
+        self.my_slot().map_or(0, Slot::take_returns)
     }
 
     /// Leases the newest buf from the current thread's cache, if there is
@@ -98,10 +105,20 @@ impl PoolShared {
             // ours; we hold the lock for the call.
             unsafe { lock(&pool.state).in_use.remove(buf) };
         }
+        // SAFETY: `buf` is ours.
+        if unsafe { Header::listed(buf) } != Listed::No {
+            // Off its list first, under the pool's lock (see `orphans.rs`).
+            // SAFETY: as above; the lock is held for the call.
+            unsafe { lock(&pool.state).forget_listed(buf) };
+        }
         if class != 0 {
             return false;
         }
-        let Some((mut cached, now)) = pool.lock_cache_for_return() else { return false };
+        let slot = pool.my_slot();
+        if let Some(slot) = slot {
+            slot.note_return();
+        }
+        let Some((mut cached, now)) = pool.lock_cache_for_return(slot) else { return false };
         // SAFETY: the caller gives us `buf`, in no list; we hold the slot's
         // lock.
         unsafe { cached.list.push_newest(buf, now) };
@@ -114,15 +131,15 @@ impl PoolShared {
         true
     }
 
-    /// The current thread's cache slot, locked, with the time to stamp a
-    /// returned buf with, if the buf may go there now: not if the thread
-    /// has no slot, the slot is full, the pool is closed, a request is
+    /// The current thread's cache slot (`slot`), locked, with the time to
+    /// stamp a returned buf with, if the buf may go there now: not if the
+    /// thread has no slot, the slot is full, the pool is closed, a request is
     /// waiting for the budget (`closed` and `waiting` are read under the
     /// slot's lock, as `budget.rs` requires), or a cached buf may be past
     /// the idle timeout (the shared path sweeps the caches).
     #[inline]
-    fn lock_cache_for_return(&self) -> Option<(SlotGuard<'_>, u64)> {
-        let slot = self.my_slot()?;
+    fn lock_cache_for_return<'a>(&self, slot: Option<&'a Slot>) -> Option<(SlotGuard<'a>, u64)> {
+        let slot = slot?;
         if slot.len_hint() >= self.cache_bufs {
             // Full, or was: no lock to take (see `Slot::len`).
             return None;

@@ -26,22 +26,27 @@
 //! - `idle.rs`: the clock, the idle timeout and trimming.
 //! - `caches.rs`: the pool's side of the per-thread caches (the thread's
 //!   side, the slot claims and the registry of pools, is `crate::cache`).
+//! - `orphans.rs`: the list of bufs let go while slices still used them,
+//!   which the pool does not hold, for allocators to cut from again.
 
 mod budget;
 mod builder;
 mod caches;
 mod idle;
+mod orphans;
 mod state;
 
 use core::fmt;
+use core::ptr::NonNull;
 use std::io::Read;
 use std::time::Instant;
 
 pub(crate) use budget::{SizeClass, Ticket, Wait};
 pub use builder::PoolBuilder;
+pub(crate) use orphans::Look;
 
 use crate::allocator::Allocator;
-use crate::buf::Lease;
+use crate::buf::{Header, Lease};
 use crate::cache::{self, RegistryLinks, SLOTS, Slot, SlotGuard};
 use crate::error::AllocError;
 use crate::free_list::Doomed;
@@ -351,6 +356,38 @@ impl Pool {
     #[inline]
     pub(crate) fn lease_standard_cached(&self) -> Option<Lease> {
         self.shared.lease_standard_cached()
+    }
+
+    /// How many bufs have come back to the current thread since it last
+    /// asked; see [`PoolShared::take_returns_here`].
+    pub(crate) fn take_returns_here(&self) -> usize {
+        self.shared.take_returns_here()
+    }
+
+    /// Puts the buf of `lease`, which slices still use, on the pool's list
+    /// of orphans and lets go of it; see [`PoolShared::orphan`].
+    pub(crate) fn orphan(&self, lease: Lease) {
+        self.shared.orphan(lease);
+    }
+
+    /// Leases an orphan that `take` takes, among the `look` oldest; see
+    /// [`PoolShared::adopt_orphan`].
+    pub(crate) fn adopt_orphan(
+        &self,
+        look: usize,
+        take: impl FnMut(NonNull<Header>) -> bool,
+    ) -> Option<Lease> {
+        self.shared.adopt_orphan(look, take)
+    }
+
+    /// Lists a probe and looks at the oldest; see
+    /// [`PoolShared::exchange_probe`].
+    pub(crate) fn exchange_probe(
+        &self,
+        probe: Option<(&Lease, bool)>,
+        look: impl FnOnce(NonNull<Header>, usize, u64) -> Look,
+    ) {
+        self.shared.exchange_probe(probe, look);
     }
 
     /// Leases a buf of the given size to a new holder: an idle one if

@@ -27,6 +27,7 @@ use crate::buf::Header;
 use crate::diagnostics::InUse;
 use crate::free_list::{Doomed, FreeList};
 
+use super::orphans::{Orphans, Probes};
 use super::{MAX_SIZE_CLASSES, PoolStats};
 
 /// Everything behind the pool's lock.
@@ -48,6 +49,11 @@ pub(super) struct State {
     /// Every pooled buf in use, for `Pool::report`; empty without the
     /// `diagnostics` feature.
     pub(super) in_use: InUse,
+    /// Bufs in use that their allocator let go while slices still used
+    /// them; see `orphans.rs`. Counted as in use.
+    pub(super) orphans: Orphans,
+    /// The probes; see `orphans.rs`. Counted as in use.
+    pub(super) probes: Probes,
     /// The counters; see the module docs for what a cached buf counts as.
     stats: PoolStats,
     /// Data bytes the pool may hold, for the checks.
@@ -63,6 +69,8 @@ impl State {
             wakers: Vec::new(),
             next_ticket: 0,
             in_use: InUse::EMPTY,
+            orphans: Orphans::EMPTY,
+            probes: Probes::EMPTY,
             stats: PoolStats::default(),
             max_bytes,
         }

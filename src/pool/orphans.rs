@@ -1,0 +1,287 @@
+//! Orphans: bufs that a tracking `Allocator` let go while slices still used
+//! them, listed by the pool so that an allocator (any of the pool's, on any
+//! thread) can look at them again and cut from their dead parts; and the
+//! probes, bufs listed so that an allocator that does not track can see
+//! whether slices live long.
+//!
+//! The list holds no reference: a buf on it is kept alive by its slices
+//! alone, and goes back to the pool when the last of them is dropped, as
+//! any buf does. So the list never keeps memory that no slice uses, and an
+//! idle allocator keeps nothing on it.
+//!
+//! # Why a buf on the list is live
+//!
+//! A buf is put on the list (and marked listed in its header) under the
+//! pool's lock by a holder of references, before it gives them up. The
+//! thread that drops its last reference reads the mark (after its `Acquire`
+//! load of the count, which the holder's `Release` decrement published),
+//! skips the thread's cache, and takes the buf off the list under the
+//! pool's lock before anything else (`PoolShared::return_shared`). So
+//! whoever holds the lock finds on the list only bufs whose memory is
+//! still there: alive, or with a last reference just dropped and a thread
+//! waiting for the lock to take them off.
+//!
+//! A buf is taken from the list ([`PoolShared::adopt_orphan`]) under the
+//! lock, by adding a batch of references to a count that is not zero, as
+//! std's `Weak::upgrade` does ([`Lease::upgrade`]): a count that is zero
+//! stays zero (no reference is left to make another from), so a buf whose
+//! last reference is gone is left for its thread to take off. Once the
+//! count is raised, the buf is the taker's to cut from, as if it had never
+//! let it go. The marks of its segment record were written by the
+//! allocator that put it on the list, before its unlock, and are read and
+//! written by the next one after its lock.
+//!
+//! # The probes
+//!
+//! From time to time an `Allocator` lists a buf it lets go while slices
+//! still use it as the pool's probe, and looks at the probe listed before
+//! it: that is how it learns that a few slices live long, and starts
+//! tracking (see `Allocator::look_at_probe`). The probes are listed as the
+//! orphans are, holding no reference, with the same mark in the header and
+//! the same argument for why a listed buf is live.
+
+use core::ptr::NonNull;
+
+use crate::buf::{Header, IdleLinks, Lease, Listed};
+use crate::sync::lock;
+
+use super::PoolShared;
+use super::state::State;
+
+/// The pool's orphans, oldest first, linked through their headers
+/// (`Header::with_orphan_links`); see the module docs. Touched only under
+/// the pool's lock.
+pub(super) struct Orphans {
+    oldest: Option<NonNull<Header>>,
+    newest: Option<NonNull<Header>>,
+}
+
+// SAFETY: the list is reached only under the pool's lock, whichever thread
+// holds it, and names bufs (kept alive by their slices, see the module
+// docs), whose headers may be touched from any thread.
+unsafe impl Send for Orphans {}
+
+/// How many probes the pool lists: a probe is looked at once this many
+/// more were listed (see `Allocator::look_at_probe`).
+const PROBES: usize = 1;
+
+/// The pool's probes, oldest first, each with the note the last look at it
+/// left (in its header's `since`). Listed as the orphans are; touched only
+/// under the pool's lock.
+pub(super) struct Probes([Option<NonNull<Header>>; PROBES]);
+
+// SAFETY: as for `Orphans`.
+unsafe impl Send for Probes {}
+
+impl Probes {
+    /// No probe.
+    pub(super) const EMPTY: Probes = Probes([None; PROBES]);
+
+    /// Takes `buf` off the probes.
+    fn remove(&mut self, buf: NonNull<Header>) {
+        if let Some(at) = self.0.iter().position(|&probe| probe == Some(buf)) {
+            self.0[at..].rotate_left(1);
+            self.0[PROBES - 1] = None;
+        }
+    }
+}
+
+/// What becomes of the oldest probe, once looked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Look {
+    /// Listed again as the newest probe, with a note for the next look,
+    /// in the place of the buf that would have been listed.
+    Again(u64),
+    /// Onto the list of orphans.
+    Orphan,
+    /// Off every list: its slices keep it, and it goes back to the pool
+    /// with the last of them, as any buf.
+    Forget,
+}
+
+impl Orphans {
+    /// An empty list.
+    pub(super) const EMPTY: Orphans = Orphans { oldest: None, newest: None };
+
+    /// Adds `buf` at the newest end.
+    ///
+    /// # Safety
+    /// The caller holds the pool's lock, and a reference to `buf` or the
+    /// pool's lock with `buf` listed as a probe; `buf` is on no list.
+    unsafe fn push_newest(&mut self, buf: NonNull<Header>) {
+        let links = IdleLinks { newer: None, older: self.newest, since: 0 };
+        // SAFETY: the caller holds the lock, and `buf` is live.
+        unsafe { Header::with_orphan_links(buf, |l| *l = links) };
+        match self.newest {
+            // SAFETY: `newest` is on the list, so live (see the module docs).
+            Some(newest) => unsafe { Header::with_orphan_links(newest, |l| l.newer = Some(buf)) },
+            None => self.oldest = Some(buf),
+        }
+        self.newest = Some(buf);
+        // SAFETY: as above.
+        unsafe { Header::set_listed(buf, Listed::Orphan) };
+    }
+
+    /// Takes `buf` off the list.
+    ///
+    /// # Safety
+    /// The caller holds the pool's lock, and holds a reference to `buf` or
+    /// owns it; `buf` is on this list.
+    pub(super) unsafe fn unlink(&mut self, buf: NonNull<Header>) {
+        // SAFETY: the caller holds the lock, and `buf` is live.
+        let IdleLinks { newer, older, .. } = unsafe { Header::with_orphan_links(buf, |l| *l) };
+        match newer {
+            // SAFETY: `newer` is on the list, so live.
+            Some(newer) => unsafe { Header::with_orphan_links(newer, |l| l.older = older) },
+            None => self.newest = older,
+        }
+        match older {
+            // SAFETY: as above.
+            Some(older) => unsafe { Header::with_orphan_links(older, |l| l.newer = newer) },
+            None => self.oldest = newer,
+        }
+        // SAFETY: as above.
+        unsafe { Header::set_listed(buf, Listed::No) };
+    }
+}
+
+impl State {
+    /// Takes `buf` off the list of orphans or the probes where it is on
+    /// one: for the thread that dropped its last reference, before the buf
+    /// goes idle or is freed.
+    ///
+    /// # Safety
+    /// The caller owns `buf`, which has no references.
+    pub(super) unsafe fn forget_listed(&mut self, buf: NonNull<Header>) {
+        // SAFETY: the caller owns `buf`, and holds the lock (`&mut State`).
+        match unsafe { Header::listed(buf) } {
+            Listed::No => {}
+            // SAFETY: as above; the mark says it is on the list.
+            Listed::Orphan => unsafe { self.orphans.unlink(buf) },
+            Listed::Probe => {
+                self.probes.remove(buf);
+                // SAFETY: as above.
+                unsafe { Header::set_listed(buf, Listed::No) };
+            }
+        }
+    }
+}
+
+impl PoolShared {
+    /// Puts the buf of `lease`, which slices still use, on the list of
+    /// orphans, and lets go of it.
+    pub(crate) fn orphan(&self, lease: Lease) {
+        {
+            let mut state = lock(&self.state);
+            // SAFETY: the lock is held, the lease holds a reference, and a
+            // leased buf is on no list (taken off when adopted).
+            unsafe { state.orphans.push_newest(lease.buf()) };
+        }
+        // After the unlock: this may be the last reference, whose thread
+        // takes the lock to take the buf off the list.
+        drop(lease);
+    }
+
+    /// Looks at up to `look` orphans, oldest first, under the pool's lock,
+    /// and leases the first that `take` takes; each it does not goes to
+    /// the newest end, to be looked at after the others. `take` is given
+    /// each orphan that still has references. An orphan whose last
+    /// reference is gone is passed over: its thread is taking it off.
+    pub(crate) fn adopt_orphan(
+        &self,
+        look: usize,
+        mut take: impl FnMut(NonNull<Header>) -> bool,
+    ) -> Option<Lease> {
+        let mut state = lock(&self.state);
+        let orphans = &mut state.orphans;
+        let mut at = orphans.oldest;
+        for _ in 0..look {
+            let Some(buf) = at else { break };
+            // SAFETY: the lock is held and `buf` is on the list, so live.
+            at = unsafe { Header::with_orphan_links(buf, |l| l.newer) };
+            // SAFETY: as above.
+            if unsafe { Header::refs_hint(buf) } == 0 {
+                continue;
+            }
+            if take(buf) {
+                // SAFETY: the lock is held and `buf` is on the list.
+                if let Some(lease) = unsafe { Lease::upgrade(buf) } {
+                    // SAFETY: the lease holds a reference.
+                    unsafe { orphans.unlink(buf) };
+                    return Some(lease);
+                }
+                continue;
+            }
+            if at.is_none() {
+                // The newest already: the rest were looked at.
+                break;
+            }
+            // SAFETY: the references the count shows keep the buf alive
+            // until the unlock at least.
+            unsafe {
+                orphans.unlink(buf);
+                orphans.push_newest(buf);
+            }
+        }
+        None
+    }
+
+    /// Lists `probe` (a buf slices still use, held by the caller's lease),
+    /// where there is one, as the newest probe, after looking at the oldest
+    /// where the pool lists [`PROBES`] of them (the one listed that many
+    /// listings ago). `look` is given the oldest, under the pool's lock,
+    /// with its slices and the note the last look left (0 for none), and
+    /// says what becomes of it ([`Look`]); where it is listed again, `probe`
+    /// goes on the list of orphans if `orphan` is set, and on no list else.
+    /// A probe whose last reference is gone is passed over: its thread is
+    /// taking it off.
+    pub(crate) fn exchange_probe(
+        &self,
+        probe: Option<(&Lease, bool)>,
+        look: impl FnOnce(NonNull<Header>, usize, u64) -> Look,
+    ) {
+        let mut state = lock(&self.state);
+        let state = &mut *state;
+        let mut put = probe.map(|(lease, orphan)| (lease.buf(), 0, orphan));
+        let probes = &mut state.probes.0;
+        if let Some(oldest) = probes[PROBES - 1].and(probes[0]) {
+            probes.rotate_left(1);
+            probes[PROBES - 1] = None;
+            // SAFETY: the lock is held and `oldest` was listed, so live.
+            let slices = unsafe { Header::refs_hint(oldest) };
+            if slices == 0 {
+                // SAFETY: as above; its thread finds it off the list.
+                unsafe { Header::set_listed(oldest, Listed::No) };
+            } else {
+                // SAFETY: as above.
+                let note = unsafe { Header::with_orphan_links(oldest, |l| l.since) };
+                match look(oldest, slices, note) {
+                    Look::Again(note) => {
+                        if let Some((buf, _, true)) = put.replace((oldest, note, false)) {
+                            // SAFETY: the caller's lease holds `buf`, which
+                            // is on no list.
+                            unsafe { state.orphans.push_newest(buf) };
+                        }
+                    }
+                    // SAFETY: as above; the slices the count shows keep it
+                    // alive until the unlock at least.
+                    Look::Orphan => unsafe { state.orphans.push_newest(oldest) },
+                    // SAFETY: as above.
+                    Look::Forget => unsafe { Header::set_listed(oldest, Listed::No) },
+                }
+            }
+        }
+        if let Some((buf, note, _)) = put {
+            let Some(free) = probes.iter_mut().find(|slot| slot.is_none()) else {
+                unreachable!("a probe slot is free: the oldest was taken")
+            };
+            *free = Some(buf);
+            // SAFETY: the lock is held, and `buf` is held by the caller's
+            // lease or was listed; it is on no list now.
+            unsafe {
+                Header::with_orphan_links(buf, |l| l.since = note);
+                Header::set_listed(buf, Listed::Probe);
+            }
+        }
+    }
+}
