@@ -563,14 +563,15 @@ impl Allocator {
         // SAFETY: the lease holds its buf.
         let watched = unsafe { Header::cap(lease.buf()) } == self.pool.buf_size() && !lease.is_sole_holder();
         // Only a counting buf can be cut from again.
-        let counting = watched && lease.segments().is_some();
+        // SAFETY: the lease holds its buf, and its holder is the cutter.
+        let counting = watched && unsafe { Header::counting_record(lease.buf()) }.is_some();
         if self.probing {
             self.probing = false;
             self.look_at_probe(watched.then_some((&lease, counting)));
         } else if counting {
             self.pool.orphan(lease);
         }
-        self.watch = self.track;
+        self.watch = self.track && !self.home;
     }
 
     /// A probe, for an allocator that may move: lists `probe` (the buf let
@@ -1059,7 +1060,13 @@ impl Allocator {
     /// owned before.
     pub(crate) unsafe fn rewind_to(&mut self, mark: Mark) {
         let Some(bump) = self.current.as_mut() else { return };
-        if bump.lease.buf() != mark.buf || mark.next > bump.next {
+        // A counting buf may have gone on the pool's orphans since `mark`,
+        // another allocator cut from it, and this one taken it back: the
+        // bytes past `mark` may be that allocator's. They are dead parts
+        // for the buf's record anyway, once the slices made since drop.
+        // SAFETY: the lease holds its buf, and this allocator is its cutter.
+        let counting = unsafe { Header::counting_record(bump.lease.buf()) }.is_some();
+        if bump.lease.buf() != mark.buf || mark.next > bump.next || counting {
             return;
         }
         // Both lie in the same buf's data area, `mark.next` first.
@@ -1530,7 +1537,7 @@ impl Drop for Allocator {
         // A tracking allocator's last buf goes on the list of orphans; none
         // goes in the probe slot, which no probe of this allocator will
         // look at.
-        self.watch = self.track;
+        self.watch = self.track && !self.home;
         self.probing = false;
         if let Some(bump) = self.current.take() {
             self.let_go(bump.lease);

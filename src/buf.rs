@@ -619,7 +619,10 @@ impl Header {
     /// Whether the caller's `held` references are all there are.
     ///
     /// A `true` answer stays true until the caller shares a reference: nobody
-    /// else has a pointer to the buf from which to take one.
+    /// else has a pointer to the buf from which to take one, unless the buf
+    /// is on one of its pool's lists that hold no reference ([`Listed`]),
+    /// from which a lease may be taken (`Lease::upgrade`). A lease holder
+    /// is never on one; a slice that asks checks [`Header::listed`] too.
     ///
     /// # Safety
     /// The caller holds `held` references to `this`.
@@ -772,6 +775,21 @@ impl Header {
             0 => Listed::No,
             1 => Listed::Orphan,
             _ => Listed::Probe,
+        }
+    }
+
+    /// Takes the buf off its pool's list that holds no reference, where
+    /// the caller's one reference is still the only one, and says whether
+    /// it was (see `PoolShared::unlist_sole`).
+    ///
+    /// # Safety
+    /// The caller holds one reference to `this`, a pooled buf.
+    pub(crate) unsafe fn unlist_sole(this: NonNull<Header>) -> bool {
+        // SAFETY: the caller holds a reference, so the header is live.
+        match unsafe { &(*this.as_ptr()).owner } {
+            // SAFETY: as the caller guarantees.
+            Owner::Pool { pool, .. } => unsafe { pool.unlist_sole(this) },
+            _ => false,
         }
     }
 
@@ -1046,7 +1064,7 @@ impl Lease {
             }
         }
         // SAFETY: the lease now holds the buf.
-        unsafe { Header::usage(buf) }.start_lease();
+        unsafe { Header::usage(buf) }.resume_lease();
         Some(Lease { buf, held: LEASE_BATCH })
     }
 

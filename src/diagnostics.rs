@@ -19,7 +19,7 @@ use crate::buf::Header;
 #[cfg(feature = "diagnostics")]
 use crate::free_list::FreeList;
 #[cfg(feature = "diagnostics")]
-use crate::sync::{AtomicBool, AtomicUsize, Ordering};
+use crate::sync::{AtomicUsize, Ordering};
 
 /// Whether the `diagnostics` feature is on.
 pub(crate) const ENABLED: bool = cfg!(feature = "diagnostics");
@@ -36,9 +36,11 @@ pub(crate) struct Usage {
     /// Bytes those slices own, headroom included.
     #[cfg(feature = "diagnostics")]
     live_bytes: AtomicUsize,
-    /// Whether an allocator or reader holds the buf.
+    /// Leases on the buf: one while an allocator or reader holds it, and
+    /// two for the moment between an allocator taking a buf off its pool's
+    /// orphans and the lease that put it there finishing letting go.
     #[cfg(feature = "diagnostics")]
-    leased: AtomicBool,
+    leases: AtomicUsize,
 }
 
 impl Usage {
@@ -71,8 +73,17 @@ impl Usage {
                 holders == 0 && live_bytes == 0,
                 "internal: an idle buf counted {holders} slices owning {live_bytes} bytes"
             );
-            self.leased.store(true, Ordering::Relaxed);
+            self.leases.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Records a lease of a buf whose slices are alive: taken off its
+    /// pool's orphans, its counts go on.
+    #[inline]
+    pub(crate) fn resume_lease(&self) {
+        // Relaxed: statistics; see the type.
+        #[cfg(feature = "diagnostics")]
+        self.leases.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Records that no allocator or reader holds the buf any more.
@@ -80,7 +91,7 @@ impl Usage {
     pub(crate) fn end_lease(&self) {
         // Relaxed: statistics; see the type.
         #[cfg(feature = "diagnostics")]
-        self.leased.store(false, Ordering::Relaxed);
+        self.leases.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -202,7 +213,7 @@ impl BufReport {
             // Relaxed: statistics; see `Usage`.
             live_bytes: usage.live_bytes.load(Ordering::Relaxed),
             holders: usage.holders.load(Ordering::Relaxed),
-            leased: usage.leased.load(Ordering::Relaxed),
+            leased: usage.leases.load(Ordering::Relaxed) > 0,
             age,
         }
     }

@@ -5,7 +5,7 @@ use core::hash::{Hash, Hasher};
 use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;
 
-use crate::buf::Header;
+use crate::buf::{Header, Listed};
 
 /// A run of bytes in a pooled buf that this slice alone may read and write,
 /// with optional headroom in front of it.
@@ -214,6 +214,17 @@ impl Slice {
         };
         // SAFETY: this slice holds one reference.
         if !unsafe { Header::is_held_only_by(buf, 1) } {
+            return false;
+        }
+        // A buf on one of its pool's lists that hold no reference may be
+        // leased from there at any moment (`Lease::upgrade`): it must come
+        // off first, under the pool's lock, while this slice is still its
+        // only holder. One that is not on such a list stays off: only a
+        // lease puts a buf there, and there is none. (The `Acquire` load
+        // above orders the listing, made before the lease let go, before
+        // this read.)
+        // SAFETY: as above; this slice holds the buf's only reference.
+        if unsafe { Header::listed(buf) } != Listed::No && !unsafe { Header::unlist_sole(buf) } {
             return false;
         }
         // SAFETY: this slice holds a reference, so `buf` is live.

@@ -525,8 +525,10 @@ fn window_with_kept(
 /// bufs more (the one it cuts from and the two free ones it keeps), with
 /// no slice written over another. So does an `Allocator`, from the dead
 /// parts of the bufs it let go (the pool's orphans), once its probes have
-/// seen slices live long. The same loop with each kept slice split in two,
-/// which the record cannot follow, makes more than that through either.
+/// seen slices live long (outside Miri: the probes need more bufs turned
+/// over than Miri's shorter run has, so there only the bytes are checked).
+/// The same loop with each kept slice split in two, which the record
+/// cannot follow, makes more than that through either.
 #[test]
 fn a_kept_slice_does_not_pin_its_buf() {
     let (n, life) = if cfg!(miri) { (1000, 600) } else { (20_000, 3000) };
@@ -550,7 +552,10 @@ fn a_kept_slice_does_not_pin_its_buf() {
     };
     for (local, name) in [(true, "a LocalAllocator"), (false, "an Allocator")] {
         let (made, bound) = run(local, false);
-        assert!(made <= bound, "{name} made {made} bytes of bufs, more than {bound}");
+        assert!(
+            made <= bound || (cfg!(miri) && !local),
+            "{name} made {made} bytes of bufs, more than {bound}"
+        );
         let (split, bound) = run(local, true);
         assert!(split > bound, "{name}, the kept slices split: {split} bytes of bufs, no more than {bound}");
     }

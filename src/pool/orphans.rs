@@ -15,11 +15,18 @@
 //! pool's lock by a holder of references, before it gives them up. The
 //! thread that drops its last reference reads the mark (after its `Acquire`
 //! load of the count, which the holder's `Release` decrement published),
-//! skips the thread's cache, and takes the buf off the list under the
-//! pool's lock before anything else (`PoolShared::return_shared`). So
+//! takes the buf off the list under the pool's lock before the buf goes
+//! back, on either return path (`forget_listed`, from
+//! `PoolShared::return_to_cache` or `PoolShared::return_shared`). So
 //! whoever holds the lock finds on the list only bufs whose memory is
 //! still there: alive, or with a last reference just dropped and a thread
 //! waiting for the lock to take them off.
+//!
+//! So a listed buf's mark never reads "off every list" until it is off
+//! every list for good: a buf moved within the list, or from the probes to
+//! the list of orphans, keeps a mark that sends its last releaser to the
+//! lock. Its references are no reason to think it alive: the count can
+//! reach zero at any moment; only the mark and the lock keep it.
 //!
 //! A buf is taken from the list ([`PoolShared::adopt_orphan`]) under the
 //! lock, by adding a batch of references to a count that is not zero, as
@@ -106,9 +113,23 @@ impl Orphans {
     /// Adds `buf` at the newest end.
     ///
     /// # Safety
-    /// The caller holds the pool's lock, and a reference to `buf` or the
-    /// pool's lock with `buf` listed as a probe; `buf` is on no list.
+    /// The caller holds the pool's lock, and a reference to `buf`, or has
+    /// just taken `buf` off the probes with its mark left as a probe's;
+    /// `buf` is on no other list.
     unsafe fn push_newest(&mut self, buf: NonNull<Header>) {
+        // SAFETY: as the caller guarantees.
+        unsafe {
+            self.attach_newest(buf);
+            Header::set_listed(buf, Listed::Orphan);
+        }
+    }
+
+    /// Links `buf` in at the newest end, leaving its mark.
+    ///
+    /// # Safety
+    /// As for [`push_newest`](Orphans::push_newest), or `buf` was detached
+    /// from this list under the same lock.
+    unsafe fn attach_newest(&mut self, buf: NonNull<Header>) {
         let links = IdleLinks { newer: None, older: self.newest, since: 0 };
         // SAFETY: the caller holds the lock, and `buf` is live.
         unsafe { Header::with_orphan_links(buf, |l| *l = links) };
@@ -118,8 +139,6 @@ impl Orphans {
             None => self.oldest = Some(buf),
         }
         self.newest = Some(buf);
-        // SAFETY: as above.
-        unsafe { Header::set_listed(buf, Listed::Orphan) };
     }
 
     /// Takes `buf` off the list.
@@ -128,6 +147,30 @@ impl Orphans {
     /// The caller holds the pool's lock, and holds a reference to `buf` or
     /// owns it; `buf` is on this list.
     pub(super) unsafe fn unlink(&mut self, buf: NonNull<Header>) {
+        // SAFETY: as the caller guarantees.
+        unsafe { self.detach(buf) };
+        // SAFETY: as above.
+        unsafe { Header::set_listed(buf, Listed::No) };
+    }
+
+    /// Moves `buf` to the newest end, its mark unchanged: a buf on the list
+    /// must never read as off it (see the module docs).
+    ///
+    /// # Safety
+    /// The caller holds the pool's lock, and `buf` is on this list.
+    unsafe fn move_to_newest(&mut self, buf: NonNull<Header>) {
+        // SAFETY: as the caller guarantees.
+        unsafe {
+            self.detach(buf);
+            self.attach_newest(buf);
+        }
+    }
+
+    /// Takes `buf` out of the list's links, leaving its mark.
+    ///
+    /// # Safety
+    /// The caller holds the pool's lock; `buf` is on this list, so live.
+    unsafe fn detach(&mut self, buf: NonNull<Header>) {
         // SAFETY: the caller holds the lock, and `buf` is live.
         let IdleLinks { newer, older, .. } = unsafe { Header::with_orphan_links(buf, |l| *l) };
         match newer {
@@ -140,18 +183,18 @@ impl Orphans {
             Some(older) => unsafe { Header::with_orphan_links(older, |l| l.newer = newer) },
             None => self.oldest = newer,
         }
-        // SAFETY: as above.
-        unsafe { Header::set_listed(buf, Listed::No) };
     }
 }
 
 impl State {
     /// Takes `buf` off the list of orphans or the probes where it is on
     /// one: for the thread that dropped its last reference, before the buf
-    /// goes idle or is freed.
+    /// goes idle or is freed, or for the holder of its only reference.
     ///
     /// # Safety
-    /// The caller owns `buf`, which has no references.
+    /// The caller owns `buf`, which has no references, or holds its only
+    /// reference (with the lock, as `&mut State` says, none can be taken
+    /// from the list meanwhile).
     pub(super) unsafe fn forget_listed(&mut self, buf: NonNull<Header>) {
         // SAFETY: the caller owns `buf`, and holds the lock (`&mut State`).
         match unsafe { Header::listed(buf) } {
@@ -216,14 +259,33 @@ impl PoolShared {
                 // The newest already: the rest were looked at.
                 break;
             }
-            // SAFETY: the references the count shows keep the buf alive
-            // until the unlock at least.
-            unsafe {
-                orphans.unlink(buf);
-                orphans.push_newest(buf);
-            }
+            // SAFETY: the lock is held and `buf` is on the list (its mark,
+            // which keeps its last releaser waiting for the lock, is left
+            // as it is).
+            unsafe { orphans.move_to_newest(buf) };
         }
         None
+    }
+
+    /// Takes `buf` off the list it is on, where the caller's one reference
+    /// is still its only one (no lease was taken from the list meanwhile;
+    /// none can be once it is off), and says whether it was.
+    ///
+    /// # Safety
+    /// The caller holds one reference to `buf`, a buf of this pool.
+    pub(crate) unsafe fn unlist_sole(&self, buf: NonNull<Header>) -> bool {
+        let mut state = lock(&self.state);
+        // Under the lock, which every lease taken from a list holds: a
+        // count of one now stays so until the caller shares its reference.
+        // SAFETY: the caller's reference keeps `buf` live.
+        if unsafe { Header::refs_hint(buf) } != 1 {
+            return false;
+        }
+        // SAFETY: as above; the caller's reference is the only one, so the
+        // buf is the caller's as `forget_listed` needs it: nobody else can
+        // reach it but through the list, which the lock guards.
+        unsafe { state.forget_listed(buf) };
+        true
     }
 
     /// Lists `probe` (a buf slices still use, held by the caller's lease),
@@ -263,8 +325,9 @@ impl PoolShared {
                             unsafe { state.orphans.push_newest(buf) };
                         }
                     }
-                    // SAFETY: as above; the slices the count shows keep it
-                    // alive until the unlock at least.
+                    // SAFETY: as above; its mark goes from probe to orphan
+                    // with no step off every list, so its last releaser
+                    // still waits for the lock.
                     Look::Orphan => unsafe { state.orphans.push_newest(oldest) },
                     // SAFETY: as above.
                     Look::Forget => unsafe { Header::set_listed(oldest, Listed::No) },
@@ -277,7 +340,8 @@ impl PoolShared {
             };
             *free = Some(buf);
             // SAFETY: the lock is held, and `buf` is held by the caller's
-            // lease or was listed; it is on no list now.
+            // lease, or was the oldest probe, whose mark stays `Probe`
+            // throughout.
             unsafe {
                 Header::with_orphan_links(buf, |l| l.since = note);
                 Header::set_listed(buf, Listed::Probe);
