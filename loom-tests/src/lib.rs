@@ -183,6 +183,63 @@ pub fn write_and_drop_on_thread(mut slice: refbuf::Slice, bytes: &'static [u8]) 
     })
 }
 
+/// A meeting point for loom: the allocator's thread passes it once it has
+/// written its new slice, the remote thread just before it checks the
+/// bytes of the slice it still holds. Loom runs two dependent atomic
+/// operations in both orders, so the check runs both before and after the
+/// allocator's write; its answer differs only where the two slices
+/// overlap. (A
+/// `yield_now` in its place would not do: loom does not go back to a
+/// yielded thread to try it first, and misses interleavings.)
+#[cfg(loom)]
+#[derive(Clone, Default)]
+pub struct Probe(loom::sync::Arc<loom::sync::atomic::AtomicBool>);
+
+#[cfg(loom)]
+impl Probe {
+    /// The allocator's thread has written its new slice.
+    pub fn pass(&self) {
+        self.0.store(true, loom::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the allocator's thread had written its new slice.
+    pub fn passed(&self) -> bool {
+        self.0.load(loom::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// How often each outcome of a race was reached across a model's
+/// executions: plain std atomics, outside what loom models.
+#[cfg(loom)]
+#[derive(Clone)]
+pub struct Outcomes<const N: usize> {
+    names: [&'static str; N],
+    hits: std::sync::Arc<[std::sync::atomic::AtomicUsize; N]>,
+}
+
+#[cfg(loom)]
+impl<const N: usize> Outcomes<N> {
+    /// No outcome reached yet, of those `names` names.
+    pub fn new(names: [&'static str; N]) -> Outcomes<N> {
+        Outcomes { names, hits: std::sync::Arc::new(std::array::from_fn(|_| Default::default())) }
+    }
+
+    /// Counts an execution that reached `outcome`.
+    pub fn hit(&self, outcome: usize) {
+        self.hits[outcome].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Prints each outcome's count, and panics where one was never reached.
+    #[track_caller]
+    pub fn assert_each_reached(&self) {
+        for (name, hits) in self.names.iter().zip(self.hits.iter()) {
+            let hits = hits.load(std::sync::atomic::Ordering::Relaxed);
+            println!("  {name}: {hits} executions");
+            assert!(hits > 0, "no execution reached: {name}");
+        }
+    }
+}
+
 /// Threads for the models: use this module's `spawn`, not loom's.
 #[cfg(loom)]
 pub mod thread {

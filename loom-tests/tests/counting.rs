@@ -4,9 +4,8 @@
 //! record (see `segments.rs`, "Counting every drop", and `pool/orphans.rs`).
 #![cfg(loom)]
 
-use loom::sync::atomic::{AtomicBool, Ordering};
 use loom_tests::thread;
-use loom_tests::{assert_stats, run_model};
+use loom_tests::{Outcomes, Probe, assert_stats, run_model};
 use refbuf::{Allocator, Pool, Slice};
 
 /// What [`orphan_a_kept_slice`] leaves behind.
@@ -99,58 +98,19 @@ fn assert_held(held: &[Slice; 5]) {
     }
 }
 
+/// Checks that every buf the pool made, six in [`orphan_a_kept_slice`] and
+/// perhaps a fresh one for the new slice, came back once.
+#[track_caller]
+fn assert_every_buf_back(pool: &Pool) {
+    let made = pool.stats().bufs_created;
+    assert!(made == 6 || made == 7, "{made} bufs made, for six or seven");
+    assert_stats(pool, made, 0, made as usize);
+}
+
 /// Whether any byte of `slice` lies in the 64-byte data area at `start`.
 fn in_buf_at(start: usize, slice: &Slice) -> bool {
     let at = slice.as_ptr().addr();
     at < start + 64 && at + slice.len() > start
-}
-
-/// A meeting point for loom, as in `home.rs`: the allocator's thread passes
-/// it once it has written its new slice, the kept slice's thread just
-/// before it checks the slice's bytes again.
-#[derive(Clone)]
-struct Probe(loom::sync::Arc<AtomicBool>);
-
-impl Probe {
-    fn new() -> Probe {
-        Probe(loom::sync::Arc::new(AtomicBool::new(false)))
-    }
-
-    fn pass(&self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-
-    fn passed(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-/// How often each outcome of a race was reached across a model's
-/// executions: plain std atomics, outside what loom models.
-#[derive(Clone)]
-struct Outcomes<const N: usize> {
-    names: [&'static str; N],
-    hits: std::sync::Arc<[std::sync::atomic::AtomicUsize; N]>,
-}
-
-impl<const N: usize> Outcomes<N> {
-    fn new(names: [&'static str; N]) -> Outcomes<N> {
-        Outcomes { names, hits: std::sync::Arc::new(std::array::from_fn(|_| Default::default())) }
-    }
-
-    fn hit(&self, outcome: usize) {
-        self.hits[outcome].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// Prints each outcome's count, and panics where one was never reached.
-    #[track_caller]
-    fn assert_each_reached(&self) {
-        for (name, hits) in self.names.iter().zip(self.hits.iter()) {
-            let hits = hits.load(std::sync::atomic::Ordering::Relaxed);
-            println!("  {name}: {hits} executions");
-            assert!(hits > 0, "no execution reached: {name}");
-        }
-    }
 }
 
 /// The allocator moves to another thread and asks for 32 bytes there,
@@ -187,7 +147,7 @@ fn orphan_cut_from_by_a_moved_allocator_while_its_kept_slice_drops() {
         let Orphaned { held, mut kept } = orphan_a_kept_slice(&mut alloc);
         let start = kept.as_ptr().addr() - 16;
 
-        let probe = Probe::new();
+        let probe = Probe::default();
         let written = probe.clone();
         let moved = thread::spawn(move || {
             let mut new = alloc.alloc_for_overwrite(32);
@@ -224,9 +184,7 @@ fn orphan_cut_from_by_a_moved_allocator_while_its_kept_slice_drops() {
         }
         assert_held(&held);
         drop((held, alloc));
-        let made = pool.stats().bufs_created;
-        assert!(made == 6 || made == 7, "{made} bufs made, for six or seven");
-        assert_stats(&pool, made, 0, made as usize);
+        assert_every_buf_back(&pool);
     });
     outcomes.assert_each_reached();
 }
@@ -258,7 +216,7 @@ fn remote_split_of_an_orphans_kept_slice_races_the_look() {
         let Orphaned { held, mut kept } = orphan_a_kept_slice(&mut alloc);
         let start = kept.as_ptr().addr() - 16;
 
-        let probe = Probe::new();
+        let probe = Probe::default();
         let written = probe.clone();
         let (tx, rx) = loom::sync::mpsc::channel();
         let t = thread::spawn(move || {
@@ -292,9 +250,7 @@ fn remote_split_of_an_orphans_kept_slice_races_the_look() {
         }
         assert_held(&held);
         drop((held, new, alloc));
-        let made = pool.stats().bufs_created;
-        assert!(made == 6 || made == 7, "{made} bufs made, for six or seven");
-        assert_stats(&pool, made, 0, made as usize);
+        assert_every_buf_back(&pool);
     });
     outcomes.assert_each_reached();
 }

@@ -5,9 +5,8 @@
 //! the slice that keeps it alive.
 #![cfg(loom)]
 
-use loom::sync::atomic::{AtomicBool, Ordering};
 use loom_tests::thread;
-use loom_tests::{assert_recycled_with, assert_stats, run_model, write_and_drop_on_thread};
+use loom_tests::{Outcomes, Probe, assert_recycled_with, assert_stats, run_model, write_and_drop_on_thread};
 use refbuf::{LocalAllocator, Pool, Slice};
 
 /// The last two slices of a home buf: one dropped at home while the home
@@ -292,60 +291,6 @@ fn split_on_a_thread(
     (t, rx)
 }
 
-/// A meeting point for loom: the home thread passes it once it has written
-/// its new slice, the remote thread just before it checks the bytes of the
-/// slice it still holds. Loom runs two dependent atomic operations in both
-/// orders, so the check runs both before and after the home thread's
-/// write; its answer differs only where the two slices overlap. (A
-/// `yield_now` in its place would not do: loom does not go back to a
-/// yielded thread to try it first, and misses interleavings.)
-#[derive(Clone)]
-struct Probe(loom::sync::Arc<AtomicBool>);
-
-impl Probe {
-    fn new() -> Probe {
-        Probe(loom::sync::Arc::new(AtomicBool::new(false)))
-    }
-
-    /// The home thread has written its new slice.
-    fn pass(&self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-
-    /// Whether the home thread had written its new slice.
-    fn passed(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-/// How often each outcome of a race was reached across a model's
-/// executions: plain std atomics, outside what loom models.
-#[derive(Clone)]
-struct Outcomes<const N: usize> {
-    names: [&'static str; N],
-    hits: std::sync::Arc<[std::sync::atomic::AtomicUsize; N]>,
-}
-
-impl<const N: usize> Outcomes<N> {
-    fn new(names: [&'static str; N]) -> Outcomes<N> {
-        Outcomes { names, hits: std::sync::Arc::new(std::array::from_fn(|_| Default::default())) }
-    }
-
-    fn hit(&self, outcome: usize) {
-        self.hits[outcome].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// Prints each outcome's count, and panics where one was never reached.
-    #[track_caller]
-    fn assert_each_reached(&self) {
-        for (name, hits) in self.names.iter().zip(self.hits.iter()) {
-            let hits = hits.load(std::sync::atomic::Ordering::Relaxed);
-            println!("  {name}: {hits} executions");
-            assert!(hits > 0, "no execution reached: {name}");
-        }
-    }
-}
-
 /// The home allocator cuts a new slice from the dead part of a spent buf
 /// next to a live slice, while that slice, sent to another thread, is
 /// written and dropped there. A remote drop leaves the segment record as
@@ -374,7 +319,7 @@ fn dead_part_reused_while_a_remote_drop_frees_its_neighbour() {
         let Tracked { held, mut kept } = keep_a_slice_in_a_tracked_buf(&mut alloc);
         let start = kept.as_ptr().addr() - 16;
 
-        let probe = Probe::new();
+        let probe = Probe::default();
         let written = probe.clone();
         let t = thread::spawn(move || {
             assert_eq!(&kept[..], &[b'K'; 16], "the kept slice shows the home thread's bytes alone");
@@ -446,7 +391,7 @@ fn remote_split_dropped_at_home_races_the_look_at_dead_parts() {
         let Tracked { held, kept } = keep_a_slice_in_a_tracked_buf(&mut alloc);
         let start = kept.as_ptr().addr() - 16;
 
-        let probe = Probe::new();
+        let probe = Probe::default();
         let (t, rx) = split_on_a_thread(kept, probe.clone());
         let front = rx.recv().unwrap();
         assert_eq!(&front[..], &[b'K'; 8], "the front part shows the home thread's bytes");
@@ -502,7 +447,7 @@ fn remote_split_races_the_look_at_dead_parts() {
         let Tracked { held, kept } = keep_a_slice_in_a_tracked_buf(&mut alloc);
         let start = kept.as_ptr().addr() - 16;
 
-        let probe = Probe::new();
+        let probe = Probe::default();
         let (t, rx) = split_on_a_thread(kept, probe.clone());
         let mut first = alloc.alloc_for_overwrite(16);
         let outcome = if first.as_ptr().addr() == start {
