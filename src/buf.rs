@@ -621,8 +621,9 @@ impl Header {
     /// A `true` answer stays true until the caller shares a reference: nobody
     /// else has a pointer to the buf from which to take one, unless the buf
     /// is on one of its pool's lists that hold no reference ([`Listed`]),
-    /// from which a lease may be taken (`Lease::upgrade`). A lease holder
-    /// is never on one; a slice that asks checks [`Header::listed`] too.
+    /// from which a lease may be taken (`Lease::upgrade`). A lease lets go
+    /// as soon as it lists its buf, and never asks after; a slice that asks
+    /// checks [`Header::listed`] too.
     ///
     /// # Safety
     /// The caller holds `held` references to `this`.
