@@ -558,7 +558,7 @@ impl Header {
         // Relaxed: the record was set before this slice was made, by the
         // sole holder of the buf, and reached this thread with the slice.
         // SAFETY: the caller holds a reference, so `this` is live.
-        let record = unsafe { &*this.as_ptr() }.counting.load(Ordering::Relaxed);
+        let record = unsafe { &(*this.as_ptr()).counting }.load(Ordering::Relaxed);
         // SAFETY: a counting buf has a record, freed only with the buf.
         let record = unsafe { &*record };
         // SAFETY: as above; `start` lies in the data area.
@@ -649,12 +649,15 @@ impl Header {
     #[cold]
     #[inline(never)]
     unsafe fn last_release(this: NonNull<Header>) {
-        // SAFETY: the caller owns `this`, so its header is valid to read.
-        let header = unsafe { &*this.as_ptr() };
         // Relaxed: this thread owns the buf. A counting buf counts no more:
         // whoever takes it next starts afresh.
-        header.home_thread.store(0, Ordering::Relaxed);
-        let (pool, class) = match &header.owner {
+        // SAFETY: the caller owns `this`, so its header is valid to use.
+        unsafe { Header::home_thread(this) }.store(0, Ordering::Relaxed);
+        // SAFETY: as above. Each field is reached on its own (as below): a
+        // thread looking at its pool's lists may still read the buf's
+        // atomics under the pool's lock, where a reference to the whole
+        // header would read its plain fields too.
+        let (pool, class) = match unsafe { &(*this.as_ptr()).owner } {
             Owner::Pool { pool, class, .. } => (pool, *class),
             Owner::Vec { .. } => {
                 // SAFETY: the caller owns `this`, which no pool can keep.
@@ -691,7 +694,7 @@ impl Header {
     /// Nothing may use it afterwards.
     pub(crate) unsafe fn destroy(this: NonNull<Header>) {
         // Relaxed: the caller owns the buf. SAFETY: as below.
-        let record = unsafe { &*this.as_ptr() }.counting.load(Ordering::Relaxed);
+        let record = unsafe { &(*this.as_ptr()).counting }.load(Ordering::Relaxed);
         // SAFETY: the caller owns the header, so it may move it out; the
         // memory is not read again as a `Header`.
         let header = unsafe { this.read() };
@@ -758,7 +761,7 @@ impl Header {
         // Relaxed: see `segments.rs` for why this sees every reshaping that
         // could upset the buf's record.
         // SAFETY: the caller guarantees `this` is live.
-        unsafe { &*this.as_ptr() }.reshaped.load(Ordering::Relaxed)
+        unsafe { &(*this.as_ptr()).reshaped }.load(Ordering::Relaxed)
     }
 
     /// Which of its pool's lists that hold no reference the buf is on.
@@ -772,7 +775,7 @@ impl Header {
         // drops the last reference, who reads the field again under the
         // lock before acting on it.
         // SAFETY: the caller guarantees `this` is live.
-        match unsafe { &*this.as_ptr() }.listed.load(Ordering::Relaxed) {
+        match unsafe { &(*this.as_ptr()).listed }.load(Ordering::Relaxed) {
             0 => Listed::No,
             1 => Listed::Orphan,
             _ => Listed::Probe,
@@ -803,7 +806,7 @@ impl Header {
     pub(crate) unsafe fn set_listed(this: NonNull<Header>, listed: Listed) {
         // Relaxed: as in `listed`.
         // SAFETY: the caller guarantees `this` is live.
-        unsafe { &*this.as_ptr() }.listed.store(listed as u8, Ordering::Relaxed);
+        unsafe { &(*this.as_ptr()).listed }.store(listed as u8, Ordering::Relaxed);
     }
 
     /// Runs `f` on the buf's links in its pool's list of orphans (whose
@@ -839,14 +842,14 @@ impl Header {
     /// leases it, or holds the pool's lock with the buf on one of the
     /// pool's lists), so that nobody else can make the buf count or stop.
     pub(crate) unsafe fn counting_record(this: NonNull<Header>) -> Option<NonNull<Segments>> {
-        // SAFETY: the caller guarantees `this` is live.
-        let header = unsafe { &*this.as_ptr() };
         // Relaxed: only the cutter writes either field, and the caller is
         // that cutter, or follows it under the pool's lock.
-        if header.home_thread.load(Ordering::Relaxed) != COUNTED {
+        // SAFETY: the caller guarantees `this` is live.
+        if unsafe { Header::home_thread(this) }.load(Ordering::Relaxed) != COUNTED {
             return None;
         }
-        NonNull::new(header.counting.load(Ordering::Relaxed))
+        // SAFETY: as above.
+        NonNull::new(unsafe { &(*this.as_ptr()).counting }.load(Ordering::Relaxed))
     }
 
     /// The buf's free-list links.
@@ -1015,21 +1018,26 @@ impl Lease {
     /// alive to have been left out of the record.
     pub(crate) unsafe fn count_drops(&mut self) -> Option<NonNull<Segments>> {
         debug_assert!(!self.is_home(), "internal: count_drops on a home lease");
-        // SAFETY: the lease holds its buf, and every reference to it.
-        let header = unsafe { &*self.buf.as_ptr() };
+        // SAFETY: the lease holds its buf, and every reference to it. Each
+        // field is reached on its own (see `last_release`).
+        let (counting, reshaped, cap) = unsafe {
+            let header = self.buf.as_ptr();
+            (&(*header).counting, &(*header).reshaped, Header::cap(self.buf))
+        };
         // Relaxed, loads and stores: nobody else holds a reference; the
         // next holders get theirs from this lease, which orders these
         // stores before anything they do.
-        let mut record = header.counting.load(Ordering::Relaxed);
+        let mut record = counting.load(Ordering::Relaxed);
         if record.is_null() {
-            record = Box::into_raw(Box::new(Segments::counting(header.cap)?));
-            header.counting.store(record, Ordering::Relaxed);
+            record = Box::into_raw(Box::new(Segments::counting(cap)?));
+            counting.store(record, Ordering::Relaxed);
         }
         // SAFETY: the record is the buf's, and no slice is alive to count a
         // drop in it: the lease is its only user.
         unsafe { (*record).clear() };
-        header.reshaped.store(false, Ordering::Relaxed);
-        header.home_thread.store(COUNTED, Ordering::Relaxed);
+        reshaped.store(false, Ordering::Relaxed);
+        // SAFETY: the lease holds its buf.
+        unsafe { Header::home_thread(self.buf) }.store(COUNTED, Ordering::Relaxed);
         NonNull::new(record)
     }
 
