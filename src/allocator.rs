@@ -89,6 +89,11 @@ pub struct Allocator {
     probe_need: u32,
     /// Refills until the next probe.
     probe_in: u32,
+    /// Whether a buf came back to this thread (its last reference dropped
+    /// here) since the allocator last started or stopped tracking: part of
+    /// the sign a probe gives (see
+    /// [`look_at_probe`](Allocator::look_at_probe)).
+    came_back: bool,
     /// Its place among the pool's async waiters, while
     /// [`poll_ready`](Allocator::poll_ready) waits for the budget.
     ticket: Ticket,
@@ -437,6 +442,7 @@ impl Allocator {
             probing: false,
             probe_need: 0,
             probe_in: 1,
+            came_back: false,
             ticket: Ticket::default(),
         }
     }
@@ -586,7 +592,11 @@ impl Allocator {
     /// look, is listed again in place of `probe`, noting its slices (and
     /// `probe` goes on the list of orphans where it counts its drops).
     /// Found so with as many, it is the sign, where a buf came back to this
-    /// thread since the last probe. (Looked at once, a batch of slices
+    /// thread since the allocator last started or stopped tracking (not
+    /// only since the last probe: where most bufs keep a slice that lives
+    /// long, few come back, and a sign could wait for many probes while
+    /// the bufs pinned meanwhile add to what the pool holds for good).
+    /// (Looked at once, a batch of slices
     /// being dropped on another thread could pass for it; and bufs coming
     /// back show that this thread drops its slices, where slices handed to
     /// other threads would make every drop there pay an atomic operation
@@ -596,7 +606,8 @@ impl Allocator {
     fn look_at_probe(&mut self, probe: Option<(&Lease, bool)>) {
         let need = self.probe_need as usize;
         let cap = self.pool.buf_size();
-        let here = self.pool.take_returns_here() > 0;
+        self.came_back |= self.pool.take_returns_here() > 0;
+        let here = self.came_back;
         let mut sign = false;
         self.pool.exchange_probe(probe, |oldest, slices, seen| {
             let slices = slices as u64;
@@ -612,6 +623,7 @@ impl Allocator {
         if sign {
             self.track = true;
             self.free_streak = 0;
+            self.came_back = false;
         }
     }
 
@@ -1433,7 +1445,10 @@ impl Allocator {
         if self.probing {
             self.probe_need = u32::try_from(need).unwrap_or(u32::MAX);
         }
-        self.track &= self.free_streak <= TRACKED_BUFS;
+        if self.track && self.free_streak > TRACKED_BUFS {
+            self.track = false;
+            self.came_back = false;
+        }
         self.watch = self.track || self.probing;
         if !self.track || need > cap {
             return false;
