@@ -149,6 +149,15 @@ const SPENT_LOOK: usize = 4;
 /// Under loom, every refill.
 const PROBE_BYTES: usize = if cfg!(loom) { 1 } else { 128 * 1024 };
 
+/// Looks at a probe that find some of its slices gone, and others alive,
+/// for the sign that slices live long (see [`Allocator::look_at_probe`]).
+const GONE_LOOKS: u8 = 2;
+
+/// The most looks a probe gets: one whose slices all live on past them
+/// (a window wider than that many probes' worth of bufs) gives no sign,
+/// and makes room for the next.
+const PROBE_LOOKS: u8 = 16;
+
 /// Whether `slices` alive in a buf of `cap` bytes, were each of `need`
 /// bytes, would fill at most a quarter of it: the buf is *mostly dead*.
 fn mostly_dead(slices: u64, need: usize, cap: usize) -> bool {
@@ -231,17 +240,24 @@ impl Bump {
             return false;
         }
         // SAFETY: as above, and the buf is not reshaped.
-        let Some((start, end)) = (unsafe { record.free_run(from, need) }) else { return false };
+        let Some(run) = (unsafe { record.free_run(from, need) }) else { return false };
         // Read again after the record's drops, for a counting buf (see
         // "Counting every drop" in `segments.rs`).
         if self.lease.is_reshaped() {
             return false;
         }
+        self.cut_from(run, need);
+        true
+    }
+
+    /// Moves the cursor to the start of `run`, a dead part of the buf
+    /// found by its record, `(start, end)` in bytes into the data area.
+    fn cut_from(&mut self, (start, end): (usize, usize), need: usize) {
+        debug_assert!(start < end && end <= self.cap(), "a run within the data area");
         // SAFETY: `start < end <= cap`: within the data area.
         self.next = unsafe { Header::data(self.lease.buf()).add(start) };
         self.remaining = end - start;
         self.extend_run(need);
-        true
     }
 
     /// Bytes in the buf's data area.
@@ -586,23 +602,36 @@ impl Allocator {
     /// `pool/orphans.rs`), which is how the allocator learns that a few
     /// slices live long, and starts tracking.
     ///
-    /// A probe whose live slices, were each as large as the one asked for
-    /// by the refill, would fill at most a quarter of it is *mostly dead*.
-    /// One found so the first time, or with other slices than at the last
-    /// look, is listed again in place of `probe`, noting its slices (and
-    /// `probe` goes on the list of orphans where it counts its drops).
-    /// Found so with as many, it is the sign, where a buf came back to this
-    /// thread since the allocator last started or stopped tracking (not
-    /// only since the last probe: where most bufs keep a slice that lives
-    /// long, few come back, and a sign could wait for many probes while
-    /// the bufs pinned meanwhile add to what the pool holds for good).
-    /// (Looked at once, a batch of slices
-    /// being dropped on another thread could pass for it; and bufs coming
-    /// back show that this thread drops its slices, where slices handed to
-    /// other threads would make every drop there pay an atomic operation
-    /// more once counted.) A probe looked at goes on the list of orphans
-    /// where it counts its drops and the allocator tracks, else off every
-    /// list.
+    /// The sign is a probe found at `GONE_LOOKS` looks with fewer slices
+    /// than when it was let go, and some still alive: some of its slices
+    /// outlive others by that many probes' worth of bufs turned over,
+    /// which is what pins a buf. Slices that die about in the order they
+    /// were made, as a window's do, leave a probe whole, or gone (it is
+    /// then off the list before the look). Until then a probe is listed
+    /// again in place of `probe` (which goes on the list of orphans where
+    /// it counts its drops), up to `PROBE_LOOKS` looks. It counts only
+    /// where a buf came back to this thread since the allocator last
+    /// started or stopped tracking, and where a buf holds four slices of
+    /// the size asked for: bufs coming back show that this thread drops
+    /// its slices, where slices handed to other threads would make every
+    /// drop there pay an atomic operation more once counted (and the buf
+    /// that straddles two batches sent to another thread, keeping a few
+    /// slices of the second while the first is gone, would pass for the
+    /// sign); and a buf that holds fewer slices than that pins little,
+    /// while cutting from it costs a look at its record at nearly every
+    /// slice. Counting returns since tracking last changed, not only since
+    /// the last probe, matters where most bufs keep a slice that lives
+    /// long: few come back, and bufs pinned while the sign waits stay with
+    /// the pool for good.
+    ///
+    /// While the allocator tracks, the sign keeps it tracking: a probe
+    /// *mostly dead* (its live slices, were each as large as the one asked
+    /// for by the refill, would fill at most a quarter of it) with as many
+    /// slices at two looks in a row, where a buf came back. Any other goes
+    /// on the list of orphans at once, where its dead parts can be cut
+    /// from (watched instead, every probe held more memory). A probe looked
+    /// at goes on the list of orphans where it counts its drops and the
+    /// allocator tracks, else off every list.
     fn look_at_probe(&mut self, probe: Option<(&Lease, bool)>) {
         let need = self.probe_need as usize;
         let cap = self.pool.buf_size();
@@ -610,15 +639,28 @@ impl Allocator {
         let here = self.came_back;
         let mut sign = false;
         self.pool.exchange_probe(probe, |oldest, slices, seen| {
-            let slices = slices as u64;
-            if !mostly_dead(slices, need, cap) {
+            if self.track {
+                if !mostly_dead(slices as u64, need, cap) {
+                    return self.probe_done(oldest, false);
+                }
+                if !seen.steady(slices) {
+                    return Look::Again(seen.looked(slices));
+                }
+                sign = here;
+                return self.probe_done(oldest, sign);
+            }
+            if need.saturating_mul(4) > cap {
                 return self.probe_done(oldest, false);
             }
-            if seen != slices {
-                return Look::Again(slices);
+            let seen = seen.looked(slices);
+            if seen.gone_looks() >= GONE_LOOKS {
+                sign = here;
+                return self.probe_done(oldest, sign);
             }
-            sign = here;
-            self.probe_done(oldest, sign)
+            if seen.looks() >= PROBE_LOOKS {
+                return self.probe_done(oldest, false);
+            }
+            Look::Again(seen)
         });
         if sign {
             self.track = true;
@@ -1457,14 +1499,14 @@ impl Allocator {
             // SAFETY: `adopt_orphan` hands over a live orphan under the
             // pool's lock, which makes the caller its cutter. An orphan is
             // counting: it went on the list while its allocator tracked.
-            let Some(record) = (unsafe { Header::counting_record(buf) }) else { return false };
+            let record = unsafe { Header::counting_record(buf) }?;
             // SAFETY: as above.
-            let room = unsafe { record.as_ref().free_run(0, need) }.is_some();
+            let run = unsafe { record.as_ref().free_run(0, need) }?;
             // The flag read after the record's drops, as `segments.rs`
             // requires. SAFETY: as above.
-            room && !unsafe { Header::is_reshaped(buf) }
+            (!unsafe { Header::is_reshaped(buf) }).then_some(run)
         });
-        let Some(orphan) = taken else { return false };
+        let Some((orphan, run)) = taken else { return false };
         // An orphan kept alive by some slices while others are gone: worth
         // tracking on for.
         self.free_streak = 0;
@@ -1473,14 +1515,12 @@ impl Allocator {
             let segments = orphan.segments();
             Bump::new(orphan, segments)
         } else {
-            match Bump::dead_part(orphan, need) {
-                Ok(bump) => bump,
-                Err(orphan) => {
-                    // Reshaped since it was looked at.
-                    self.pool.orphan(orphan);
-                    return false;
-                }
-            }
+            // The run was free when found, with the buf not reshaped, and
+            // stays so: only the cutter carves, and a split since can only
+            // make the record miss the pieces of a region outside the run.
+            let mut bump = Bump::parked(orphan);
+            bump.cut_from(run, need);
+            bump
         };
         let filled = self.current.replace(bump);
         self.retire(filled);

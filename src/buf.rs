@@ -1169,6 +1169,13 @@ impl Lease {
         }
     }
 
+    /// References to the buf beyond the lease's own, as a hint (a `Relaxed`
+    /// load): the slices that use it, where the lease is not at home.
+    pub(crate) fn others_hint(&self) -> usize {
+        // SAFETY: the lease holds a reference.
+        unsafe { Header::refs_hint(self.buf) }.saturating_sub(self.own())
+    }
+
     /// Whether this lease holds every reference to its buf: no slice into it
     /// is alive, so the whole buf is the lease's to reuse.
     #[inline]

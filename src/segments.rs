@@ -243,6 +243,12 @@ impl Segments {
     /// from`; see the module docs for why such a run is free. `end` is the
     /// start of the next live region, or the end of the data area.
     ///
+    /// The walk starts at `from`'s segment: every live segment before it
+    /// must have its regions end at or before `from`, as they do before an
+    /// allocator's cursor (it carves only at the cursor, within a run found
+    /// free), so that one pass of a cursor over a buf walks each segment
+    /// about once however many runs it asks for.
+    ///
     /// # Safety
     /// As for [`carved`](Segments::carved). The run is free only where the
     /// buf is not reshaped: found so before the call for a home record, and
@@ -252,14 +258,20 @@ impl Segments {
             let start = start.max(from);
             (end > start && end - start >= need).then_some((start, end))
         };
+        let skipped = self.segment(from);
         // SAFETY: the caller is the only thread touching the record.
         unsafe {
             self.marks.with_mut(|m| {
+                debug_assert!(
+                    (0..skipped)
+                        .all(|k| self.live(m, k, Ordering::Relaxed) == 0 || m.end[k] as usize <= from),
+                    "a live region before the cursor ends past it"
+                );
                 // Where the live regions of the segments so far may reach.
-                let mut covered = 0usize;
+                let mut covered = from;
                 // The start of the free stretch being walked, if any.
                 let mut start = None;
-                for k in 0..SEGMENTS {
+                for k in skipped..SEGMENTS {
                     let seg_start = k << self.shift;
                     if seg_start >= self.cap {
                         break;

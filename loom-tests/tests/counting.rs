@@ -45,24 +45,30 @@ fn a_full_buf(alloc: &mut Allocator, byte: u8) -> Slice {
 /// Under loom the allocator probes at every refill, the pool keeps one
 /// probe, and a buf has 64 segments of one byte. Each refill below lets
 /// the current buf go and takes the next, in this order:
-/// 1. buf 1, left with `p` alive;
-/// 2. buf 2, left with `r` alive; buf 1 becomes the probe;
-/// 3. buf 3, left with `t` alive: the probe, buf 1, is mostly dead for 16
-///    bytes (`1 * 16 * 4 <= 64`) and is put back, noting its one slice; buf
-///    2 is let go, and `r` then dropped, so that it comes back to this
-///    thread's cache;
-/// 4. buf 2 again, from the cache, left with `x` alive: buf 1 has its one
-///    slice again, and a buf came back to this thread, so tracking starts;
-///    buf 3 becomes the probe;
+/// 1. buf 1, left with `p` and `q` alive;
+/// 2. buf 2, left with `r` alive; buf 1 becomes the probe, with two
+///    slices; `q` is then dropped;
+/// 3. buf 3, left with `t` alive: the probe, buf 1, has lost a slice, so
+///    it is put back, noting so; buf 2 is let go, and `r` then dropped, so
+///    that it comes back to this thread's cache;
+/// 4. buf 2 again, from the cache, left with `x` alive: buf 1 has lost a
+///    slice at a second look, and a buf came back to this thread, so
+///    tracking starts; buf 3 becomes the probe;
 /// 5. buf 4, fresh, which counts its drops: carved as 0..16, 16..32 (the
-///    kept slice) and 32..64, the first and last dropped; buf 3 is put back
-///    again and buf 2 let go;
-/// 6. buf 5, for 64 bytes (`w`): buf 4 becomes the probe, buf 3 is let go;
+///    kept slice) and 32..64, the first and last dropped; buf 3, with as
+///    many slices as when it was let go, goes off the probes, and buf 2
+///    becomes the probe;
+/// 6. buf 5, for 64 bytes (`w`): buf 4 becomes the probe, and buf 2,
+///    looked at (not mostly dead for 64 bytes), goes off the probes;
 /// 7. buf 6, for 64 bytes (`v`): buf 4, looked at, goes on the list of
 ///    orphans; buf 5 becomes the probe.
 fn orphan_a_kept_slice(alloc: &mut Allocator) -> Orphaned {
-    let p = one_slice_in_a_full_buf(alloc, b'p');
+    let mut p = alloc.alloc_for_overwrite(16);
+    p.fill(b'p');
+    let q = one_slice_in_a_full_buf(alloc, b'q');
+    assert_eq!(q.as_ptr().addr(), p.as_ptr().addr() + 16, "the first buf holds `p` and `q`");
     let r = one_slice_in_a_full_buf(alloc, b'r');
+    drop(q);
     let t = one_slice_in_a_full_buf(alloc, b't');
     drop(r);
     let x = one_slice_in_a_full_buf(alloc, b'x');

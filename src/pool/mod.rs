@@ -43,7 +43,7 @@ use std::time::Instant;
 
 pub(crate) use budget::{SizeClass, Ticket, Wait};
 pub use builder::PoolBuilder;
-pub(crate) use orphans::Look;
+pub(crate) use orphans::{Look, Seen};
 
 use crate::allocator::Allocator;
 use crate::buf::{Header, Lease};
@@ -372,11 +372,11 @@ impl Pool {
 
     /// Leases an orphan that `take` takes, among the `look` oldest; see
     /// [`PoolShared::adopt_orphan`].
-    pub(crate) fn adopt_orphan(
+    pub(crate) fn adopt_orphan<T>(
         &self,
         look: usize,
-        take: impl FnMut(NonNull<Header>) -> bool,
-    ) -> Option<Lease> {
+        take: impl FnMut(NonNull<Header>) -> Option<T>,
+    ) -> Option<(Lease, T)> {
         self.shared.adopt_orphan(look, take)
     }
 
@@ -385,7 +385,7 @@ impl Pool {
     pub(crate) fn exchange_probe(
         &self,
         probe: Option<(&Lease, bool)>,
-        look: impl FnOnce(NonNull<Header>, usize, u64) -> Look,
+        look: impl FnOnce(NonNull<Header>, usize, Seen) -> Look,
     ) {
         self.shared.exchange_probe(probe, look);
     }

@@ -98,12 +98,92 @@ impl Probes {
 pub(crate) enum Look {
     /// Listed again as the newest probe, with a note for the next look,
     /// in the place of the buf that would have been listed.
-    Again(u64),
+    Again(Seen),
     /// Onto the list of orphans.
     Orphan,
     /// Off every list: its slices keep it, and it goes back to the pool
     /// with the last of them, as any buf.
     Forget,
+}
+
+/// What the looks at a probe saw: how many slices used it when its
+/// allocator let it go, how many at the last look (as many as then,
+/// before the first), and how many looks found it so far, and found some
+/// of its slices gone. Kept in its header's `since` while it is listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Seen {
+    let_go: u32,
+    last: u32,
+    looks: u8,
+    gone_looks: u8,
+}
+
+impl Seen {
+    /// The most slices a note tells apart: more count as this many.
+    const MOST: u32 = (1 << 24) - 1;
+
+    /// A probe let go with `slices` alive.
+    fn let_go(slices: usize) -> Seen {
+        let slices = Seen::clamp(slices);
+        Seen { let_go: slices, last: slices, looks: 0, gone_looks: 0 }
+    }
+
+    /// `slices` as a note holds it.
+    fn clamp(slices: usize) -> u32 {
+        u32::try_from(slices).map_or(Seen::MOST, |n| n.min(Seen::MOST))
+    }
+
+    /// The note after a look that found `slices` alive.
+    pub(crate) fn looked(self, slices: usize) -> Seen {
+        let gone = self.some_gone(slices);
+        Seen {
+            last: Seen::clamp(slices),
+            looks: self.looks.saturating_add(1),
+            gone_looks: self.gone_looks.saturating_add(u8::from(gone)),
+            ..self
+        }
+    }
+
+    /// Whether `slices` alive is as many as the last look found (as when
+    /// let go, before the first).
+    pub(crate) fn steady(self, slices: usize) -> bool {
+        Seen::clamp(slices) == self.last
+    }
+
+    /// Whether `slices` alive is fewer than when the probe was let go:
+    /// some of its slices are gone.
+    fn some_gone(self, slices: usize) -> bool {
+        Seen::clamp(slices) < self.let_go
+    }
+
+    /// The looks noted so far.
+    pub(crate) fn looks(self) -> u8 {
+        self.looks
+    }
+
+    /// The looks noted so far that found some of its slices gone.
+    pub(crate) fn gone_looks(self) -> u8 {
+        self.gone_looks
+    }
+
+    /// The note as kept in `since`.
+    fn pack(self) -> u64 {
+        u64::from(self.let_go) << 40
+            | u64::from(self.last) << 16
+            | u64::from(self.looks) << 8
+            | u64::from(self.gone_looks)
+    }
+
+    /// The note kept in `since` by [`pack`](Seen::pack).
+    fn unpack(since: u64) -> Seen {
+        let field = |shift: u32, bits: u32| ((since >> shift) & ((1 << bits) - 1)) as u32;
+        Seen {
+            let_go: field(40, 24),
+            last: field(16, 24),
+            looks: field(8, 8) as u8,
+            gone_looks: field(0, 8) as u8,
+        }
+    }
 }
 
 impl Orphans {
@@ -166,6 +246,28 @@ impl Orphans {
         }
     }
 
+    /// Moves `buf` to the newest end, as
+    /// [`move_to_newest`](Orphans::move_to_newest) (where it is not there
+    /// already), noting that it was passed over with `refs` references.
+    ///
+    /// # Safety
+    /// As for `move_to_newest`.
+    unsafe fn pass_over(&mut self, buf: NonNull<Header>, refs: usize) {
+        // SAFETY: as the caller guarantees.
+        unsafe {
+            if self.newest != Some(buf) {
+                self.move_to_newest(buf);
+            }
+            Header::with_orphan_links(buf, |l| l.since = Orphans::passed_with(refs));
+        }
+    }
+
+    /// The note an orphan passed over with `refs` references keeps in
+    /// `since` (0, as a buf just listed has it, for none).
+    fn passed_with(refs: usize) -> u64 {
+        (refs as u64).wrapping_add(1)
+    }
+
     /// Takes `buf` out of the list's links, leaving its mark.
     ///
     /// # Safety
@@ -226,15 +328,19 @@ impl PoolShared {
     }
 
     /// Looks at up to `look` orphans, oldest first, under the pool's lock,
-    /// and leases the first that `take` takes; each it does not goes to
-    /// the newest end, to be looked at after the others. `take` is given
-    /// each orphan that still has references. An orphan whose last
+    /// and leases the first that `take` takes (`Some`), with what `take`
+    /// found in it; each it does not goes to the newest end, to be looked
+    /// at after the others. `take` is given each orphan that still has
+    /// references, and none passed over since with as many: its slices
+    /// are as they were (a drop or a split changes the count), so its dead
+    /// parts are too, but for drops that a split made up for, which only
+    /// leave a dead part unseen a while longer. An orphan whose last
     /// reference is gone is passed over: its thread is taking it off.
-    pub(crate) fn adopt_orphan(
+    pub(crate) fn adopt_orphan<T>(
         &self,
         look: usize,
-        mut take: impl FnMut(NonNull<Header>) -> bool,
-    ) -> Option<Lease> {
+        mut take: impl FnMut(NonNull<Header>) -> Option<T>,
+    ) -> Option<(Lease, T)> {
         let mut state = lock(&self.state);
         let orphans = &mut state.orphans;
         let mut at = orphans.oldest;
@@ -243,26 +349,29 @@ impl PoolShared {
             // SAFETY: the lock is held and `buf` is on the list, so live.
             at = unsafe { Header::with_orphan_links(buf, |l| l.newer) };
             // SAFETY: as above.
-            if unsafe { Header::refs_hint(buf) } == 0 {
+            let refs = unsafe { Header::refs_hint(buf) };
+            if refs == 0 {
                 continue;
             }
-            if take(buf) {
+            // SAFETY: as above.
+            let passed = unsafe { Header::with_orphan_links(buf, |l| l.since) } == Orphans::passed_with(refs);
+            if !passed && let Some(found) = take(buf) {
                 // SAFETY: the lock is held and `buf` is on the list.
                 if let Some(lease) = unsafe { Lease::upgrade(buf) } {
                     // SAFETY: the lease holds a reference.
                     unsafe { orphans.unlink(buf) };
-                    return Some(lease);
+                    return Some((lease, found));
                 }
                 continue;
-            }
-            if at.is_none() {
-                // The newest already: the rest were looked at.
-                break;
             }
             // SAFETY: the lock is held and `buf` is on the list (its mark,
             // which keeps its last releaser waiting for the lock, is left
             // as it is).
-            unsafe { orphans.move_to_newest(buf) };
+            unsafe { orphans.pass_over(buf, refs) };
+            if at.is_none() {
+                // The newest already: the rest were looked at.
+                break;
+            }
         }
         None
     }
@@ -292,7 +401,7 @@ impl PoolShared {
     /// where there is one, as the newest probe, after looking at the oldest
     /// where the pool lists [`PROBES`] of them (the one listed that many
     /// listings ago). `look` is given the oldest, under the pool's lock,
-    /// with its slices and the note the last look left (0 for none), and
+    /// with its slices and what the looks before saw ([`Seen`]), and
     /// says what becomes of it ([`Look`]); where it is listed again, `probe`
     /// goes on the list of orphans if `orphan` is set, and on no list else.
     /// A probe whose last reference is gone is passed over: its thread is
@@ -300,11 +409,11 @@ impl PoolShared {
     pub(crate) fn exchange_probe(
         &self,
         probe: Option<(&Lease, bool)>,
-        look: impl FnOnce(NonNull<Header>, usize, u64) -> Look,
+        look: impl FnOnce(NonNull<Header>, usize, Seen) -> Look,
     ) {
         let mut state = lock(&self.state);
         let state = &mut *state;
-        let mut put = probe.map(|(lease, orphan)| (lease.buf(), 0, orphan));
+        let mut put = probe.map(|(lease, orphan)| (lease.buf(), Seen::let_go(lease.others_hint()), orphan));
         let probes = &mut state.probes.0;
         if let Some(oldest) = probes[PROBES - 1].and(probes[0]) {
             probes.rotate_left(1);
@@ -316,8 +425,8 @@ impl PoolShared {
                 unsafe { Header::set_listed(oldest, Listed::No) };
             } else {
                 // SAFETY: as above.
-                let note = unsafe { Header::with_orphan_links(oldest, |l| l.since) };
-                match look(oldest, slices, note) {
+                let seen = Seen::unpack(unsafe { Header::with_orphan_links(oldest, |l| l.since) });
+                match look(oldest, slices, seen) {
                     Look::Again(note) => {
                         if let Some((buf, _, true)) = put.replace((oldest, note, false)) {
                             // SAFETY: the caller's lease holds `buf`, which
@@ -343,9 +452,43 @@ impl PoolShared {
             // lease, or was the oldest probe, whose mark stays `Probe`
             // throughout.
             unsafe {
-                Header::with_orphan_links(buf, |l| l.since = note);
+                Header::with_orphan_links(buf, |l| l.since = note.pack());
                 Header::set_listed(buf, Listed::Probe);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Seen;
+
+    #[test]
+    fn a_note_survives_its_header_field() {
+        let mut seen = Seen::let_go(usize::MAX);
+        assert_eq!(Seen::unpack(seen.pack()), seen, "as let go, with more slices than a note holds");
+        for _ in 0..300 {
+            seen = seen.looked(3);
+        }
+        assert_eq!((seen.looks(), seen.gone_looks()), (u8::MAX, u8::MAX), "the counts stop at their most");
+        assert_eq!(Seen::unpack(seen.pack()), seen);
+        let zero = Seen::let_go(0);
+        assert_eq!(Seen::unpack(zero.pack()), zero);
+        assert_eq!(Seen::unpack(0), zero, "a header's `since` before any note reads as nothing seen");
+    }
+
+    #[test]
+    fn looks_count_slices_gone_since_let_go() {
+        let seen = Seen::let_go(5);
+        assert!(seen.steady(5), "as many as when let go");
+        let seen = seen.looked(5);
+        assert_eq!((seen.looks(), seen.gone_looks()), (1, 0), "none gone");
+        let seen = seen.looked(4);
+        assert_eq!((seen.looks(), seen.gone_looks()), (2, 1));
+        assert!(seen.steady(4) && !seen.steady(5), "steady against the last look");
+        let seen = seen.looked(4);
+        assert_eq!((seen.looks(), seen.gone_looks()), (3, 2), "still fewer than when let go");
+        let split = Seen::let_go(2).looked(3);
+        assert_eq!(split.gone_looks(), 0, "more slices (a split) is none gone");
     }
 }
