@@ -94,6 +94,8 @@ pub struct Allocator {
     /// the sign a probe gives (see
     /// [`look_at_probe`](Allocator::look_at_probe)).
     came_back: bool,
+    /// Probes left that come at every refill (see `EARLY_PROBES`).
+    early_probes: u8,
     /// Its place among the pool's async waiters, while
     /// [`poll_ready`](Allocator::poll_ready) waits for the budget.
     ticket: Ticket,
@@ -143,10 +145,10 @@ pub(crate) const TRACKED_BUFS: usize = if cfg!(loom) { 4 } else { 256 };
 const SPENT_LOOK: usize = 4;
 
 /// Bytes of bufs an allocator that may move turns over between two probes
-/// (see [`Allocator::look_at_probe`]): two default bufs, so that a probe
-/// is looked at two refills after it was let go, once the slices of a
-/// window as wide as a buf are gone. Each costs the pool's lock once.
-/// Under loom, every refill.
+/// (see [`Allocator::look_at_probe`]), after its first `EARLY_PROBES`:
+/// two default bufs, so that a probe is looked at two refills after it was
+/// let go, once the slices of a window as wide as a buf are gone. Each
+/// costs the pool's lock once. Under loom, every refill.
 const PROBE_BYTES: usize = if cfg!(loom) { 1 } else { 128 * 1024 };
 
 /// Looks at a probe that find some of its slices gone, and others alive,
@@ -157,6 +159,13 @@ const GONE_LOOKS: u8 = 2;
 /// (a window wider than that many probes' worth of bufs) gives no sign,
 /// and makes room for the next.
 const PROBE_LOOKS: u8 = 16;
+
+/// An allocator's first probes, which come at every refill rather than
+/// every `PROBE_BYTES`: a buf pinned before the first sign stays with the
+/// pool (idle once its slices go), so the sooner a new allocator learns
+/// that slices live long, the less it keeps for good. Each costs the
+/// pool's lock once, in an allocator's first few refills only.
+const EARLY_PROBES: u8 = 8;
 
 /// Whether `slices` alive in a buf of `cap` bytes, were each of `need`
 /// bytes, would fill at most a quarter of it: the buf is *mostly dead*.
@@ -459,6 +468,7 @@ impl Allocator {
             probe_need: 0,
             probe_in: 1,
             came_back: false,
+            early_probes: EARLY_PROBES,
             ticket: Ticket::default(),
         }
     }
@@ -609,10 +619,11 @@ impl Allocator {
     /// were made, as a window's do, leave a probe whole, or gone (it is
     /// then off the list before the look). Until then a probe is listed
     /// again in place of `probe` (which goes on the list of orphans where
-    /// it counts its drops), up to `PROBE_LOOKS` looks. It counts only
-    /// where a buf came back to this thread since the allocator last
-    /// started or stopped tracking, and where a buf holds four slices of
-    /// the size asked for: bufs coming back show that this thread drops
+    /// it counts its drops), up to `PROBE_LOOKS` looks, and so is one that
+    /// shows the sign before a buf came back to this thread since the
+    /// allocator last started or stopped tracking: it counts only once one
+    /// did, and where a buf holds four slices of the size asked for. Bufs
+    /// coming back show that this thread drops
     /// its slices, where slices handed to other threads would make every
     /// drop there pay an atomic operation more once counted (and the buf
     /// that straddles two batches sent to another thread, keeping a few
@@ -653,8 +664,8 @@ impl Allocator {
                 return self.probe_done(oldest, false);
             }
             let seen = seen.looked(slices);
-            if seen.gone_looks() >= GONE_LOOKS {
-                sign = here;
+            if seen.gone_looks() >= GONE_LOOKS && here {
+                sign = true;
                 return self.probe_done(oldest, sign);
             }
             if seen.looks() >= PROBE_LOOKS {
@@ -1460,7 +1471,8 @@ impl Allocator {
     /// it can, for an allocator that may move, and says whether it did:
     /// the buf becomes the current one, and the current one is let go.
     ///
-    /// Once in `PROBE_BYTES` of bufs turned over, the refill probes (see
+    /// Once in `PROBE_BYTES` of bufs turned over (at every refill for the
+    /// first `EARLY_PROBES`), the refill probes (see
     /// [`look_at_probe`](Allocator::look_at_probe)), which is how the
     /// allocator learns that a few slices live long, and starts tracking;
     /// here it only notes so, and the request's size. While it tracks, every
@@ -1479,7 +1491,12 @@ impl Allocator {
         let cap = self.pool.buf_size();
         self.probing = self.probe_in == 0;
         if self.probing {
-            self.probe_in = u32::try_from((PROBE_BYTES / cap).max(1)).unwrap_or(u32::MAX);
+            self.early_probes = self.early_probes.saturating_sub(1);
+            self.probe_in = if self.early_probes > 0 {
+                1
+            } else {
+                u32::try_from((PROBE_BYTES / cap).max(1)).unwrap_or(u32::MAX)
+            };
         }
         if self.track {
             self.free_streak += 1;
