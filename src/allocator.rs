@@ -90,7 +90,8 @@ pub struct Allocator {
     /// Refills until the next probe.
     probe_in: u32,
     /// Whether a buf came back to this thread (its last reference dropped
-    /// here) since the allocator last started or stopped tracking: part of
+    /// here) since the allocator's first probe, or since it last started or
+    /// stopped tracking: part of
     /// the sign a probe gives (see
     /// [`look_at_probe`](Allocator::look_at_probe)).
     came_back: bool,
@@ -1491,6 +1492,12 @@ impl Allocator {
         let cap = self.pool.buf_size();
         self.probing = self.probe_in == 0;
         if self.probing {
+            if self.early_probes == EARLY_PROBES {
+                // Bufs that came back to this thread before the allocator's
+                // first probe were other allocators': they say nothing of
+                // where this one's slices are dropped.
+                self.pool.take_returns_here();
+            }
             self.early_probes = self.early_probes.saturating_sub(1);
             self.probe_in = if self.early_probes > 0 {
                 1
