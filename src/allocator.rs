@@ -91,8 +91,7 @@ pub struct Allocator {
     probe_in: u32,
     /// Whether a buf came back to this thread (its last reference dropped
     /// here) since the allocator's first probe, or since it last started or
-    /// stopped tracking: part of
-    /// the sign a probe gives (see
+    /// stopped tracking: part of the sign a probe gives (see
     /// [`look_at_probe`](Allocator::look_at_probe)).
     came_back: bool,
     /// Probes left that come at every refill (see `EARLY_PROBES`).
@@ -621,20 +620,19 @@ impl Allocator {
     /// then off the list before the look). Until then a probe is listed
     /// again in place of `probe` (which goes on the list of orphans where
     /// it counts its drops), up to `PROBE_LOOKS` looks, and so is one that
-    /// shows the sign before a buf came back to this thread since the
-    /// allocator last started or stopped tracking: it counts only once one
-    /// did, and where a buf holds four slices of the size asked for. Bufs
-    /// coming back show that this thread drops
-    /// its slices, where slices handed to other threads would make every
-    /// drop there pay an atomic operation more once counted (and the buf
-    /// that straddles two batches sent to another thread, keeping a few
-    /// slices of the second while the first is gone, would pass for the
-    /// sign); and a buf that holds fewer slices than that pins little,
-    /// while cutting from it costs a look at its record at nearly every
-    /// slice. Counting returns since tracking last changed, not only since
-    /// the last probe, matters where most bufs keep a slice that lives
-    /// long: few come back, and bufs pinned while the sign waits stay with
-    /// the pool for good.
+    /// shows the sign before a buf came back to this thread (see
+    /// `came_back`): it counts only once one did, and where a buf holds
+    /// four slices of the size asked for. Bufs coming back show that this
+    /// thread drops its slices, where slices handed to other threads would
+    /// make every drop there pay an atomic operation more once counted
+    /// (and the buf that straddles two batches sent to another thread,
+    /// keeping a few slices of the second while the first is gone, would
+    /// pass for the sign); and a buf that holds fewer slices than that pins
+    /// little, while cutting from it costs a look at its record at nearly
+    /// every slice. Counting returns since tracking last changed, not only
+    /// since the last probe, matters where most bufs keep a slice that
+    /// lives long: few come back, and bufs pinned while the sign waits stay
+    /// with the pool for good.
     ///
     /// While the allocator tracks, the sign keeps it tracking: a probe
     /// *mostly dead* (its live slices, were each as large as the one asked
@@ -1519,7 +1517,7 @@ impl Allocator {
         if !self.track || need > cap {
             return false;
         }
-        let taken = self.pool.adopt_orphan(SPENT_LOOK, |buf| {
+        let taken = self.pool.adopt_orphan(SPENT_LOOK, need, |buf| {
             // SAFETY: `adopt_orphan` hands over a live orphan under the
             // pool's lock, which makes the caller its cutter. An orphan is
             // counting: it went on the list while its allocator tracked.

@@ -370,14 +370,15 @@ impl Pool {
         self.shared.orphan(lease);
     }
 
-    /// Leases an orphan that `take` takes, among the `look` oldest; see
-    /// [`PoolShared::adopt_orphan`].
+    /// Leases an orphan that `take` takes, among the `look` oldest, for a
+    /// request of `need` bytes; see [`PoolShared::adopt_orphan`].
     pub(crate) fn adopt_orphan<T>(
         &self,
         look: usize,
+        need: usize,
         take: impl FnMut(NonNull<Header>) -> Option<T>,
     ) -> Option<(Lease, T)> {
-        self.shared.adopt_orphan(look, take)
+        self.shared.adopt_orphan(look, need, take)
     }
 
     /// Lists a probe and looks at the oldest; see

@@ -186,6 +186,32 @@ impl Seen {
     }
 }
 
+/// An orphan passed over: its references then, and the bytes asked for.
+/// Kept in its header's `since` (0, as a buf just listed has it, for none)
+/// with each number cut to 32 bits: a note that reads the same for other
+/// numbers only skips an orphan a while longer.
+#[derive(Debug, Clone, Copy)]
+struct Passed {
+    refs: usize,
+    need: usize,
+}
+
+impl Passed {
+    /// The note kept in `since`.
+    fn note(self) -> u64 {
+        (self.need as u32 as u64) << 32 | (self.refs as u32).wrapping_add(1) as u64
+    }
+
+    /// Whether an orphan with `since` noted was passed over with as many
+    /// references as it has now, `refs`, for a request no larger than
+    /// `need`: its slices are as they were then (a drop or a split changes
+    /// the count), so its dead parts are too, and none held that request.
+    fn skips(since: u64, refs: usize, need: usize) -> bool {
+        let noted = since as u32;
+        noted != 0 && noted == (refs as u32).wrapping_add(1) && need as u32 as u64 >= since >> 32
+    }
+}
+
 impl Orphans {
     /// An empty list.
     pub(super) const EMPTY: Orphans = Orphans { oldest: None, newest: None };
@@ -248,24 +274,19 @@ impl Orphans {
 
     /// Moves `buf` to the newest end, as
     /// [`move_to_newest`](Orphans::move_to_newest) (where it is not there
-    /// already), noting that it was passed over with `refs` references.
+    /// already), noting that it was passed over with `refs` references for
+    /// a request of `need` bytes.
     ///
     /// # Safety
     /// As for `move_to_newest`.
-    unsafe fn pass_over(&mut self, buf: NonNull<Header>, refs: usize) {
+    unsafe fn pass_over(&mut self, buf: NonNull<Header>, refs: usize, need: usize) {
         // SAFETY: as the caller guarantees.
         unsafe {
             if self.newest != Some(buf) {
                 self.move_to_newest(buf);
             }
-            Header::with_orphan_links(buf, |l| l.since = Orphans::passed_with(refs));
+            Header::with_orphan_links(buf, |l| l.since = Passed { refs, need }.note());
         }
-    }
-
-    /// The note an orphan passed over with `refs` references keeps in
-    /// `since` (0, as a buf just listed has it, for none).
-    fn passed_with(refs: usize) -> u64 {
-        (refs as u64).wrapping_add(1)
     }
 
     /// Takes `buf` out of the list's links, leaving its mark.
@@ -331,14 +352,16 @@ impl PoolShared {
     /// and leases the first that `take` takes (`Some`), with what `take`
     /// found in it; each it does not goes to the newest end, to be looked
     /// at after the others. `take` is given each orphan that still has
-    /// references, and none passed over since with as many: its slices
-    /// are as they were (a drop or a split changes the count), so its dead
-    /// parts are too, but for drops that a split made up for, which only
-    /// leave a dead part unseen a while longer. An orphan whose last
-    /// reference is gone is passed over: its thread is taking it off.
+    /// references, and none passed over since with as many for a request
+    /// of `need` bytes or fewer: its slices are as they were (a drop or a
+    /// split changes the count), so its dead parts are too, but for drops
+    /// that a split made up for, which only leave a dead part unseen a
+    /// while longer. An orphan whose last reference is gone is passed over:
+    /// its thread is taking it off.
     pub(crate) fn adopt_orphan<T>(
         &self,
         look: usize,
+        need: usize,
         mut take: impl FnMut(NonNull<Header>) -> Option<T>,
     ) -> Option<(Lease, T)> {
         let mut state = lock(&self.state);
@@ -354,8 +377,10 @@ impl PoolShared {
                 continue;
             }
             // SAFETY: as above.
-            let passed = unsafe { Header::with_orphan_links(buf, |l| l.since) } == Orphans::passed_with(refs);
-            if !passed && let Some(found) = take(buf) {
+            let since = unsafe { Header::with_orphan_links(buf, |l| l.since) };
+            if !Passed::skips(since, refs, need)
+                && let Some(found) = take(buf)
+            {
                 // SAFETY: the lock is held and `buf` is on the list.
                 if let Some(lease) = unsafe { Lease::upgrade(buf) } {
                     // SAFETY: the lease holds a reference.
@@ -367,7 +392,7 @@ impl PoolShared {
             // SAFETY: the lock is held and `buf` is on the list (its mark,
             // which keeps its last releaser waiting for the lock, is left
             // as it is).
-            unsafe { orphans.pass_over(buf, refs) };
+            unsafe { orphans.pass_over(buf, refs, need) };
             if at.is_none() {
                 // The newest already: the rest were looked at.
                 break;
@@ -461,7 +486,23 @@ impl PoolShared {
 
 #[cfg(test)]
 mod tests {
-    use super::Seen;
+    use super::{Passed, Seen};
+
+    #[test]
+    fn a_passed_orphan_is_skipped_until_its_count_changes_or_less_is_asked() {
+        let since = Passed { refs: 3, need: 1500 }.note();
+        assert!(Passed::skips(since, 3, 1500), "as many references, as much asked");
+        assert!(Passed::skips(since, 3, 9000), "more asked");
+        assert!(!Passed::skips(since, 3, 64), "less asked may fit");
+        assert!(!Passed::skips(since, 2, 1500), "a slice dropped since");
+        assert!(!Passed::skips(since, 4, 1500), "a slice split since");
+        assert!(!Passed::skips(0, 0, usize::MAX), "a buf just listed has no note");
+        let wide = Passed { refs: usize::MAX, need: usize::MAX }.note();
+        assert!(
+            !Passed::skips(wide, usize::MAX, usize::MAX),
+            "a count the note cannot hold is never skipped"
+        );
+    }
 
     #[test]
     fn a_note_survives_its_header_field() {
