@@ -248,20 +248,32 @@ impl Bump {
         if self.lease.is_reshaped() {
             return false;
         }
-        // SAFETY: as above, and the buf is not reshaped.
+        // SAFETY: as above, and the buf is not reshaped; `from` is 0, or
+        // the cursor, before which every live region ends (the allocator
+        // carves only at its cursor, within a run found free).
         let Some(run) = (unsafe { record.free_run(from, need) }) else { return false };
         // Read again after the record's drops, for a counting buf (see
         // "Counting every drop" in `segments.rs`).
         if self.lease.is_reshaped() {
             return false;
         }
-        self.cut_from(run, need);
+        debug_assert!(
+            // SAFETY: as above. The flag, read after, vouches for the counts.
+            unsafe { record.ends_by(from) } || self.lease.is_reshaped(),
+            "a live region before the cursor ends past it"
+        );
+        // SAFETY: the record found the run free, with the buf not reshaped.
+        unsafe { self.cut_from(run, need) };
         true
     }
 
-    /// Moves the cursor to the start of `run`, a dead part of the buf
-    /// found by its record, `(start, end)` in bytes into the data area.
-    fn cut_from(&mut self, (start, end): (usize, usize), need: usize) {
+    /// Moves the cursor to the start of `run`, `(start, end)` in bytes
+    /// into the data area.
+    ///
+    /// # Safety
+    /// No live slice owns a byte of the run, as the buf's record found it
+    /// (see `segments.rs`), and `start < end <= cap`.
+    unsafe fn cut_from(&mut self, (start, end): (usize, usize), need: usize) {
         debug_assert!(start < end && end <= self.cap(), "a run within the data area");
         // SAFETY: `start < end <= cap`: within the data area.
         self.next = unsafe { Header::data(self.lease.buf()).add(start) };
@@ -1124,13 +1136,13 @@ impl Allocator {
     /// owned before.
     pub(crate) unsafe fn rewind_to(&mut self, mark: Mark) {
         let Some(bump) = self.current.as_mut() else { return };
-        // A counting buf may have gone on the pool's orphans since `mark`,
-        // another allocator cut from it, and this one taken it back: the
-        // bytes past `mark` may be that allocator's. They are dead parts
-        // for the buf's record anyway, once the slices made since drop.
-        // SAFETY: the lease holds its buf, and this allocator is its cutter.
-        let counting = unsafe { Header::counting_record(bump.lease.buf()) }.is_some();
-        if bump.lease.buf() != mark.buf || mark.next > bump.next || counting {
+        // Not in a buf with a record: a counting buf may have gone on the
+        // pool's orphans since `mark`, another allocator cut from it, and
+        // this one taken it back, so the bytes past `mark` may be that
+        // allocator's; and a cursor that cuts from dead parts may have
+        // jumped past a live slice since `mark`. The bytes are dead parts
+        // for the record anyway, once the slices made since drop.
+        if bump.lease.buf() != mark.buf || mark.next > bump.next || bump.segments.is_some() {
             return;
         }
         // Both lie in the same buf's data area, `mark.next` first.
@@ -1537,11 +1549,12 @@ impl Allocator {
             let segments = orphan.segments();
             Bump::new(orphan, segments)
         } else {
-            // The run was free when found, with the buf not reshaped, and
-            // stays so: only the cutter carves, and a split since can only
-            // make the record miss the pieces of a region outside the run.
             let mut bump = Bump::parked(orphan);
-            bump.cut_from(run, need);
+            // SAFETY: the run was free when found, with the buf not
+            // reshaped, and stays so: only the cutter carves, and a split
+            // since can only make the record miss the pieces of a region
+            // outside the run.
+            unsafe { bump.cut_from(run, need) };
             bump
         };
         let filled = self.current.replace(bump);

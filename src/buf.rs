@@ -513,7 +513,7 @@ impl Header {
             }
         }
         // SAFETY: the caller owns the `n` references and gives them up.
-        unsafe { Header::release_shared(this, n) }
+        unsafe { Header::release_shared(this, n, Holder::Slice) }
     }
 
     /// [`Header::release_from`] on the home thread of a buf with a segment
@@ -588,12 +588,13 @@ impl Header {
         }
     }
 
-    /// [`Header::release`] on the atomic count.
+    /// [`Header::release`] on the atomic count, by a `holder` of the
+    /// references.
     ///
     /// # Safety
     /// As for [`Header::release`].
     #[inline]
-    unsafe fn release_shared(this: NonNull<Header>, n: usize) {
+    unsafe fn release_shared(this: NonNull<Header>, n: usize, holder: Holder) {
         // SAFETY: the caller owns a reference, so `this` is live.
         unsafe { Header::access(this) }.shared();
         // Release: every write this holder made to the buf happens before the
@@ -613,7 +614,7 @@ impl Header {
         // SAFETY: as above.
         unsafe { Header::access(this) }.exclusive();
         // SAFETY: no references are left; this thread owns the buf.
-        unsafe { Header::last_release(this) };
+        unsafe { Header::last_release(this, holder) };
     }
 
     /// Whether the caller's `held` references are all there are.
@@ -641,14 +642,14 @@ impl Header {
         sole
     }
 
-    /// Called once the count reaches zero: hands a pooled buf back to its
-    /// pool, or frees the buf.
+    /// Called once the count reaches zero, its last reference dropped by
+    /// `holder`: hands a pooled buf back to its pool, or frees the buf.
     ///
     /// # Safety
     /// `this` has no references left and the caller owns it.
     #[cold]
     #[inline(never)]
-    unsafe fn last_release(this: NonNull<Header>) {
+    unsafe fn last_release(this: NonNull<Header>, holder: Holder) {
         // Relaxed: this thread owns the buf. A counting buf counts no more:
         // whoever takes it next starts afresh.
         // SAFETY: the caller owns `this`, so its header is valid to use.
@@ -675,7 +676,7 @@ impl Header {
         // SAFETY: `this` is ours, with no references, and holds an `Arc` to
         // `pool`. Once the call returns `true`, neither `this` nor `pool` (a
         // reference into the header) is touched again.
-        if unsafe { PoolShared::return_to_cache(NonNull::from(&**pool), this, class) } {
+        if unsafe { PoolShared::return_to_cache(NonNull::from(&**pool), this, class, holder) } {
             return;
         }
         // A clone, so that no reference into the header (or, through it, to
@@ -876,6 +877,15 @@ fn pooled_layout(cap: usize) -> Option<Layout> {
 /// The largest data area a pooled buf can have: its allocation, header and
 /// slack included, rounded up to `SYSTEM_ALIGN`, stays within `isize::MAX`.
 pub(crate) const MAX_POOLED_CAP: usize = isize::MAX as usize - HEADER_SIZE - 2 * BUF_ALIGN;
+
+/// Who dropped a buf's last reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Holder {
+    /// A slice, or any holder of single references.
+    Slice,
+    /// The lease an allocator or reader held the buf by.
+    Lease,
+}
 
 /// A holder's stake in one buf: `held` references, at least one, that it
 /// hands out one at a time to the slices it makes.
@@ -1197,7 +1207,7 @@ impl Drop for Lease {
             // SAFETY: the lease owns `held` references and is going away. The
             // buf has no home (only a home lease gives it one), so the
             // atomic count is the whole count.
-            unsafe { Header::release_shared(self.buf, self.held) };
+            unsafe { Header::release_shared(self.buf, self.held, Holder::Lease) };
         }
     }
 }
@@ -1229,6 +1239,6 @@ impl Lease {
         // this thread through any of them.
         // SAFETY: the lease owns `held` references, and the home's count
         // and bias are its to give back.
-        unsafe { Header::release_shared(self.buf, HOME_BIAS + released + self.held) };
+        unsafe { Header::release_shared(self.buf, HOME_BIAS + released + self.held, Holder::Lease) };
     }
 }

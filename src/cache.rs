@@ -59,10 +59,13 @@ pub(crate) struct Slot {
     /// shared lists (as it would have) costs only a missed cache. Nothing
     /// is published through it.
     len: AtomicUsize,
-    /// Bufs whose last reference was dropped on the owner thread since that
-    /// thread last took the count, counted by it alone whether or not they
-    /// went into the slot: a sign that its bufs come back to it (see
-    /// `Allocator::look_at_probe`). Nothing is published through it.
+    /// Bufs whose last reference, a slice's, was dropped on the owner
+    /// thread since that thread last took the count, counted by it alone
+    /// whether or not they went into the slot: a sign that slices are
+    /// dropped there (see `Allocator::look_at_probe`). A lease's last
+    /// reference does not count: an allocator whose slices are all dropped
+    /// on another thread drops the last reference of each buf whose slices
+    /// went before it let go. Nothing is published through it.
     returns: AtomicUsize,
 }
 
@@ -79,8 +82,8 @@ impl Slot {
         self.len.load(Ordering::Relaxed)
     }
 
-    /// Counts a buf whose last reference the owner thread dropped; for the
-    /// owner thread only.
+    /// Counts a buf whose last reference, a slice's, the owner thread
+    /// dropped; for the owner thread only.
     #[inline]
     pub(crate) fn note_return(&self) {
         // Relaxed, and a load and a store rather than a read-modify-write:

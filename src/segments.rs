@@ -243,16 +243,17 @@ impl Segments {
     /// from`; see the module docs for why such a run is free. `end` is the
     /// start of the next live region, or the end of the data area.
     ///
-    /// The walk starts at `from`'s segment: every live segment before it
-    /// must have its regions end at or before `from`, as they do before an
-    /// allocator's cursor (it carves only at the cursor, within a run found
-    /// free), so that one pass of a cursor over a buf walks each segment
-    /// about once however many runs it asks for.
+    /// The walk starts at `from`'s segment, so that one pass of a cursor
+    /// over a buf walks each segment about once however many runs it asks
+    /// for.
     ///
     /// # Safety
-    /// As for [`carved`](Segments::carved). The run is free only where the
-    /// buf is not reshaped: found so before the call for a home record, and
-    /// after it for a counting one.
+    /// As for [`carved`](Segments::carved). Every live region counted in a
+    /// segment before `from`'s ends at or before `from`, as before an
+    /// allocator's cursor (it carves only at the cursor, within a run found
+    /// free; see [`ends_by`](Segments::ends_by)). The run is free only
+    /// where the buf is not reshaped: found so before the call for a home
+    /// record, and after it for a counting one.
     pub(crate) unsafe fn free_run(&self, from: usize, need: usize) -> Option<(usize, usize)> {
         let fits = |start: usize, end: usize| {
             let start = start.max(from);
@@ -262,11 +263,6 @@ impl Segments {
         // SAFETY: the caller is the only thread touching the record.
         unsafe {
             self.marks.with_mut(|m| {
-                debug_assert!(
-                    (0..skipped)
-                        .all(|k| self.live(m, k, Ordering::Relaxed) == 0 || m.end[k] as usize <= from),
-                    "a live region before the cursor ends past it"
-                );
                 // Where the live regions of the segments so far may reach.
                 let mut covered = from;
                 // The start of the free stretch being walked, if any.
@@ -291,6 +287,25 @@ impl Segments {
                     }
                 }
                 start.and_then(|a| fits(a, self.cap))
+            })
+        }
+    }
+
+    /// Whether every live region counted in a segment before `from`'s ends
+    /// at or before `from`: [`free_run`](Segments::free_run)'s condition,
+    /// for debug builds to check. Meaningful only where the buf is found
+    /// not reshaped after the call.
+    ///
+    /// # Safety
+    /// As for [`carved`](Segments::carved).
+    pub(crate) unsafe fn ends_by(&self, from: usize) -> bool {
+        // SAFETY: the caller is the only thread touching the record.
+        unsafe {
+            self.marks.with_mut(|m| {
+                // Acquire: as in `free_run`, so that a flag read after it
+                // that says "not reshaped" vouches for the counts.
+                (0..self.segment(from))
+                    .all(|k| self.live(m, k, Ordering::Acquire) == 0 || m.end[k] as usize <= from)
             })
         }
     }

@@ -35,7 +35,7 @@
 
 use core::ptr::NonNull;
 
-use crate::buf::{Header, Listed};
+use crate::buf::{Header, Holder, Listed};
 use crate::cache::{self, RegistryLinks, Slot, SlotGuard};
 use crate::free_list::{Doomed, FreeList};
 use crate::sync::{Ordering, lock};
@@ -78,8 +78,10 @@ impl PoolShared {
     }
 
     /// The first step in returning a buf whose last reference was just
-    /// dropped: keeps a standard-size buf in the current thread's cache,
-    /// where it may go (see [`PoolShared::lock_cache_for_return`]). Returns
+    /// dropped (by `holder`: a slice's counts toward the thread's returns,
+    /// see [`Slot::note_return`](crate::cache::Slot::note_return)): keeps a
+    /// standard-size buf in the current thread's cache, where it may go
+    /// (see [`PoolShared::lock_cache_for_return`]). Returns
     /// `false`, leaving the caller with `buf`, where it may not; the caller
     /// then hands it to [`PoolShared::return_shared`] through an `Arc`.
     ///
@@ -95,7 +97,12 @@ impl PoolShared {
     /// buf, free it, and with it the pool. For the same reason no reference
     /// to either may be a function argument across this call, which is why
     /// `this` is a raw pointer.
-    pub(crate) unsafe fn return_to_cache(this: NonNull<PoolShared>, buf: NonNull<Header>, class: u8) -> bool {
+    pub(crate) unsafe fn return_to_cache(
+        this: NonNull<PoolShared>,
+        buf: NonNull<Header>,
+        class: u8,
+        holder: Holder,
+    ) -> bool {
         // SAFETY: `buf` is ours and holds an `Arc` to the pool, so the pool
         // is alive until `buf` is published below. `pool` is a local, not a
         // function argument, and is not used after that.
@@ -115,7 +122,9 @@ impl PoolShared {
             return false;
         }
         let slot = pool.my_slot();
-        if let Some(slot) = slot {
+        if let Some(slot) = slot
+            && holder == Holder::Slice
+        {
             slot.note_return();
         }
         let Some((mut cached, now)) = pool.lock_cache_for_return(slot) else { return false };
