@@ -181,12 +181,13 @@ struct Bump {
     segments: Option<NonNull<Segments>>,
     /// The first byte no slice has been given.
     next: NonNull<u8>,
-    /// Bytes from `next` that belong to the allocator: to the end of the
-    /// data area, or of the dead part it is cutting from.
-    remaining: usize,
-    /// Bytes from `next` to where the allocator next checks whether it can
-    /// rewind: at most `remaining`. The fast path carves within it.
-    run: usize,
+    /// The address where the allocator next checks whether it can rewind:
+    /// from `next` to `end`. The fast path carves within it, moving `next`
+    /// alone. (Addresses, not lengths: a carve then writes one field.)
+    run_end: usize,
+    /// The address past the bytes from `next` that belong to the allocator:
+    /// the end of the data area, or of the dead part it is cutting from.
+    end: usize,
 }
 
 // SAFETY: `next` points into the buf the lease holds, at bytes no slice owns:
@@ -200,7 +201,7 @@ impl Bump {
     /// A cursor at the start of the lease's buf, which no slice uses and
     /// whose segment record, if any, is `segments`.
     fn new(lease: Lease, segments: Option<NonNull<Segments>>) -> Bump {
-        let mut bump = Bump { lease, segments, next: NonNull::dangling(), remaining: 0, run: 0 };
+        let mut bump = Bump::parked_with(lease, segments);
         bump.rewind(0);
         bump
     }
@@ -208,7 +209,40 @@ impl Bump {
     /// A cursor with no room, yet, in the lease's buf.
     fn parked(lease: Lease) -> Bump {
         let segments = lease.segments();
-        Bump { lease, segments, next: NonNull::dangling(), remaining: 0, run: 0 }
+        Bump::parked_with(lease, segments)
+    }
+
+    /// [`parked`](Bump::parked), with `segments` as the record.
+    fn parked_with(lease: Lease, segments: Option<NonNull<Segments>>) -> Bump {
+        let next = NonNull::<u8>::dangling();
+        let at = next.as_ptr().addr();
+        Bump { lease, segments, next, run_end: at, end: at }
+    }
+
+    /// Bytes from `next` that belong to the allocator.
+    #[inline]
+    fn remaining(&self) -> usize {
+        self.end - self.next.as_ptr().addr()
+    }
+
+    /// Bytes from `next` to the next check whether the allocator can
+    /// rewind: at most [`remaining`](Bump::remaining).
+    #[inline(always)]
+    fn run(&self) -> usize {
+        self.run_end - self.next.as_ptr().addr()
+    }
+
+    /// Whether `need` bytes fit in the current run.
+    #[inline(always)]
+    fn fits(&self, need: usize) -> bool {
+        need <= self.run()
+    }
+
+    /// Moves the next check past `need` bytes from the cursor where it lies
+    /// before them, so that they can be carved: `need <= remaining`.
+    fn cover(&mut self, need: usize) {
+        debug_assert!(need <= self.remaining(), "internal: a run past the allocator's bytes");
+        self.run_end = self.run_end.max(self.next.as_ptr().addr() + need);
     }
 
     /// A cursor over the first dead part of the lease's buf with room for
@@ -275,9 +309,11 @@ impl Bump {
     /// (see `segments.rs`), and `start < end <= cap`.
     unsafe fn cut_from(&mut self, (start, end): (usize, usize), need: usize) {
         debug_assert!(start < end && end <= self.cap(), "a run within the data area");
+        // SAFETY: the lease holds its buf.
+        let data = unsafe { Header::data(self.lease.buf()) };
         // SAFETY: `start < end <= cap`: within the data area.
-        self.next = unsafe { Header::data(self.lease.buf()).add(start) };
-        self.remaining = end - start;
+        self.next = unsafe { data.add(start) };
+        self.end = data.as_ptr().addr() + end;
         self.extend_run(need);
     }
 
@@ -301,7 +337,7 @@ impl Bump {
         }
         // SAFETY: the lease holds its buf.
         self.next = unsafe { Header::data(self.lease.buf()) };
-        self.remaining = self.cap();
+        self.end = self.next.as_ptr().addr() + self.cap();
         self.extend_run(need);
     }
 
@@ -317,7 +353,7 @@ impl Bump {
     fn make_room(&mut self, need: usize) -> bool {
         if self.cap() >= need && self.lease.is_sole_holder() {
             self.rewind(need);
-        } else if need <= self.remaining {
+        } else if need <= self.remaining() {
             self.extend_run(need);
         } else {
             return false;
@@ -329,7 +365,8 @@ impl Bump {
     /// `RUN_SLICES` slices of `need` bytes where that is further, and at
     /// most to the end of the buf.
     fn extend_run(&mut self, need: usize) {
-        self.run = need.saturating_mul(RUN_SLICES).max(REUSE_CHECK).min(self.remaining);
+        let run = need.saturating_mul(RUN_SLICES).max(REUSE_CHECK).min(self.remaining());
+        self.run_end = self.next.as_ptr().addr() + run;
     }
 
     /// The bytes no slice has been given yet, as found.
@@ -339,7 +376,7 @@ impl Bump {
         // data area, are initialised (a buf is zero-filled when made) and
         // belong to the allocator alone; `&mut self` makes this borrow the
         // only access to them while it lasts.
-        unsafe { core::slice::from_raw_parts_mut(self.next.as_ptr(), self.remaining) }
+        unsafe { core::slice::from_raw_parts_mut(self.next.as_ptr(), self.remaining()) }
     }
 
     /// Hands the next `front + len` bytes, as they are, to a new slice:
@@ -347,9 +384,9 @@ impl Bump {
     /// in the buf's segment record where it has one.
     ///
     /// # Safety
-    /// `front + len <= remaining`, without overflow. (A precondition rather
-    /// than a check: this is the allocation fast path, and every caller has
-    /// just established it.)
+    /// `front + len <= run` (so `<= remaining`), without overflow. (A
+    /// precondition rather than a check: this is the allocation fast path,
+    /// and every caller has just established it.)
     #[inline(always)]
     unsafe fn carve(&mut self, front: usize, len: usize) -> Slice {
         if self.segments.is_some() {
@@ -383,17 +420,14 @@ impl Bump {
     #[inline(always)]
     unsafe fn carve_bytes(&mut self, front: usize, len: usize) -> Slice {
         debug_assert!(
-            len <= self.remaining && front <= self.remaining - len,
-            "internal: carved {front} + {len} bytes of {}",
-            self.remaining
+            len <= self.run() && front <= self.run() - len,
+            "internal: carved {front} + {len} bytes past the run, {} bytes",
+            self.run()
         );
         let region = self.next;
-        // SAFETY: `front + len <= remaining`, so the new cursor stays within
+        // SAFETY: `front + len <= run <= remaining`, so the new cursor stays within
         // the data area (or one past its end).
         self.next = unsafe { region.add(front + len) };
-        self.remaining -= front + len;
-        // Bytes appended by a `Writer` may run past the check.
-        self.run = self.run.saturating_sub(front + len);
         let buf = self.lease.share();
         // SAFETY: `region + front` is within the region just carved; `buf` is
         // a reference just moved out of the lease, and the `front + len`
@@ -415,7 +449,7 @@ impl Bump {
         // alone, and the `remaining` bytes after them, from the cursor, are
         // still the allocator's: no slice owns any of them, so nothing else
         // reads or writes them. All lie in the buf's initialised data area.
-        unsafe { zero_lines(region, front + len, self.remaining) };
+        unsafe { zero_lines(region, front + len, self.remaining()) };
         slice
     }
 
@@ -730,7 +764,7 @@ impl Allocator {
     pub fn alloc(&mut self, len: usize) -> Slice {
         let reserve = self.reserve;
         let bump = self.cursor_or_fail(len);
-        // SAFETY: `cursor_or_fail` leaves at least `reserve + len` bytes.
+        // SAFETY: `cursor_or_fail` leaves at least `reserve + len` bytes in the run.
         unsafe { bump.carve_zeroed(reserve, len) }
     }
 
@@ -769,7 +803,7 @@ impl Allocator {
     fn zeroed(&mut self, len: usize, wait: Wait) -> Result<Slice, AllocError> {
         let reserve = self.reserve;
         let bump = self.cursor(reserve.checked_add(len).ok_or(AllocError::TooLarge)?, wait)?;
-        // SAFETY: `cursor` leaves at least `reserve + len` bytes.
+        // SAFETY: `cursor` leaves at least `reserve + len` bytes in the run.
         Ok(unsafe { bump.carve_zeroed(reserve, len) })
     }
 
@@ -810,21 +844,37 @@ impl Allocator {
     fn overwrite_or_fail(&mut self, len: usize) -> Slice {
         let reserve = self.reserve;
         let bump = self.cursor_or_fail(len);
-        // SAFETY: `cursor_or_fail` leaves at least `reserve + len` bytes.
+        // SAFETY: `cursor_or_fail` leaves at least `reserve + len` bytes in the run.
         unsafe { bump.carve(reserve, len) }
     }
 
     /// The cursor with room for `reserve + len` bytes, waiting for the
     /// budget as long as it takes, or the panic of
     /// [`alloc`](Allocator::alloc).
+    ///
+    /// Its common case, room in the current run, is inline and makes no
+    /// `Result`: merged with the other paths', one was built on the stack
+    /// and read back on every allocation.
     #[inline(always)]
     #[track_caller]
     fn cursor_or_fail(&mut self, len: usize) -> &mut Bump {
+        // Saturating: a sum that overflows fits no run, and the slow path
+        // reports it.
+        if self.has_run_for(self.reserve.saturating_add(len)) {
+            return self.current.as_mut().expect("the run is in the current buf");
+        }
+        self.cursor_past_run_or_fail(len)
+    }
+
+    /// [`cursor_or_fail`](Allocator::cursor_or_fail) past the current run.
+    #[inline(never)]
+    #[track_caller]
+    fn cursor_past_run_or_fail(&mut self, len: usize) -> &mut Bump {
         let reserve = self.reserve;
         match reserve
             .checked_add(len)
             .ok_or(AllocError::TooLarge)
-            .and_then(|need| self.cursor(need, Wait::Forever))
+            .and_then(|need| self.past_run_or_refill(need, Wait::Forever, || 0))
         {
             Ok(bump) => bump,
             Err(e) => alloc_failed(e, len, reserve),
@@ -837,7 +887,7 @@ impl Allocator {
     fn overwrite(&mut self, len: usize, wait: Wait) -> Result<Slice, AllocError> {
         let reserve = self.reserve;
         let bump = self.cursor(reserve.checked_add(len).ok_or(AllocError::TooLarge)?, wait)?;
-        // SAFETY: `cursor` leaves at least `reserve + len` bytes.
+        // SAFETY: `cursor` leaves at least `reserve + len` bytes in the run.
         Ok(unsafe { bump.carve(reserve, len) })
     }
 
@@ -974,7 +1024,7 @@ impl Allocator {
                 format!("fill_with: the closure claimed {n} bytes filled of the {max} it was given"),
             ));
         }
-        // SAFETY: `cursor` left at least `reserve + max` bytes, and `n <= max`.
+        // SAFETY: `cursor` left at least `reserve + max` bytes in the run, and `n <= max`.
         Ok(unsafe { bump.carve(reserve, n) })
     }
 
@@ -1111,9 +1161,12 @@ impl Allocator {
     pub(crate) fn append_commit(&mut self, tail: Option<&Slice>, len: usize) -> Slice {
         let front = self.append_front(tail);
         match self.current {
-            Some(ref mut bump) if front <= bump.remaining && len <= bump.remaining - front => {
+            Some(ref mut bump) if front <= bump.remaining() && len <= bump.remaining() - front => {
                 bump.spare()[..front].fill(0);
-                // SAFETY: the guard checked `front + len <= remaining`.
+                // Appended bytes may run past the check: it moves with them.
+                bump.cover(front + len);
+                // SAFETY: the guard checked `front + len <= remaining`, and
+                // `cover` made the run that long.
                 unsafe { bump.carve(front, len) }
             }
             _ => panic!("refbuf: cannot commit {len} bytes: more than the room handed out"),
@@ -1146,9 +1199,7 @@ impl Allocator {
             return;
         }
         // Both lie in the same buf's data area, `mark.next` first.
-        let given_back = bump.next.as_ptr().addr() - mark.next.as_ptr().addr();
-        bump.remaining += given_back;
-        bump.run += given_back;
+        // The bytes between go back to the run and to the allocator.
         bump.next = mark.next;
     }
 
@@ -1156,13 +1207,13 @@ impl Allocator {
     /// place, else `reserve`.
     fn append_front(&self, tail: Option<&Slice>) -> usize {
         match (&self.current, tail) {
-            (Some(bump), Some(tail)) if bump.remaining > 0 && bump.is_at_end_of(tail) => 0,
+            (Some(bump), Some(tail)) if bump.remaining() > 0 && bump.is_at_end_of(tail) => 0,
             _ => self.reserve,
         }
     }
 
-    /// The current buf, with at least `need` bytes left: the one in use, or
-    /// else a new one.
+    /// The current buf, with at least `need` bytes left in its run: the one
+    /// in use, or else a new one.
     #[inline(always)]
     fn cursor(&mut self, need: usize, wait: Wait) -> Result<&mut Bump, AllocError> {
         self.cursor_holding(need, wait, || 0)
@@ -1179,23 +1230,62 @@ impl Allocator {
         wait: Wait,
         held: impl FnOnce() -> usize,
     ) -> Result<&mut Bump, AllocError> {
+        if self.has_run_for(need) {
+            return Ok(self.current.as_mut().expect("the run is in the current buf"));
+        }
+        self.cursor_past_run(need, wait, held)
+    }
+
+    /// [`past_run_or_refill`](Allocator::past_run_or_refill), out of line.
+    #[inline(never)]
+    fn cursor_past_run(
+        &mut self,
+        need: usize,
+        wait: Wait,
+        held: impl FnOnce() -> usize,
+    ) -> Result<&mut Bump, AllocError> {
+        self.past_run_or_refill(need, wait, held)
+    }
+
+    /// Whether the pool is open and the current run has `need` bytes: the
+    /// allocation fast path's one test.
+    #[inline(always)]
+    fn has_run_for(&self, need: usize) -> bool {
+        !self.pool.is_closed() && self.current.as_ref().is_some_and(|bump| bump.fits(need))
+    }
+
+    /// The current buf with at least `need` bytes left in its run, where
+    /// the current run has fewer: see [`cursor_holding`](Allocator::cursor_holding).
+    /// Inlined into the two out-of-line paths that call it, so that a run
+    /// turned over costs one call.
+    #[inline(always)]
+    fn past_run_or_refill(
+        &mut self,
+        need: usize,
+        wait: Wait,
+        held: impl FnOnce() -> usize,
+    ) -> Result<&mut Bump, AllocError> {
         if self.pool.is_closed() {
             return Err(AllocError::Closed);
         }
         // The arm that returns a borrow of the current buf comes last: taken
         // in a guard, the borrow would be held on the refill path as well.
-        match self.current {
-            Some(ref bump) if need > bump.run => self.past_run(need, wait, held),
+        let bump = match self.current {
+            Some(ref bump) if !bump.fits(need) => self.past_run(need, wait, held),
             None => self.refill(need, wait, held),
             Some(ref mut bump) => Ok(bump),
-        }
+        }?;
+        // A new buf's first run may be shorter than one large slice.
+        bump.cover(need);
+        Ok(bump)
     }
 
     /// Makes room for `need` bytes past the end of the current run: in the
     /// current buf where [`Bump::make_room`] can, else in a new one. Kept
     /// apart from [`refill`](Allocator::refill), which is cold: this runs
-    /// every `REUSE_CHECK` bytes.
-    #[inline(never)]
+    /// every `REUSE_CHECK` bytes, inlined into the out-of-line paths of
+    /// [`past_run_or_refill`](Allocator::past_run_or_refill).
+    #[inline(always)]
     fn past_run(
         &mut self,
         need: usize,
@@ -1639,7 +1729,7 @@ impl fmt::Debug for Allocator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Allocator")
             .field("reserve", &self.reserve)
-            .field("remaining", &self.current.as_ref().map_or(0, |b| b.remaining))
+            .field("remaining", &self.current.as_ref().map_or(0, Bump::remaining))
             .field("spent", &self.spent.len())
             .field("tracking", &self.track)
             .finish_non_exhaustive()

@@ -62,7 +62,7 @@ use crate::pool::PoolShared;
 use crate::segments::Segments;
 use crate::sync::{
     Arc, AtomicBool, AtomicPtr, AtomicU8, AtomicUsize, BufAccess, HomeCell, Ordering, alloc_zeroed, dealloc,
-    thread_id,
+    known_thread_id, thread_id,
 };
 
 /// Bytes in front of a pooled buf's data area: two 64-byte lines. Under
@@ -488,23 +488,25 @@ impl Header {
         // there only while it is the buf's home, having written it itself.
         // SAFETY: the caller owns a reference, so `this` is live.
         let home_thread = unsafe { Header::home_thread(this) }.load(Ordering::Relaxed);
+        // A home mark only on the home thread, with or without `TRACKED`,
+        // and never 0 or `COUNTED` (see `known_thread_id`).
+        let me = known_thread_id();
+        if home_thread == me {
+            // SAFETY: as above.
+            unsafe { Header::access(this) }.shared();
+            // SAFETY: this is the home thread, the only one that touches
+            // `released`. Its lease still holds references, so this is not
+            // the last: counting is all there is to do.
+            unsafe { Header::home_released(this).with_mut(|released| *released += n) };
+            return;
+        }
+        // Tested after the plain home path, so that it pays nothing for them.
         if home_thread != 0 {
-            let me = thread_id();
-            if home_thread == me {
-                // SAFETY: as above.
-                unsafe { Header::access(this) }.shared();
-                // SAFETY: this is the home thread, the only one that touches
-                // `released`. Its lease still holds references, so this is
-                // not the last: counting is all there is to do.
-                unsafe { Header::home_released(this).with_mut(|released| *released += n) };
-                return;
-            }
             if home_thread == me | TRACKED {
                 // SAFETY: as above, and the buf has a segment record.
                 unsafe { Header::release_tracked(this, n, slice) };
                 return;
             }
-            // Tested after the home paths, so that they pay nothing for it.
             if home_thread == COUNTED
                 && let Some(start) = slice
             {

@@ -26,6 +26,22 @@ mod imp {
 
 pub(crate) use imp::*;
 
+#[cfg(not(loom))]
+imp::thread_local! {
+    /// The calling thread's number, or `UNNUMBERED` until it has one.
+    static ID: core::cell::Cell<usize> = const { core::cell::Cell::new(UNNUMBERED) };
+}
+#[cfg(loom)]
+imp::thread_local! {
+    static ID: core::cell::Cell<usize> = core::cell::Cell::new(UNNUMBERED);
+}
+
+/// What a thread's `ID` holds until [`thread_id`] gives it a number: the
+/// top bit alone. That is no thread's number (they lie below 2^63 - 1) and
+/// no buf's home mark (0, a thread's number, one with the top bit set as
+/// `TRACKED`, or `COUNTED`; see `buf.rs`).
+const UNNUMBERED: usize = 1 << (usize::BITS - 1);
+
 /// A number that identifies the calling thread: never 0, and never given to
 /// another thread while the process lives (numbers are not reused, unlike
 /// the addresses of thread-locals), so a stale number names no live thread.
@@ -36,16 +52,8 @@ pub(crate) use imp::*;
 /// such a thread's drops take the atomic path.
 #[inline]
 pub(crate) fn thread_id() -> usize {
-    #[cfg(not(loom))]
-    imp::thread_local! {
-        static ID: core::cell::Cell<usize> = const { core::cell::Cell::new(0) };
-    }
-    #[cfg(loom)]
-    imp::thread_local! {
-        static ID: core::cell::Cell<usize> = core::cell::Cell::new(0);
-    }
     ID.try_with(|id| match id.get() {
-        0 => {
+        UNNUMBERED => {
             let fresh = next_thread_id();
             id.set(fresh);
             fresh
@@ -53,6 +61,17 @@ pub(crate) fn thread_id() -> usize {
         known => known,
     })
     .unwrap_or(usize::MAX)
+}
+
+/// The calling thread's number where [`thread_id`] has given it one, else
+/// a value that is neither a thread's number nor a buf's home mark, with or
+/// without the `TRACKED` bit. A thread has its number before any buf is
+/// made at home on it, so a drop learns with one comparison whether it is
+/// on its buf's home thread, and a thread with no number yet is not given
+/// one by its drops.
+#[inline(always)]
+pub(crate) fn known_thread_id() -> usize {
+    ID.try_with(core::cell::Cell::get).unwrap_or(usize::MAX)
 }
 
 /// Hands out thread numbers, from 1 up.

@@ -1,6 +1,8 @@
 //! The bump allocator: layout of slices in a buf, and the guarantee that no
 //! stale bytes leak out by default.
 
+use std::io::Write;
+
 use refbuf::{Pool, Slice};
 
 /// `(bufs_created, bufs_in_use, bufs_idle, bytes_in_use, bytes_idle)`.
@@ -149,6 +151,57 @@ fn allocator_moves_on_only_when_need_exceeds_remaining() {
     let t2 = other.alloc(49);
     assert_eq!(counts(&pool), (4, 4, 0, 256, 0));
     assert_ne!(t2.as_ptr(), end(&t1).wrapping_add(8));
+}
+
+/// Slices longer than the stretch the allocator carves between its checks
+/// for a free buf (16 KiB, the first in a fresh buf or the next after a
+/// few small slices), and a `Writer`'s bytes run past it, each come whole
+/// and apart from every other slice of the buf, through both allocators;
+/// the small slices that follow continue right after them in the same buf.
+#[test]
+fn slices_longer_than_a_run_come_whole_and_apart() {
+    fn check(slices: &[Slice], pool: &Pool) {
+        let mut spans: Vec<(usize, usize)> =
+            slices.iter().map(|s| (s.as_ptr().addr(), end(s).addr())).collect();
+        spans.sort_unstable();
+        for pair in spans.windows(2) {
+            assert!(pair[0].1 <= pair[1].0, "slices overlap: {pair:?}");
+        }
+        for (i, s) in slices.iter().enumerate() {
+            assert!(s.iter().all(|&b| b == i as u8), "slice {i} was overwritten");
+        }
+        assert_eq!(counts(pool).0, 1, "one 64 KiB buf holds them all");
+    }
+    let sizes = [40 * 1024, 100, 20 * 1024, 100, 3 * 1024];
+    let pool = Pool::builder().buf_size(64 * 1024).build();
+    let mut alloc = pool.local_allocator(0);
+    let mut slices = Vec::new();
+    for (i, &len) in sizes.iter().enumerate() {
+        let mut s = alloc.alloc_for_overwrite(len);
+        s.fill(i as u8);
+        if let Some(prev) = slices.last() {
+            assert_eq!(s.as_ptr(), end(prev), "slice {i} follows the one before");
+        }
+        slices.push(s);
+    }
+    check(&slices, &pool);
+
+    let pool = Pool::builder().buf_size(64 * 1024).build();
+    let mut alloc = pool.allocator(0);
+    let mut slices = vec![alloc.copy_from_slice(&[0; 100])];
+    let mut writer = alloc.writer();
+    for _ in 0..30 {
+        writer.write_all(&[1; 1024]).unwrap();
+    }
+    let mut written = writer.finish();
+    assert_eq!(written.iter().count(), 1, "the writer's bytes make one slice");
+    slices.extend(written.pop_front());
+    for (i, &len) in sizes.iter().enumerate().skip(2) {
+        slices.push(alloc.copy_from_slice(&vec![i as u8; len]));
+    }
+    assert_eq!(slices[1].len(), 30 * 1024);
+    assert_eq!(slices[1].as_ptr(), end(&slices[0]), "the writer's bytes follow the first slice");
+    check(&slices, &pool);
 }
 
 /// When it moves to a new buf the allocator lets go of the old one: with no slice left in it, the old buf goes idle and is reused later.
