@@ -12,6 +12,7 @@ use crate::pool::{Look, Pool, Ticket, Wait};
 use crate::segments::{Records, Segments};
 use crate::slice::Slice;
 use crate::spent::SpentList;
+use crate::sync::{known_thread_id, take_slices_dropped};
 use crate::writer::Writer;
 
 /// Bump-allocates consecutive [`Slice`]s out of its current buf, each with
@@ -94,6 +95,9 @@ pub struct Allocator {
     /// stopped tracking: part of the sign a probe gives (see
     /// [`look_at_probe`](Allocator::look_at_probe)).
     came_back: bool,
+    /// The thread of the last look at a probe, where a slice dropped on the
+    /// atomic path since is part of the sign, as `came_back` is.
+    looked_on: usize,
     /// Probes left that come at every refill (see `EARLY_PROBES`).
     early_probes: u8,
     /// Its place among the pool's async waiters, while
@@ -514,6 +518,7 @@ impl Allocator {
             probe_need: 0,
             probe_in: 1,
             came_back: false,
+            looked_on: 0,
             early_probes: EARLY_PROBES,
             ticket: Ticket::default(),
         }
@@ -645,6 +650,9 @@ impl Allocator {
         let counting = watched && unsafe { Header::counting_record(lease.buf()) }.is_some();
         if self.probing {
             self.probing = false;
+            if watched && !counting {
+                lease.mark_probed();
+            }
             self.look_at_probe(watched.then_some((&lease, counting)));
         } else if counting {
             self.pool.orphan(lease);
@@ -692,7 +700,10 @@ impl Allocator {
         let need = self.probe_need as usize;
         let cap = self.pool.buf_size();
         self.came_back |= self.pool.take_returns_here() > 0;
-        let here = self.came_back;
+        let thread = known_thread_id();
+        let dropped_here = take_slices_dropped() && thread == self.looked_on;
+        self.looked_on = thread;
+        let here = self.came_back || dropped_here;
         let mut sign = false;
         self.pool.exchange_probe(probe, |oldest, slices, seen| {
             if self.track {

@@ -62,7 +62,7 @@ use crate::pool::PoolShared;
 use crate::segments::Segments;
 use crate::sync::{
     Arc, AtomicBool, AtomicPtr, AtomicU8, AtomicUsize, BufAccess, HomeCell, Ordering, alloc_zeroed, dealloc,
-    known_thread_id, thread_id,
+    known_thread_id, note_slice_dropped, thread_id,
 };
 
 /// Bytes in front of a pooled buf's data area: two 64-byte lines. Under
@@ -114,6 +114,14 @@ const TRACKED: usize = 1 << (usize::BITS - 1);
 /// first. No thread has this number (`thread_id` hands out numbers below
 /// it), with or without `TRACKED`.
 pub(crate) const COUNTED: usize = TRACKED - 1;
+
+/// Held in `home_thread` in place of a home while the buf is an
+/// `Allocator`'s probe (see `Allocator::look_at_probe`) and not counting:
+/// its drops, on every thread, take the atomic path and note on their
+/// thread that a probe's slice was dropped there
+/// (`sync::note_slice_dropped`), which tells the allocator whether the
+/// thread it runs on drops its slices. No thread has this number either.
+pub(crate) const PROBED: usize = COUNTED - 1;
 
 /// The bookkeeping in front of every buf: what a drop and a free list touch
 /// on the first 64-byte line; its size, who owns the memory and the
@@ -507,11 +515,13 @@ impl Header {
                 unsafe { Header::release_tracked(this, n, slice) };
                 return;
             }
-            if home_thread == COUNTED
-                && let Some(start) = slice
-            {
-                // SAFETY: as above.
-                unsafe { Header::count_drop(this, start) };
+            if let Some(start) = slice {
+                if home_thread == COUNTED {
+                    // SAFETY: as above.
+                    unsafe { Header::count_drop(this, start) };
+                } else if home_thread == PROBED {
+                    note_slice_dropped();
+                }
             }
         }
         // SAFETY: the caller owns the `n` references and gives them up.
@@ -566,6 +576,7 @@ impl Header {
         // SAFETY: as above; `start` lies in the data area.
         let at = start.as_ptr().addr() - unsafe { Header::data(this) }.as_ptr().addr();
         record.dropped_anywhere(at);
+        note_slice_dropped();
     }
 
     /// Marks the buf reshaped, where it is at home or counting: a slice of
@@ -1017,7 +1028,23 @@ impl Lease {
         // the previous holder's clearing reached this thread with the buf.
         // SAFETY: the lease holds its buf.
         let home = unsafe { Header::home_thread(self.buf) }.load(Ordering::Relaxed);
-        home != 0 && home != COUNTED
+        home != 0 && home != COUNTED && home != PROBED
+    }
+
+    /// Marks the buf a probe (`PROBED`), where it has no home and does not
+    /// count its drops; see [`PROBED`]. For a lease about to let go of its
+    /// buf: the mark lasts until the last reference is dropped.
+    pub(crate) fn mark_probed(&self) {
+        // SAFETY: the lease holds its buf.
+        let home = unsafe { Header::home_thread(self.buf) };
+        // Relaxed, the load and the store: only this lease writes the field
+        // while it holds the buf; the drops that read it, racing with the
+        // store, take the atomic path whichever value they read, and the
+        // mark publishes nothing. A buf that is neither at home nor
+        // counting holds 0 until its last release, which clears the mark.
+        if home.load(Ordering::Relaxed) == 0 {
+            home.store(PROBED, Ordering::Relaxed);
+        }
     }
 
     /// Makes the buf counting (see "Counting every drop" in

@@ -37,9 +37,9 @@ imp::thread_local! {
 }
 
 /// What a thread's `ID` holds until [`thread_id`] gives it a number: the
-/// top bit alone. That is no thread's number (they lie below 2^63 - 1) and
+/// top bit alone. That is no thread's number (they lie below 2^63 - 2) and
 /// no buf's home mark (0, a thread's number, one with the top bit set as
-/// `TRACKED`, or `COUNTED`; see `buf.rs`).
+/// `TRACKED`, `COUNTED` or `PROBED`; see `buf.rs`).
 const UNNUMBERED: usize = 1 << (usize::BITS - 1);
 
 /// A number that identifies the calling thread: never 0, and never given to
@@ -74,6 +74,39 @@ pub(crate) fn known_thread_id() -> usize {
     ID.try_with(core::cell::Cell::get).unwrap_or(usize::MAX)
 }
 
+#[cfg(not(loom))]
+imp::thread_local! {
+    /// Whether a slice was dropped on this thread on the atomic path since
+    /// the flag was last taken; see [`note_slice_dropped`].
+    static DROPPED: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+}
+#[cfg(loom)]
+imp::thread_local! {
+    static DROPPED: core::cell::Cell<bool> = core::cell::Cell::new(false);
+}
+
+/// Notes that a slice of a probe or of a counting buf (see `buf.rs`,
+/// `PROBED` and `COUNTED`) was dropped on the calling thread, whatever its
+/// pool: an `Allocator` that may move learns from it whether the thread it
+/// runs on drops its slices (see `Allocator::look_at_probe`). A
+/// thread-local load, and a store only where the flag was taken since the
+/// last note.
+#[inline(always)]
+pub(crate) fn note_slice_dropped() {
+    // Ignored where gone: the flag is a hint.
+    let _ = DROPPED.try_with(|dropped| {
+        if !dropped.get() {
+            dropped.set(true);
+        }
+    });
+}
+
+/// Whether [`note_slice_dropped`] was called on this thread since the last
+/// call of this function here; clears the flag.
+pub(crate) fn take_slices_dropped() -> bool {
+    DROPPED.try_with(|dropped| dropped.replace(false)).unwrap_or(false)
+}
+
 /// Hands out thread numbers, from 1 up.
 #[cold]
 fn next_thread_id() -> usize {
@@ -82,10 +115,10 @@ fn next_thread_id() -> usize {
     // Relaxed: uniqueness needs only the atomicity of the increment.
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
     let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    // Below 2^63 - 1: a buf's home mark keeps the top bit for itself, and
-    // 2^63 - 1 marks a counting buf (see `buf.rs`, `TRACKED` and
-    // `COUNTED`), so no number may be either.
-    assert!(id != 0 && id < (1 << (usize::BITS - 1)) - 1, "refbuf: thread numbers ran out");
+    // Below 2^63 - 2: a buf's home mark keeps the top bit for itself, and
+    // 2^63 - 1 and 2^63 - 2 mark a counting buf and a probe (see `buf.rs`,
+    // `TRACKED`, `COUNTED` and `PROBED`), so no number may be any of them.
+    assert!(id != 0 && id < (1 << (usize::BITS - 1)) - 2, "refbuf: thread numbers ran out");
     id
 }
 
