@@ -12,7 +12,7 @@ use crate::pool::{Look, Pool, Ticket, Wait};
 use crate::segments::{Records, Segments};
 use crate::slice::Slice;
 use crate::spent::SpentList;
-use crate::sync::{known_thread_id, take_slices_dropped};
+use crate::sync::{take_slices_dropped, thread_id};
 use crate::writer::Writer;
 
 /// Bump-allocates consecutive [`Slice`]s out of its current buf, each with
@@ -95,8 +95,9 @@ pub struct Allocator {
     /// stopped tracking: part of the sign a probe gives (see
     /// [`look_at_probe`](Allocator::look_at_probe)).
     came_back: bool,
-    /// The thread of the last look at a probe, where a slice dropped on the
-    /// atomic path since is part of the sign, as `came_back` is.
+    /// The thread of the last look at a probe ([`thread_id`]): a slice of a
+    /// probe or of a counting buf dropped on it since is part of the sign,
+    /// as `came_back` is.
     looked_on: usize,
     /// Probes left that come at every refill (see `EARLY_PROBES`).
     early_probes: u8,
@@ -674,19 +675,22 @@ impl Allocator {
     /// then off the list before the look). Until then a probe is listed
     /// again in place of `probe` (which goes on the list of orphans where
     /// it counts its drops), up to `PROBE_LOOKS` looks, and so is one that
-    /// shows the sign before a buf came back to this thread (see
-    /// `came_back`): it counts only once one did, and where a buf holds
-    /// four slices of the size asked for. Bufs coming back show that this
-    /// thread drops its slices, where slices handed to other threads would
-    /// make every drop there pay an atomic operation more once counted
-    /// (and the buf that straddles two batches sent to another thread,
-    /// keeping a few slices of the second while the first is gone, would
-    /// pass for the sign); and a buf that holds fewer slices than that pins
-    /// little, while cutting from it costs a look at its record at nearly
-    /// every slice. Counting returns since tracking last changed, not only
-    /// since the last probe, matters where most bufs keep a slice that
-    /// lives long: few come back, and bufs pinned while the sign waits stay
-    /// with the pool for good.
+    /// shows the sign before this thread was seen to drop the allocator's
+    /// slices: it counts only once a slice of a probe (or of a counting
+    /// buf) was dropped on this thread since the look before, on the same
+    /// thread (the probe's `PROBED` mark has its drops note so, see
+    /// `buf.rs`), or a buf came back to this thread (see `came_back`); and
+    /// where a buf holds four slices of the size asked for. Slices handed
+    /// to other threads would make every drop there pay an atomic
+    /// operation more once counted (and the buf that straddles two batches
+    /// sent to another thread, keeping a few slices of the second while
+    /// the first is gone, would pass for the sign); and a buf that holds
+    /// fewer slices than that pins little, while cutting from it costs a
+    /// look at its record at nearly every slice. Evidence sooner than a buf
+    /// coming back matters where most bufs keep a slice that lives long:
+    /// few come back, and bufs pinned while the sign waits stay with the
+    /// pool for good (for the same reason, returns count since tracking
+    /// last changed, not only since the last probe).
     ///
     /// While the allocator tracks, the sign keeps it tracking: a probe
     /// *mostly dead* (its live slices, were each as large as the one asked
@@ -700,7 +704,9 @@ impl Allocator {
         let need = self.probe_need as usize;
         let cap = self.pool.buf_size();
         self.came_back |= self.pool.take_returns_here() > 0;
-        let thread = known_thread_id();
+        // A number given where the thread has none: two threads without
+        // one would read alike.
+        let thread = thread_id();
         let dropped_here = take_slices_dropped() && thread == self.looked_on;
         self.looked_on = thread;
         let here = self.came_back || dropped_here;
@@ -1279,12 +1285,13 @@ impl Allocator {
         if self.pool.is_closed() {
             return Err(AllocError::Closed);
         }
-        // The arm that returns a borrow of the current buf comes last: taken
-        // in a guard, the borrow would be held on the refill path as well.
-        let bump = match self.current {
-            Some(ref bump) if !bump.fits(need) => self.past_run(need, wait, held),
-            None => self.refill(need, wait, held),
-            Some(ref mut bump) => Ok(bump),
+        // Past the fast path's test, with the pool open: the current run,
+        // if any, is too short (and where it were not, `past_run` would
+        // still make room).
+        let bump = if self.current.is_some() {
+            self.past_run(need, wait, held)
+        } else {
+            self.refill(need, wait, held)
         }?;
         // A new buf's first run may be shorter than one large slice.
         bump.cover(need);
