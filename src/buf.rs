@@ -131,9 +131,11 @@ pub(crate) struct Header {
     /// The reference count; see the module docs.
     refs: AtomicUsize,
     /// The home thread's [`thread_id`], or 0 where the buf has none; see
-    /// [`Lease::make_home`]. Written only by the home thread (and by whoever
-    /// adopts the buf, who owns it alone); read by every thread that drops
-    /// a reference, which compares it with its own number. A thread reads
+    /// [`Lease::make_home`]; or `COUNTED` or `PROBED`. Written only by the
+    /// home thread (and by whoever adopts the buf, who owns it alone, and
+    /// by an `Allocator`'s lease marking its buf a probe as it lets go);
+    /// read by every thread that drops a reference, which compares it with
+    /// its own number. A thread reads
     /// its own number here only while it is the buf's home: it wrote it,
     /// and it clears it before the buf can be reused. So every other thread
     /// takes the atomic path, whatever value it reads.
@@ -497,7 +499,7 @@ impl Header {
         // SAFETY: the caller owns a reference, so `this` is live.
         let home_thread = unsafe { Header::home_thread(this) }.load(Ordering::Relaxed);
         // A home mark only on the home thread, with or without `TRACKED`,
-        // and never 0 or `COUNTED` (see `known_thread_id`).
+        // and never 0, `COUNTED` or `PROBED` (see `known_thread_id`).
         let me = known_thread_id();
         if home_thread == me {
             // SAFETY: as above.
