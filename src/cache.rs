@@ -56,9 +56,8 @@ pub(crate) struct Slot {
     /// [`SlotGuard`]). Only the thread that owns the slot index adds bufs;
     /// every other thread only takes them out. So where the owner reads 0
     /// the slot is empty, and a lease may skip its lock; a larger value
-    /// read may be stale, which a return that skips the full slot for the
-    /// shared lists (as it would have) costs only a missed cache. Nothing
-    /// is published through it.
+    /// read may be stale, and the lease then finds out under the lock.
+    /// Nothing is published through it.
     len: AtomicUsize,
     /// Bufs whose last reference, a slice's, was dropped on the owner
     /// thread since that thread last took the count, counted by it alone

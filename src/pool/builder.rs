@@ -10,8 +10,8 @@ use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex};
 
 use super::state::State;
 use super::{
-    DEFAULT_BUF_SIZE, DEFAULT_MAX_POOLED_MULTIPLE, DEFAULT_THREAD_CACHE_BUFS, MAX_SIZE_CLASSES, Pool,
-    PoolShared,
+    DEFAULT_BUF_SIZE, DEFAULT_MAX_POOLED_MULTIPLE, DEFAULT_THREAD_CACHE_BUFS, MAX_SIZE_CLASSES, OwnLines,
+    Pool, PoolShared,
 };
 
 /// Configures a [`Pool`].
@@ -108,7 +108,7 @@ impl PoolBuilder {
             // Nothing is cached yet, so nothing expires before a whole
             // timeout has passed.
             next_cache_sweep: AtomicU64::new(idle_timeout.unwrap_or(u64::MAX)),
-            state: Mutex::new(State::new(max_bytes)),
+            state: OwnLines(Mutex::new(State::new(max_bytes))),
             released: Condvar::new(),
             slots: core::array::from_fn(|_| Slot::default()),
             registry: Default::default(),

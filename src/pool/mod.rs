@@ -250,13 +250,30 @@ pub(crate) struct PoolShared {
     /// `idle_clock` nanoseconds); written under the lock by the cache
     /// sweep, read by releases into a cache (see `caches.rs`).
     next_cache_sweep: AtomicU64,
-    state: Mutex<State>,
+    /// On lines of its own: every turn of the lock writes them, and the
+    /// fields above are read on hot paths (`closed` on every allocation).
+    state: OwnLines<Mutex<State>>,
     /// Where requests wait for the budget; see `budget.rs`.
     released: Condvar,
     /// The per-thread caches, indexed by `cache::current_slot`.
     slots: [Slot; SLOTS],
     /// This pool's place in the registry of open pools with caches.
     registry: RegistryLinks,
+}
+
+/// A value alone on its cache lines: nothing else shares a line with it,
+/// so that writes to it do not take lines from under readers of its
+/// neighbours (false sharing). 128 bytes, as for the cache slots: some
+/// CPUs fetch lines in pairs.
+#[repr(align(128))]
+struct OwnLines<T>(T);
+
+impl<T> core::ops::Deref for OwnLines<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
 }
 
 impl Pool {
