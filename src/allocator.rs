@@ -1165,7 +1165,14 @@ impl Allocator {
         held: impl FnOnce() -> usize,
     ) -> Result<&mut [u8], AllocError> {
         let front = self.append_front(tail);
-        let bump = self.cursor_holding(front.checked_add(1).ok_or(AllocError::TooLarge)?, wait, held)?;
+        self.cursor_holding(front.checked_add(1).ok_or(AllocError::TooLarge)?, wait, held)?;
+        // Asked again, as `append_commit` will: finding room may have moved
+        // the cursor to `tail`'s end (a dead part of its buf that starts
+        // there), and the bytes then grow `tail`, with no headroom. That is
+        // the only change there can be: where `tail` ends at the cursor with
+        // room left, asking for one byte leaves the cursor where it is.
+        let front = self.append_front(tail);
+        let bump = self.current.as_mut().expect("room was found in the current buf");
         Ok(&mut bump.spare()[front..])
     }
 
@@ -1759,4 +1766,47 @@ impl fmt::Debug for Allocator {
 #[track_caller]
 fn alloc_failed(e: AllocError, len: usize, reserve: usize) -> ! {
     panic!("refbuf: cannot allocate a slice of {len} bytes with {reserve} bytes of reserve: {e}")
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::io::Write;
+
+    use crate::Pool;
+
+    /// A `Writer` whose message fills a dead part of a buf up to a live
+    /// slice, then grows after that slice dies: the room past the message's
+    /// end is the dead slice's, so the message grows in place there, and
+    /// every byte it holds is one that was written, in order.
+    #[test]
+    fn a_writer_grows_its_message_into_a_dead_part_it_ends_at() {
+        let pool = Pool::builder().buf_size(1024).build();
+        let mut alloc = pool.allocator(16);
+        // As an allocator that has seen a few slices live long: every buf it
+        // starts counts its drops, so its dead parts can be cut from.
+        alloc.start_tracking();
+        // And does not probe, so a buf it lets go in use is an orphan.
+        (alloc.early_probes, alloc.probe_in) = (0, u32::MAX);
+        // A buf of three slices, headroom and data: [0, 100), [100, 300) and
+        // [300, 1024).
+        let first = alloc.alloc(84);
+        let live = alloc.alloc(184);
+        let rest = alloc.alloc(708);
+        let at = first.as_ptr();
+        drop(first);
+        // Fills a second buf: the first is let go with a dead part.
+        let other = alloc.alloc(1008);
+        let mut w = alloc.writer();
+        let head: Vec<u8> = (1..=84).collect();
+        w.write_all(&head).unwrap();
+        drop(live);
+        let body: Vec<u8> = (85..=200).collect();
+        w.write_all(&body).unwrap();
+        let chain = w.finish();
+        let parts: Vec<_> = chain.iter().map(|part| (part.as_ptr(), part.len())).collect();
+        assert_eq!(parts, [(at, 200)], "the message is cut where the first slice was, and grew in place");
+        let written: Vec<u8> = chain.iter().flat_map(|part| part.iter().copied()).collect();
+        assert_eq!(written, [head, body].concat(), "the message holds what was written");
+        drop((rest, other, chain));
+    }
 }
