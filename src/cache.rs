@@ -33,6 +33,7 @@
 use core::cell::Cell;
 use core::ptr::{self, NonNull};
 
+use crate::buf::Header;
 use crate::free_list::{Doomed, FreeList};
 use crate::pool::PoolShared;
 use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, lock, thread_local};
@@ -55,9 +56,8 @@ pub(crate) struct Slot {
     /// [`SlotGuard`]). Only the thread that owns the slot index adds bufs;
     /// every other thread only takes them out. So where the owner reads 0
     /// the slot is empty, and a lease may skip its lock; a larger value
-    /// read may be stale, which a return that skips the full slot for the
-    /// shared lists (as it would have) costs only a missed cache. Nothing
-    /// is published through it.
+    /// read may be stale, and the lease then finds out under the lock.
+    /// Nothing is published through it.
     len: AtomicUsize,
     /// Bufs whose last reference, a slice's, was dropped on the owner
     /// thread since that thread last took the count, counted by it alone
@@ -143,6 +143,24 @@ pub(crate) struct Cached {
 }
 
 impl Cached {
+    /// Takes the `n` oldest bufs out of the slot (all, where it holds no
+    /// more), as a list of their own.
+    pub(crate) fn take_oldest(&mut self, n: usize) -> FreeList {
+        let mut older = FreeList::EMPTY;
+        for _ in 0..n.min(self.len) {
+            // SAFETY: the slot's lock is held (`&mut self` is reached only
+            // through it), and its bufs are the slot's; each taken goes to
+            // `older` at once, newer than those taken before it.
+            let Some(buf) = (unsafe { self.list.pop_oldest() }) else { break };
+            // SAFETY: as above.
+            let since = unsafe { Header::idle_links(buf) }.since;
+            // SAFETY: as above.
+            unsafe { older.push_newest(buf, since) };
+            self.len -= 1;
+        }
+        older
+    }
+
     /// Empties the slot, handing over its bufs and how many there were.
     pub(crate) fn empty_out(&mut self) -> (FreeList, usize) {
         (core::mem::take(&mut self.list), core::mem::take(&mut self.len))

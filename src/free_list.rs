@@ -58,6 +58,27 @@ impl FreeList {
         self.newest = Some(buf);
     }
 
+    /// Adds `buf` at the oldest end, stamped with `since`: for a buf that
+    /// went idle no later than any in the list.
+    ///
+    /// # Safety
+    /// As for [`FreeList::push_newest`].
+    pub(crate) unsafe fn push_oldest(&mut self, buf: NonNull<Header>, since: u64) {
+        debug_assert!(
+            // SAFETY: the caller owns the list's bufs and holds the lock.
+            unsafe { self.oldest_since() }.is_none_or(|oldest| since <= oldest),
+            "a buf out of age order"
+        );
+        // SAFETY: the caller owns `buf` and holds the lock.
+        *unsafe { Header::idle_links(buf) } = IdleLinks { newer: self.oldest, older: None, since };
+        match self.oldest {
+            // SAFETY: `oldest` is one of the list's bufs.
+            Some(oldest) => unsafe { Header::idle_links(oldest) }.older = Some(buf),
+            None => self.newest = Some(buf),
+        }
+        self.oldest = Some(buf);
+    }
+
     /// Adds `buf`, stamped with `since`, in its place by age: newer than
     /// every buf stamped at or before `since`. Walks from the newest end, so
     /// a buf about as new as the newest costs a step or two. Keeps the list

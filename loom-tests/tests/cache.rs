@@ -115,3 +115,35 @@ fn stats_count_a_buf_moving_between_caches_once() {
         drop(held);
     });
 }
+
+/// A full cache spills its older half into the shared list while another
+/// thread, its own cache empty, takes a buf there and moves the rest into
+/// its cache: each cache under its own lock, the shared list under the
+/// pool's. With one buf to a cache, one thread drops three slices, each of
+/// a buf of its own: the first is cached, and each later one spills the one
+/// before. Whatever the interleaving, the taker gets a spilled buf or a
+/// fresh one, no buf is in two places at once (the taker's snapshot counts
+/// each once), and once all is dropped every buf is idle, none lost.
+#[test]
+fn a_spill_races_a_fill() {
+    run_model("cache: a full cache spilling while an empty one fills", || {
+        let pool = Pool::builder().buf_size(64).thread_cache(1).build();
+        let slices: Vec<_> = (0..3).map(|_| pool.allocator(0).alloc(64)).collect();
+        let spiller = thread::spawn(move || drop(slices));
+        let taker = {
+            let pool = pool.clone();
+            thread::spawn(move || {
+                let taken = pool.allocator(0).alloc(64);
+                let stats = pool.stats();
+                assert_eq!(stats.bufs_in_use + stats.bufs_idle, stats.bufs_created as usize, "{stats:?}");
+                assert!(stats.bufs_in_use >= 1 && stats.bufs_cached <= stats.bufs_idle, "{stats:?}");
+                drop(taken);
+            })
+        };
+        spiller.join().unwrap();
+        taker.join().unwrap();
+        let created = pool.stats().bufs_created;
+        assert!(created == 3 || created == 4, "a spilled buf or a fresh one: {created}");
+        assert_stats(&pool, created, 0, created as usize);
+    });
+}

@@ -294,6 +294,9 @@ impl PoolShared {
         };
         if registered {
             this.count_waiters(&mut state, -1);
+        } else if size.class == 0 && matches!(taken, Ok(Some(_))) {
+            // An idle standard buf, for a thread whose cache was empty.
+            this.fill_cache(&mut state);
         }
         drop(state);
         // Freed outside the lock: bufs trimmed to make room, or expired.

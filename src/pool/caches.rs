@@ -6,25 +6,35 @@
 //! A standard-size buf whose last reference goes on a thread with a slot
 //! goes into that slot, and the same thread's next lease of a standard-size
 //! buf comes from it, each under the slot's lock alone: uncontended, since
-//! one live thread owns each slot index. A lease from an empty slot, and a
-//! return to a full one, skip even that lock: the slot keeps its length
-//! where its own thread can read it without the lock (`Slot::len`), and
-//! since only that thread adds bufs, an empty slot read there is empty. A
-//! thread whose bufs are all dropped by other threads, or that drops
-//! others' bufs, goes straight to the shared lists, as it would after
-//! finding the slot empty or full. The state counts a cached buf as in
-//! use (it is off the shared lists, see `state.rs`), so the budget check is
-//! unchanged, and whatever visits every slot reaches every cache:
+//! one live thread owns each slot index. A lease from an empty slot skips
+//! even that lock: the slot keeps its length where its own thread can read
+//! it without the lock (`Slot::len`), and since only that thread adds bufs,
+//! an empty slot read there is empty.
+//!
+//! Bufs move between a slot and the shared lists a slotful at a time, so
+//! that a thread whose bufs other threads drop (a reader handing frames to
+//! workers), or that drops other threads' bufs, takes the pool's lock once
+//! for several bufs rather than for each: a return to a full slot first
+//! spills the slot's older half into the shared lists
+//! ([`PoolShared::spill`]), and a lease that finds the slot empty and takes
+//! an idle buf from the shared lists moves the next newest into the slot
+//! with it ([`PoolShared::fill_cache`]). Jemalloc's thread caches flush and
+//! fill their bins in batches for the same reason. Each moved buf keeps the
+//! time it went idle. The state counts a cached buf as in use (it is off
+//! the shared lists, see `state.rs`), so the budget check is unchanged,
+//! and whatever visits every slot reaches every cache:
 //!
 //! - **the budget**: a request that finds no room empties every slot before
 //!   it fails or sleeps, and a release skips the caches while anyone waits;
 //!   `budget.rs` argues why no waiter is missed;
 //! - **the idle timeout**: [`PoolShared::sweep_caches_if_due`] frees expired
 //!   cached bufs and sets `next_cache_sweep` to the earliest time a
-//!   remaining one can expire. A buf cached later is stamped later, and a
-//!   release into a cache after that time goes to the shared lists instead,
-//!   whose expiry sweeps again, so a thread that keeps hitting its cache
-//!   still sees its old bufs expire;
+//!   remaining one can expire. A buf returned to a cache later is stamped
+//!   later, a slotful moved in from the shared lists brings the sweep
+//!   forward to when its oldest can expire, and a release into a cache
+//!   after that time goes to the shared lists instead, whose expiry sweeps
+//!   again, so a thread that keeps hitting its cache still sees its old
+//!   bufs expire;
 //! - **the idle cap**: each slot keeps at most the share of the cap the
 //!   builder gave it, and the shared lists the rest, with no shared counter
 //!   on the cache path;
@@ -142,32 +152,97 @@ impl PoolShared {
 
     /// The current thread's cache slot (`slot`), locked, with the time to
     /// stamp a returned buf with, if the buf may go there now: not if the
-    /// thread has no slot, the slot is full, the pool is closed, a request is
-    /// waiting for the budget (`closed` and `waiting` are read under the
-    /// slot's lock, as `budget.rs` requires), or a cached buf may be past
-    /// the idle timeout (the shared path sweeps the caches).
+    /// thread has no slot, the pool is closed, a request is waiting for the
+    /// budget (`closed` and `waiting` are read under the slot's lock, as
+    /// `budget.rs` requires), or a cached buf may be past the idle timeout
+    /// (the shared path sweeps the caches). A full slot first spills its
+    /// older half into the shared lists (see [`PoolShared::spill`]).
     #[inline]
     fn lock_cache_for_return<'a>(&self, slot: Option<&'a Slot>) -> Option<(SlotGuard<'a>, u64)> {
         let slot = slot?;
-        if slot.len_hint() >= self.cache_bufs {
-            // Full, or was: no lock to take (see `Slot::len`).
-            return None;
+        let mut spilled = false;
+        loop {
+            let mut cached = slot.lock();
+            // Relaxed (both): ordered by the slot's lock; see `budget.rs`.
+            if self.closed.load(Ordering::Relaxed) || self.waiting.load(Ordering::Relaxed) > 0 {
+                return None;
+            }
+            // Read under the slot's lock, for the sweep.
+            let now = self.idle_clock();
+            // Relaxed: see `sweep_caches_if_due`.
+            if self.idle_timeout.is_some() && now > self.next_cache_sweep.load(Ordering::Relaxed) {
+                return None;
+            }
+            if cached.len < self.cache_bufs {
+                return Some((cached, now));
+            }
+            if spilled {
+                // Filled again meanwhile, which only this thread could do.
+                return None;
+            }
+            let older = cached.take_oldest(self.cache_bufs.div_ceil(2));
+            drop(cached);
+            self.spill(older);
+            spilled = true;
         }
-        let cached = slot.lock();
-        // Relaxed (both): ordered by the slot's lock; see `budget.rs`.
-        if cached.len >= self.cache_bufs
-            || self.closed.load(Ordering::Relaxed)
-            || self.waiting.load(Ordering::Relaxed) > 0
+    }
+
+    /// Moves bufs taken out of a full cache slot into the shared lists, in
+    /// one turn of the pool's lock: a thread that drops the slices of bufs
+    /// another thread leases (a worker dropping a reader's frames) returns
+    /// every one of them, and went to the lock for each once its slot was
+    /// full.
+    fn spill(&self, older: FreeList) {
+        let mut doomed = Doomed::new();
+        let mut state = lock(&self.state);
+        self.unload_cached(&mut state, older, true, &mut doomed);
+        self.finish(state, doomed);
+    }
+
+    /// Moves idle standard-size bufs from the shared lists into the current
+    /// thread's cache slot, up to its size, where the slot is empty: the
+    /// thread's next leases then come from the slot. For a thread whose
+    /// lease just found its slot empty and took a buf from the shared
+    /// lists: one whose bufs other threads drop (a reader handing frames to
+    /// workers) never gets one back into its own slot, and went to the lock
+    /// for every buf. Not while a request waits for the budget (it would
+    /// find the bufs only by emptying every slot), nor after `close`. Each
+    /// buf keeps its stamp, and the sweep of the slots is brought forward
+    /// to when the oldest may expire.
+    pub(super) fn fill_cache(&self, state: &mut State) {
+        if state.closed || state.waiters > 0 {
+            return;
+        }
+        let Some(slot) = self.my_slot() else { return };
+        let mut cached = slot.lock();
+        if cached.len > 0 {
+            return;
+        }
+        let mut oldest = None;
+        while cached.len < self.cache_bufs
+            && let Some(buf) = state.take_idle(0, self.buf_size)
         {
-            return None;
+            // SAFETY: `buf` came off the shared list, so it is ours; the
+            // state's lock is held. It keeps the stamp it went idle with, or
+            // the slot's oldest where that is older: the shared list is in
+            // the order of its lock, and each return read the clock before
+            // taking it, so a buf may be a little newer than the one before
+            // it. It may then expire that much sooner, never later.
+            let since = unsafe { Header::idle_links(buf) }.since.min(oldest.unwrap_or(u64::MAX));
+            // SAFETY: as above, and we hold the slot's lock; `since` is no
+            // newer than any of the slot's (it was empty).
+            unsafe { cached.list.push_oldest(buf, since) };
+            cached.len += 1;
+            oldest = Some(since);
         }
-        // Read under the slot's lock, for the sweep.
-        let now = self.idle_clock();
-        // Relaxed: see `sweep_caches_if_due`.
-        if self.idle_timeout.is_some() && now > self.next_cache_sweep.load(Ordering::Relaxed) {
-            return None;
+        if let (Some(timeout), Some(since)) = (self.idle_timeout, oldest) {
+            // Relaxed: written under the state's lock, held here, as in
+            // `sweep_caches_if_due`.
+            let due = since.saturating_add(timeout);
+            if due < self.next_cache_sweep.load(Ordering::Relaxed) {
+                self.next_cache_sweep.store(due, Ordering::Relaxed);
+            }
         }
-        Some((cached, now))
     }
 
     /// Empties every cache slot: into the shared lists where `keep` (bufs
@@ -261,5 +336,54 @@ impl PoolShared {
         // into a cache as a hint: a stale, earlier value only sends a return
         // to the shared lists, where the sweep runs.
         self.next_cache_sweep.store(oldest.saturating_add(timeout), Ordering::Relaxed);
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::thread;
+    use std::time::Duration;
+
+    use crate::Pool;
+    use crate::cache;
+    use crate::sync::Ordering;
+
+    /// Bufs that a take moves from the shared list into its thread's cache
+    /// keep the stamps they went idle with, and the next sweep of the caches
+    /// comes forward to when the oldest of them may expire: stamped when
+    /// moved, or swept on the old schedule, they would outlive the idle
+    /// timeout.
+    #[test]
+    fn a_filled_cache_keeps_the_stamps_of_its_bufs() {
+        let timeout = Duration::from_secs(3600);
+        let pool = Pool::builder().buf_size(64).idle_timeout(timeout).build();
+        let user = pool.clone();
+        // Three bufs cached on a thread, then flushed to the shared list as
+        // it exits.
+        thread::spawn(move || drop((0..3).map(|_| user.allocator(0).alloc(64)).collect::<Vec<_>>()))
+            .join()
+            .expect("the thread panicked");
+        let shared = &pool.shared;
+        let flushed = shared.clock();
+        // As a sweep that found no cached buf would leave it.
+        let later = flushed + 2 * timeout.as_nanos() as u64;
+        shared.next_cache_sweep.store(later, Ordering::Relaxed);
+        let taker = pool.clone();
+        thread::spawn(move || {
+            let taken = taker.allocator(0).alloc(64);
+            let shared = &taker.shared;
+            let slot = &shared.slots[cache::current_slot().expect("a slot for the thread")];
+            let cached = slot.lock();
+            assert_eq!(cached.len, 2, "the rest of the shared list moved over");
+            // SAFETY: the slot's lock is held.
+            let oldest = unsafe { cached.list.oldest_since() }.expect("a cached buf");
+            drop(cached);
+            assert!(oldest <= flushed, "stamped {oldest} when moved, after {flushed}");
+            let due = oldest + timeout.as_nanos() as u64;
+            assert_eq!(shared.next_cache_sweep.load(Ordering::Relaxed), due, "the sweep comes forward");
+            drop(taken);
+        })
+        .join()
+        .expect("the thread panicked");
     }
 }

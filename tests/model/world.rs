@@ -388,7 +388,12 @@ impl World {
         if let Kind::Pooled { class: Some(class) } = bm.kind
             && !self.closed
         {
-            if class == 0 && self.cached.len() < DEFAULT_THREAD_CACHE_BUFS {
+            if class == 0 {
+                if self.cached.len() == DEFAULT_THREAD_CACHE_BUFS {
+                    // A full cache spills its older half to the shared list.
+                    let older = self.cached.drain(..DEFAULT_THREAD_CACHE_BUFS.div_ceil(2));
+                    self.idle[0].extend(older);
+                }
                 self.cached.push(bm);
             } else {
                 self.idle[class].push(bm);
@@ -398,10 +403,17 @@ impl World {
 
     /// The model side of taking an idle buf of `class`: the newest in this
     /// thread's cache for the standard size, else the newest in its free
-    /// list.
+    /// list; a standard one taken there brings a cacheful of the next
+    /// newest into the empty cache, in their order.
     fn take_idle(&mut self, class: Option<usize>) -> Option<BufModel> {
         match class {
-            Some(0) => self.cached.pop().or_else(|| self.idle[0].pop()),
+            Some(0) => self.cached.pop().or_else(|| {
+                let taken = self.idle[0].pop()?;
+                let shared = &mut self.idle[0];
+                let moved = shared.len().min(DEFAULT_THREAD_CACHE_BUFS);
+                self.cached = shared.split_off(shared.len() - moved);
+                Some(taken)
+            }),
             Some(c) => self.idle[c].pop(),
             None => None,
         }
