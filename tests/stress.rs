@@ -101,18 +101,20 @@ struct Msg {
 }
 
 impl Msg {
-    /// Panics unless the parts hold exactly the message's bytes.
-    fn verify(&self) {
+    /// Panics unless the parts hold exactly the message's bytes, saying
+    /// `when` (as made, or as received) and where the bad byte lies.
+    fn verify(&self, when: &str) {
         let mut k = self.offset;
-        for part in &self.parts {
+        for (p, part) in self.parts.iter().enumerate() {
             for (i, &b) in part.iter().enumerate() {
                 assert_eq!(
                     b,
                     pattern(self.src, self.seq, k + i),
-                    "message {}/{} byte {}",
+                    "message {}/{} byte {} {when}: byte {i} of part {p}, parts of {:?} bytes",
                     self.src,
                     self.seq,
-                    k + i
+                    k + i,
+                    self.parts.iter().map(|part| part.len()).collect::<Vec<_>>()
                 );
             }
             k += part.len();
@@ -445,7 +447,7 @@ fn read_frames(mut reader: Reader<io::PipeReader>, src: usize, max_frame: usize,
 fn drain(inbox: &Receiver<Msg>) -> u64 {
     let mut n = 0;
     while let Ok(msg) = inbox.try_recv() {
-        msg.verify();
+        msg.verify("as received");
         n += 1;
     }
     n
@@ -502,7 +504,7 @@ fn work(
                 }
             }
         };
-        msg.verify();
+        msg.verify("as made or read, before it was reshaped and sent");
         reshape(&mut msg.parts, &mut rng);
         let to = below(&mut rng, peers.len());
         peers[to].send(msg).expect("every worker receives until all senders are gone");
@@ -515,7 +517,7 @@ fn work(
             pool.trim();
         }
         while let Ok(msg) = inbox.try_recv() {
-            msg.verify();
+            msg.verify("as received");
             verified += 1;
             backlog.push(msg);
             while backlog.len() > 8 {
@@ -527,7 +529,7 @@ fn work(
     drop((frames, alloc, backlog));
     peers.clear();
     for msg in inbox {
-        msg.verify();
+        msg.verify("as received");
         verified += 1;
     }
     (sent, verified, framed)
