@@ -1796,6 +1796,9 @@ mod tests {
         drop(first);
         // Fills a second buf: the first is let go with a dead part.
         let other = alloc.alloc(1008);
+        // The message's first part comes from the first buf's dead part,
+        // through the pool's list of orphans, and fills it up to the live
+        // slice; then that slice dies.
         let mut w = alloc.writer();
         let head: Vec<u8> = (1..=84).collect();
         w.write_all(&head).unwrap();
