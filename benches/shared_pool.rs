@@ -5,7 +5,8 @@
 //! `cargo bench --bench shared_pool`. Criterion reports elements per second
 //! for each; the ratio of `threads/2` to `threads/1` is the speed-up. The
 //! threads are started before the clock and released together by a
-//! `Barrier`, so thread start-up is not timed.
+//! spinning [`StartLine`], so thread start-up is not timed and they run
+//! side by side from their first slice.
 //!
 //! Two workloads:
 //!
@@ -18,12 +19,17 @@
 
 use std::collections::VecDeque;
 use std::hint::black_box;
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use refbuf::{Pool, Slice};
+
+#[path = "common/start.rs"]
+mod start;
+
+use start::StartLine;
 
 const FRAME: usize = 1500;
 
@@ -33,15 +39,15 @@ const WINDOW: usize = 64;
 /// `threads` threads each allocate `iters` slices from `pool`, keeping the
 /// last `window` alive; returns the time the slowest took.
 fn run(pool: &Pool, threads: usize, window: usize, iters: u64) -> Duration {
-    let barrier = Arc::new(Barrier::new(threads));
+    let start_line = Arc::new(StartLine::new(threads));
     let workers: Vec<_> = (0..threads)
         .map(|_| {
             let pool = pool.clone();
-            let barrier = Arc::clone(&barrier);
+            let start_line = Arc::clone(&start_line);
             thread::spawn(move || {
                 let mut alloc = pool.allocator(0);
                 let mut kept: VecDeque<Slice> = VecDeque::with_capacity(window + 1);
-                barrier.wait();
+                start_line.wait();
                 let start = Instant::now();
                 if window == 0 {
                     for _ in 0..iters {

@@ -49,8 +49,11 @@ use tikv_jemallocator::Jemalloc;
 
 #[path = "../benches/common/block.rs"]
 mod block;
+#[path = "../benches/common/start.rs"]
+mod start;
 
 use block::Block;
+use start::StartLine;
 
 /// The baseline of the rows that compare the single-thread workloads'
 /// refbuf side, a `LocalAllocator`, with the same work through an
@@ -666,9 +669,12 @@ fn interleaved_sharing<const N: usize>(runs: [(&Pool, usize, usize); N]) -> [f64
 /// slices first, which each thread runs before the common start. The rounds
 /// alternate between runs, so without it a run would also time the wake-up
 /// of a virtual CPU left idle by the run before (a good part of a
-/// millisecond on this project's machine) and its cold caches.
+/// millisecond on this project's machine) and its cold caches. The threads
+/// meet at a spinning [`StartLine`], not a `Barrier`, for the same reason:
+/// the thread asleep at a barrier started a millisecond after the other
+/// (median of 21 rounds, this machine), a third of a run.
 fn sharing(pool: &Pool, threads: usize, window: usize) -> Duration {
-    let start = std::sync::Arc::new(std::sync::Barrier::new(threads));
+    let start = std::sync::Arc::new(StartLine::new(threads));
     let workers: Vec<_> = (0..threads)
         .map(|_| {
             let (pool, start) = (pool.clone(), std::sync::Arc::clone(&start));
