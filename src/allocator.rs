@@ -711,7 +711,7 @@ impl Allocator {
         self.looked_on = thread;
         let here = self.came_back || dropped_here;
         let mut sign = false;
-        self.pool.exchange_probe(probe, |oldest, slices, seen| {
+        self.pool.exchange_probe(probe, thread, |oldest, slices, seen| {
             if self.track {
                 if !mostly_dead(slices as u64, need, cap) {
                     return self.probe_done(oldest, false);

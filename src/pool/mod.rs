@@ -403,9 +403,10 @@ impl Pool {
     pub(crate) fn exchange_probe(
         &self,
         probe: Option<(&Lease, bool)>,
+        thread: usize,
         look: impl FnOnce(NonNull<Header>, usize, Seen) -> Look,
     ) {
-        self.shared.exchange_probe(probe, look);
+        self.shared.exchange_probe(probe, thread, look);
     }
 
     /// Leases a buf of the given size to a new holder: an idle one if

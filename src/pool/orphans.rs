@@ -41,9 +41,10 @@
 //! # The probes
 //!
 //! From time to time an `Allocator` lists a buf it lets go while slices
-//! still use it as the pool's probe, and looks at the probe listed before
-//! it: that is how it learns that a few slices live long, and starts
-//! tracking (see `Allocator::look_at_probe`). The probes are listed as the
+//! still use it as a probe, in the set of probes its thread's number picks
+//! ([`PROBE_SETS`]), and looks at the probe listed before it in that set:
+//! that is how it learns that a few slices live long, and starts tracking
+//! (see `Allocator::look_at_probe`). The probes are listed as the
 //! orphans are, holding no reference, with the same mark in the header and
 //! the same argument for why a listed buf is live.
 
@@ -72,23 +73,34 @@ unsafe impl Send for Orphans {}
 /// more were listed (see `Allocator::look_at_probe`).
 const PROBES: usize = 1;
 
-/// The pool's probes, oldest first, each with the note the last look at it
-/// left (in its header's `since`). Listed as the orphans are; touched only
-/// under the pool's lock.
-pub(super) struct Probes([Option<NonNull<Header>>; PROBES]);
+/// How many sets of probes the pool keeps. A probe is listed in, and looks
+/// at, the set its thread's number picks, so that threads probing at once
+/// mostly look at bufs of their own: a look at a buf another thread is
+/// cutting from reads and writes its header, cache lines that thread
+/// holds. One under loom, whose models check the protocol, the same for
+/// every set.
+const PROBE_SETS: usize = if cfg!(loom) { 1 } else { 8 };
+
+/// The pool's probes, in sets (see [`PROBE_SETS`]), each oldest first,
+/// each probe with the note the last look at it left (in its header's
+/// `since`). Listed as the orphans are; touched only under the pool's lock.
+pub(super) struct Probes([[Option<NonNull<Header>>; PROBES]; PROBE_SETS]);
 
 // SAFETY: as for `Orphans`.
 unsafe impl Send for Probes {}
 
 impl Probes {
     /// No probe.
-    pub(super) const EMPTY: Probes = Probes([None; PROBES]);
+    pub(super) const EMPTY: Probes = Probes([[None; PROBES]; PROBE_SETS]);
 
     /// Takes `buf` off the probes.
     fn remove(&mut self, buf: NonNull<Header>) {
-        if let Some(at) = self.0.iter().position(|&probe| probe == Some(buf)) {
-            self.0[at..].rotate_left(1);
-            self.0[PROBES - 1] = None;
+        for set in &mut self.0 {
+            if let Some(at) = set.iter().position(|&probe| probe == Some(buf)) {
+                set[at..].rotate_left(1);
+                set[PROBES - 1] = None;
+                return;
+            }
         }
     }
 }
@@ -423,9 +435,9 @@ impl PoolShared {
     }
 
     /// Lists `probe` (a buf slices still use, held by the caller's lease),
-    /// where there is one, as the newest probe, after looking at the oldest
-    /// where the pool lists [`PROBES`] of them (the one listed that many
-    /// listings ago). `look` is given the oldest, under the pool's lock,
+    /// where there is one, as the newest probe of the set `thread` (the
+    /// caller's number) picks, after looking at the oldest where the set
+    /// lists [`PROBES`] of them (the one listed that many listings ago). `look` is given the oldest, under the pool's lock,
     /// with its slices and what the looks before saw ([`Seen`]), and
     /// says what becomes of it ([`Look`]); where it is listed again, `probe`
     /// goes on the list of orphans if `orphan` is set, and on no list else.
@@ -434,12 +446,14 @@ impl PoolShared {
     pub(crate) fn exchange_probe(
         &self,
         probe: Option<(&Lease, bool)>,
+        thread: usize,
         look: impl FnOnce(NonNull<Header>, usize, Seen) -> Look,
     ) {
         let mut state = lock(&self.state);
         let state = &mut *state;
         let mut put = probe.map(|(lease, orphan)| (lease.buf(), Seen::let_go(lease.others_hint()), orphan));
-        let probes = &mut state.probes.0;
+        #[cfg_attr(loom, expect(clippy::modulo_one, reason = "one set under loom"))]
+        let probes = &mut state.probes.0[thread % PROBE_SETS];
         if let Some(oldest) = probes[PROBES - 1].and(probes[0]) {
             probes.rotate_left(1);
             probes[PROBES - 1] = None;
@@ -486,7 +500,40 @@ impl PoolShared {
 
 #[cfg(test)]
 mod tests {
-    use super::{Passed, Seen};
+    use super::{Look, PROBE_SETS, Passed, Seen};
+    use crate::Pool;
+    use crate::pool::Wait;
+
+    /// A probe is looked at by the next probe of its own set only, and a
+    /// buf that leaves the probes with its last reference leaves its set
+    /// empty, whichever set it was in. (Under loom there is one set.)
+    #[test]
+    #[cfg(not(loom))]
+    fn a_probe_stays_in_its_set_until_looked_at_or_gone() {
+        let pool = Pool::new();
+        let size = pool.size_class(1).expect("a standard buf");
+        let lease = || pool.lease(size, Wait::Never).expect("no budget");
+        let (first, second) = (lease(), lease());
+        pool.exchange_probe(Some((&first, false)), 1, |_, _, _| panic!("set 1 had no probe"));
+        pool.exchange_probe(None, 2, |_, _, _| panic!("set 2 has no probe: the one listed is set 1's"));
+        pool.exchange_probe(Some((&second, false)), 3, |_, _, _| panic!("set 3 had no probe"));
+        let mut looked = None;
+        pool.exchange_probe(None, 1 + PROBE_SETS, |oldest, _, _| {
+            looked = Some(oldest);
+            Look::Forget
+        });
+        assert_eq!(looked, Some(first.buf()), "a thread whose number picks set 1 looks at its probe");
+        pool.exchange_probe(None, 1, |_, _, _| panic!("the probe looked at went off every list"));
+        // Its last reference gone, the probe of set 3 goes off it: leased
+        // again (the thread's cache hands back the buf it took last), its
+        // buf is not looked at as a probe.
+        let buf = second.buf();
+        drop(second);
+        let again = lease();
+        assert_eq!(again.buf(), buf, "the cache hands back the buf just returned");
+        pool.exchange_probe(None, 3, |_, _, _| panic!("the probe whose buf went back left set 3"));
+        drop((first, again));
+    }
 
     #[test]
     fn a_passed_orphan_is_skipped_until_its_count_changes_or_less_is_asked() {
