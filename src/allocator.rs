@@ -638,8 +638,8 @@ impl Allocator {
     }
 
     /// [`let_go`](Allocator::let_go) while watching: a buf of the standard
-    /// size that slices still use is listed as the pool's probe at a probe
-    /// (see [`look_at_probe`](Allocator::look_at_probe)), else goes on the
+    /// size that slices still use is listed as a probe at a probe (see
+    /// [`look_at_probe`](Allocator::look_at_probe)), else goes on the
     /// pool's list of orphans where it counts its drops.
     #[cold]
     #[inline(never)]
@@ -663,9 +663,9 @@ impl Allocator {
 
     /// A probe, for an allocator that may move: lists `probe` (the buf let
     /// go, where slices still use it; with whether it counts its drops) as
-    /// the pool's newest probe, and looks at the oldest (see
-    /// `pool/orphans.rs`), which is how the allocator learns that a few
-    /// slices live long, and starts tracking.
+    /// the newest probe of the pool's set for this thread, and looks at the
+    /// oldest of that set (see `pool/orphans.rs`), which is how the
+    /// allocator learns that a few slices live long, and starts tracking.
     ///
     /// The sign is a probe found at `GONE_LOOKS` looks with fewer slices
     /// than when it was let go, and some still alive: some of its slices

@@ -437,12 +437,12 @@ impl PoolShared {
     /// Lists `probe` (a buf slices still use, held by the caller's lease),
     /// where there is one, as the newest probe of the set `thread` (the
     /// caller's number) picks, after looking at the oldest where the set
-    /// lists [`PROBES`] of them (the one listed that many listings ago). `look` is given the oldest, under the pool's lock,
-    /// with its slices and what the looks before saw ([`Seen`]), and
-    /// says what becomes of it ([`Look`]); where it is listed again, `probe`
-    /// goes on the list of orphans if `orphan` is set, and on no list else.
-    /// A probe whose last reference is gone is passed over: its thread is
-    /// taking it off.
+    /// lists [`PROBES`] of them (the one listed that many listings ago).
+    /// `look` is given the oldest, under the pool's lock, with its slices
+    /// and what the looks before saw ([`Seen`]), and says what becomes of
+    /// it ([`Look`]); where it is listed again, `probe` goes on the list of
+    /// orphans if `orphan` is set, and on no list else. A probe whose last
+    /// reference is gone is passed over: its thread is taking it off.
     pub(crate) fn exchange_probe(
         &self,
         probe: Option<(&Lease, bool)>,
@@ -502,6 +502,7 @@ impl PoolShared {
 mod tests {
     use super::{Look, PROBE_SETS, Passed, Seen};
     use crate::Pool;
+    use crate::buf::{Header, Listed};
     use crate::pool::Wait;
 
     /// A probe is looked at by the next probe of its own set only, and a
@@ -523,14 +524,20 @@ mod tests {
             Look::Forget
         });
         assert_eq!(looked, Some(first.buf()), "a thread whose number picks set 1 looks at its probe");
+        // SAFETY: `first` holds its buf.
+        assert_eq!(unsafe { Header::listed(first.buf()) }, Listed::No, "forgotten: on no list");
         pool.exchange_probe(None, 1, |_, _, _| panic!("the probe looked at went off every list"));
         // Its last reference gone, the probe of set 3 goes off it: leased
         // again (the thread's cache hands back the buf it took last), its
         // buf is not looked at as a probe.
         let buf = second.buf();
+        // SAFETY: `second` holds its buf.
+        assert_eq!(unsafe { Header::listed(buf) }, Listed::Probe, "listed in set 3");
         drop(second);
         let again = lease();
-        assert_eq!(again.buf(), buf, "the cache hands back the buf just returned");
+        assert_eq!(again.buf(), buf, "the pool hands back the buf returned last");
+        // SAFETY: `again` holds its buf.
+        assert_eq!(unsafe { Header::listed(buf) }, Listed::No, "taken off with its last reference");
         pool.exchange_probe(None, 3, |_, _, _| panic!("the probe whose buf went back left set 3"));
         drop((first, again));
     }
