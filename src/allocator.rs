@@ -1833,7 +1833,8 @@ mod tests {
         Track,
     }
 
-    /// `len` bytes made from `seed`, different for each seed.
+    /// `len` bytes made from `seed`, none of them zero, so that zeroed
+    /// headroom where a message's bytes belong shows.
     fn pattern(seed: u8, len: usize) -> Vec<u8> {
         (0..len).map(|k| seed.wrapping_add((k % 251) as u8).wrapping_mul(3) | 1).collect()
     }

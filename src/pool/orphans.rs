@@ -528,7 +528,7 @@ mod tests {
         assert_eq!(unsafe { Header::listed(first.buf()) }, Listed::No, "forgotten: on no list");
         pool.exchange_probe(None, 1, |_, _, _| panic!("the probe looked at went off every list"));
         // Its last reference gone, the probe of set 3 goes off it: leased
-        // again (the thread's cache hands back the buf it took last), its
+        // again (the pool hands back the buf returned last), its
         // buf is not looked at as a probe.
         let buf = second.buf();
         // SAFETY: `second` holds its buf.
