@@ -1811,8 +1811,7 @@ mod tests {
         let chain = w.finish();
         let parts: Vec<_> = chain.iter().map(|part| (part.as_ptr(), part.len())).collect();
         assert_eq!(parts, [(at, 200)], "the message is cut where the first slice was, and grew in place");
-        let written: Vec<u8> = chain.iter().flat_map(|part| part.iter().copied()).collect();
-        assert_eq!(written, [head, body].concat(), "the message holds what was written");
+        assert_eq!(bytes_of(&chain), [head, body].concat(), "the message holds what was written");
         drop((rest, other, chain));
     }
 
@@ -1849,9 +1848,14 @@ mod tests {
         fn bytes(&self) -> Vec<u8> {
             match self {
                 Held::Slice(s) => s.to_vec(),
-                Held::Message(chain) => chain.iter().flat_map(|part| part.iter().copied()).collect(),
+                Held::Message(chain) => bytes_of(chain),
             }
         }
+    }
+
+    /// A chain's bytes, its parts' in order.
+    fn bytes_of(chain: &Chain) -> Vec<u8> {
+        chain.iter().flat_map(|part| part.iter().copied()).collect()
     }
 
     /// Each held slice and message still has its bytes, checked after
