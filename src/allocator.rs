@@ -1775,7 +1775,17 @@ mod tests {
     use bytes::BufMut;
     use proptest::prelude::*;
 
+    use super::Allocator;
     use crate::{Chain, Pool, Slice};
+
+    /// Makes `alloc` act as an allocator that has seen a few slices live
+    /// long: every buf it starts counts its drops, so its dead parts can be
+    /// cut from. And it does not probe, so a buf it lets go in use is an
+    /// orphan.
+    fn track_without_probes(alloc: &mut Allocator) {
+        alloc.start_tracking();
+        (alloc.early_probes, alloc.probe_in) = (0, u32::MAX);
+    }
 
     /// A `Writer` whose message fills a dead part of a buf up to a live
     /// slice, then grows after that slice dies: the room past the message's
@@ -1785,11 +1795,7 @@ mod tests {
     fn a_writer_grows_its_message_into_a_dead_part_it_ends_at() {
         let pool = Pool::builder().buf_size(1024).build();
         let mut alloc = pool.allocator(16);
-        // As an allocator that has seen a few slices live long: every buf it
-        // starts counts its drops, so its dead parts can be cut from.
-        alloc.start_tracking();
-        // And does not probe, so a buf it lets go in use is an orphan.
-        (alloc.early_probes, alloc.probe_in) = (0, u32::MAX);
+        track_without_probes(&mut alloc);
         // A buf of three slices, headroom and data: [0, 100), [100, 300) and
         // [300, 1024).
         let first = alloc.alloc(84);
@@ -1900,12 +1906,7 @@ mod tests {
         ) {
             let pool = Pool::builder().buf_size(buf_size).build();
             let mut alloc = pool.allocator(reserve);
-            let track = |alloc: &mut super::Allocator| {
-                alloc.start_tracking();
-                // No probes: a buf let go in use goes on the list of orphans.
-                (alloc.early_probes, alloc.probe_in) = (0, u32::MAX);
-            };
-            track(&mut alloc);
+            track_without_probes(&mut alloc);
             let mut held: Vec<(Held, Vec<u8>)> = Vec::new();
             for (at, step) in steps.into_iter().enumerate() {
                 match step {
@@ -1945,7 +1946,7 @@ mod tests {
                             held.swap_remove(i);
                         }
                     }
-                    Step::Track => track(&mut alloc),
+                    Step::Track => track_without_probes(&mut alloc),
                 }
                 check(&held, at);
             }
